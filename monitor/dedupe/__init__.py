@@ -1,0 +1,1 @@
+"""Deduplication in layers: exact keys, near-duplicates, same story. No I/O."""
