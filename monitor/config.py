@@ -1,0 +1,405 @@
+"""Load and validate monitor.toml and the files it names into a frozen Config. I/O: reads files."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError, Problem
+from monitor.models import HttpConfig, Source
+from monitor.resources import default_config_dir, user_data_dir
+from monitor.sources import parse_sources
+
+SECURITY = ("none", "starttls", "ssl")
+FORMATS = ("markdown", "email")
+
+
+@dataclass(frozen=True, slots=True)
+class PollConfig:
+    backfill: timedelta = timedelta(days=7)
+    workers: int = 0  # extraction processes; 0 = one per core
+    fast_extraction: bool = True
+    backoff_base: timedelta = timedelta(minutes=5)
+    backoff_cap: timedelta = timedelta(hours=6)
+    max_pages_per_poll: int = 100  # article pages fetched per source per poll
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"
+    sender: str = "monitor@localhost"
+    timeout: float = 30.0
+    username: str | None = field(default=None, repr=False)  # environment only
+    password: str | None = field(default=None, repr=False)  # environment only
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: off
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    name: str
+    schedule: str = "0 7 * * *"
+    timezone: str = "UTC"
+    recipients: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ("markdown",)
+    output_dir: Path | None = None
+    send_empty: bool = False
+    topics: tuple[str, ...] = ()
+    min_score: float = 0.0
+    templates_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # the monitor.toml that was read
+    storage_url: str
+    sources_file: Path
+    sources: tuple[Source, ...]
+    topics_file: Path
+    corpus_dir: Path
+    data_dir: Path
+    poll: PollConfig = field(default_factory=PollConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    digests: tuple[DigestConfig, ...] = ()
+
+    def source(self, name: str) -> Source | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def find_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path:
+    """--config, then MONITOR_CONFIG, then ./config/monitor.toml, then the packaged default."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if env.get("MONITOR_CONFIG"):
+        return Path(env["MONITOR_CONFIG"]).expanduser()
+    local = cwd / "config" / "monitor.toml"
+    if local.is_file():
+        return local
+    return default_config_dir() / "monitor.toml"
+
+
+def load_config(path: Path, env: Mapping[str, str]) -> Config:
+    """Read and validate `path` and the files it names; ConfigError lists every problem."""
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([Problem(file, "(file)", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(file, "(file)", f"cannot read: {exc}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(file, "(syntax)", str(exc))]) from exc
+    return _Reader(path, env).read(data)
+
+
+class _Reader:
+    """Walks the parsed TOML once, collecting every problem before giving up."""
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.env = env
+        self.file = str(path)
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(Problem(self.file, key, reason))
+
+    def read(self, data: dict[str, Any]) -> Config:
+        sections: dict[str, Callable[[Any], Any]] = {
+            "storage": self._table,
+            "sources": self._table,
+            "topics": self._table,
+            "corpus": self._table,
+            "poll": self._table,
+            "http": self._table,
+            "smtp": self._table,
+            "server": self._table,
+            "digests": self._array,
+        }
+        self._unknown(data, sections, "")
+        data_dir = user_data_dir(self.env)
+        storage = self._section(data, "storage", {"url": str})
+        storage_url = self.env.get("MONITOR_STORAGE_URL") or storage.get("url")
+        if storage_url is None:
+            storage_url = f"sqlite:///{data_dir / 'monitor.db'}"
+        else:
+            storage_url = self._resolve_sqlite(storage_url)
+
+        sources_sec = self._section(data, "sources", {"file": str})
+        sources_file = self.base / sources_sec.get("file", "sources.toml")
+        sources = self._load_sources(sources_file)
+        topics_sec = self._section(data, "topics", {"file": str})
+        topics_file = self.base / topics_sec.get("file", "topics.toml")
+        if not topics_file.is_file():
+            self.problem("topics.file", f"{topics_file} does not exist")
+        corpus_sec = self._section(data, "corpus", {"dir": str})
+        corpus_dir = self.base / corpus_sec.get("dir", "corpus")
+        if "dir" in corpus_sec and not corpus_dir.is_dir():
+            self.problem("corpus.dir", f"{corpus_dir} is not a directory")
+
+        poll = self._poll(data)
+        http = self._http(data)
+        smtp = self._smtp(data)
+        server = self._server(data)
+        digests = self._digests(data, data_dir)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(
+            path=self.path,
+            storage_url=storage_url,
+            sources_file=sources_file,
+            sources=tuple(sources),
+            topics_file=topics_file,
+            corpus_dir=corpus_dir,
+            data_dir=data_dir,
+            poll=poll,
+            http=http,
+            smtp=smtp,
+            server=server,
+            digests=digests,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _table(self, value: Any) -> Any:
+        return value
+
+    def _array(self, value: Any) -> Any:
+        return value
+
+    def _unknown(self, table: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
+        for key in table:
+            if key not in known:
+                hint = difflib.get_close_matches(key, list(known), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                self.problem(f"{prefix}{key}", f"unknown key{extra}")
+
+    def _section(
+        self, data: Mapping[str, Any], name: str, spec: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            self.problem(name, "must be a table")
+            return {}
+        return self._typed(raw, spec, f"{name}.")
+
+    def _typed(
+        self, raw: Mapping[str, Any], spec: Mapping[str, Any], prefix: str
+    ) -> dict[str, Any]:
+        self._unknown(raw, spec, prefix)
+        out: dict[str, Any] = {}
+        for key, kind in spec.items():
+            if key not in raw:
+                continue
+            value = raw[key]
+            if kind == "duration":
+                try:
+                    if not isinstance(value, str):
+                        raise ValueError(f"{value!r} is not a duration string like '30m'")
+                    out[key] = parse_duration(value)
+                except ValueError as exc:
+                    self.problem(prefix + key, str(exc))
+                continue
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                names = {
+                    str: "a string",
+                    int: "an integer",
+                    float: "a number",
+                    bool: "true or false",
+                    list: "an array",
+                }
+                self.problem(prefix + key, f"must be {names.get(kind, kind)}, got {value!r}")
+                continue
+            out[key] = value
+        return out
+
+    def _resolve_sqlite(self, url: str) -> str:
+        # DESIGN §4: relative paths are relative to the file that names them.
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str((self.base / rest).resolve())
+        if not url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+            self.problem("storage.url", f"unsupported database URL {url!r} (sqlite or postgresql)")
+        return url
+
+    def _load_sources(self, path: Path) -> list[Source]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.problem("sources.file", f"cannot read {path}: {exc.strerror or exc}")
+            return []
+        try:
+            return parse_sources(text, file=str(path))
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return []
+
+    def _positive(self, values: Mapping[str, Any], prefix: str, *keys: str) -> None:
+        for key in keys:
+            value = values.get(key)
+            if value is not None and value <= 0:
+                self.problem(prefix + key, f"must be greater than zero, got {value!r}")
+
+    def _poll(self, data: Mapping[str, Any]) -> PollConfig:
+        spec = {
+            "backfill": "duration",
+            "workers": int,
+            "fast_extraction": bool,
+            "backoff_base": "duration",
+            "backoff_cap": "duration",
+            "max_pages_per_poll": int,
+        }
+        values = self._section(data, "poll", spec)
+        self._positive(values, "poll.", "max_pages_per_poll")
+        if values.get("workers", 0) < 0:
+            self.problem("poll.workers", "must be 0 (one per core) or more")
+        return PollConfig(**values)
+
+    def _http(self, data: Mapping[str, Any]) -> HttpConfig:
+        spec = {
+            "user_agent": str,
+            "timeout": float,
+            "deadline": float,
+            "max_bytes": int,
+            "max_redirects": int,
+            "per_host": int,
+            "concurrency": int,
+        }
+        values = self._section(data, "http", spec)
+        self._positive(
+            values, "http.", "timeout", "deadline", "max_bytes", "per_host", "concurrency"
+        )
+        if values.get("max_redirects", 0) < 0:
+            self.problem("http.max_redirects", "must be 0 or more")
+        return HttpConfig(**values)
+
+    def _smtp(self, data: Mapping[str, Any]) -> SmtpConfig:
+        spec = {"host": str, "port": int, "security": str, "sender": str, "timeout": float}
+        values = self._section(data, "smtp", spec)
+        if values.get("security", "none") not in SECURITY:
+            self.problem("smtp.security", f"must be one of {SECURITY}, got {values['security']!r}")
+        if "port" in values and not 0 < values["port"] < 65536:
+            self.problem("smtp.port", f"must be a TCP port, got {values['port']}")
+        for secret in ("username", "password"):
+            if secret in data.get("smtp", {}):
+                self.problem(
+                    f"smtp.{secret}", f"secrets come only from MONITOR_SMTP_{secret.upper()}"
+                )
+        return SmtpConfig(
+            **values,
+            username=self.env.get("MONITOR_SMTP_USERNAME") or None,
+            password=self.env.get("MONITOR_SMTP_PASSWORD") or None,
+        )
+
+    def _server(self, data: Mapping[str, Any]) -> ServerConfig:
+        values = self._section(data, "server", {"host": str, "port": int})
+        if "port" in values and not 0 <= values["port"] < 65536:
+            self.problem("server.port", f"must be a TCP port or 0 (off), got {values['port']}")
+        return ServerConfig(**values)
+
+    def _digests(self, data: Mapping[str, Any], data_dir: Path) -> tuple[DigestConfig, ...]:
+        raw = data.get("digests", [])
+        if not isinstance(raw, list):
+            self.problem("digests", "must be an array of tables: [[digests]]")
+            return ()
+        spec = {
+            "name": str,
+            "schedule": str,
+            "timezone": str,
+            "recipients": list,
+            "formats": list,
+            "output_dir": str,
+            "send_empty": bool,
+            "topics": list,
+            "min_score": float,
+            "templates_dir": str,
+        }
+        out: list[DigestConfig] = []
+        names: set[str] = set()
+        for index, entry in enumerate(raw):
+            label = f"digests[{index}]"
+            if not isinstance(entry, dict):
+                self.problem(label, "must be a table")
+                continue
+            if isinstance(entry.get("name"), str):
+                label = f"digests[{index}] ({entry['name']})"
+            before = len(self.problems)
+            values = self._typed(entry, spec, f"{label}.")
+            name = values.get("name")
+            if not name:
+                self.problem(f"{label}.name", "required: a non-empty string")
+            elif name in names:
+                self.problem(f"{label}.name", "duplicate digest name")
+            names.add(name or "")
+            self._check_schedule(values, label)
+            for key in ("recipients", "formats", "topics"):
+                if key in values and not all(isinstance(v, str) for v in values[key]):
+                    self.problem(f"{label}.{key}", "must be an array of strings")
+            for fmt in values.get("formats", []):
+                if fmt not in FORMATS:
+                    self.problem(f"{label}.formats", f"unknown format {fmt!r} (known: {FORMATS})")
+            if "email" in values.get("formats", []) and not values.get("recipients"):
+                self.problem(f"{label}.recipients", "format 'email' needs at least one recipient")
+            if len(self.problems) > before or not name:
+                continue
+            output_dir = (
+                self.base / values["output_dir"] if "output_dir" in values else data_dir / "digests"
+            )
+            templates_dir = (
+                self.base / values["templates_dir"] if "templates_dir" in values else None
+            )
+            if templates_dir is not None and not templates_dir.is_dir():
+                self.problem(f"{label}.templates_dir", f"{templates_dir} is not a directory")
+            out.append(
+                DigestConfig(
+                    name=name,
+                    schedule=values.get("schedule", "0 7 * * *"),
+                    timezone=values.get("timezone", "UTC"),
+                    recipients=tuple(values.get("recipients", ())),
+                    formats=tuple(values.get("formats", ("markdown",))),
+                    output_dir=output_dir,
+                    send_empty=values.get("send_empty", False),
+                    topics=tuple(values.get("topics", ())),
+                    min_score=values.get("min_score", 0.0),
+                    templates_dir=templates_dir,
+                )
+            )
+        return tuple(out)
+
+    def _check_schedule(self, values: Mapping[str, Any], label: str) -> None:
+        timezone = values.get("timezone", "UTC")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(f"{label}.timezone", f"unknown IANA time zone {timezone!r}")
+            return
+        schedule = values.get("schedule")
+        if schedule is None:
+            return
+        try:
+            CronTrigger.from_crontab(schedule, timezone=timezone)
+        except ValueError as exc:
+            self.problem(f"{label}.schedule", f"not a cron expression ({exc}): {schedule!r}")
