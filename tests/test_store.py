@@ -1,0 +1,247 @@
+"""Storage on a real SQLite file (and PostgreSQL when MONITOR_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.errors import StoreError
+from monitor.models import Article, DuplicateOf, Source
+from monitor.store import SCHEMA_VERSION, Store
+
+# -- storage -------------------------------------------------------------------------------------
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("MONITOR_TEST_POSTGRES_URL") or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL: a real SQLite file, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL: set MONITOR_TEST_POSTGRES_URL (.ci/run does)")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store.open(store_url, now=datetime(2026, 11, 20, tzinfo=UTC))
+    yield opened
+    opened.close()
+
+
+NOW = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+SOURCES = [
+    Source("ASEAN", "https://asean.org/feed/", priority=1),
+    Source("TASS", "https://tass.com/rss/v2.xml", priority=3),
+]
+
+
+def article(n: int, *, source: str = "ASEAN", text: str | None = None, **kw: object) -> Article:
+    body = text if text is not None else f"Article number {n} about ASEAN and Russia."
+    values: dict[str, object] = {
+        "source": source,
+        "url": f"https://asean.org/news/{n}/",
+        "canonical_url": f"https://asean.org/news/{n}",
+        "guid": f"guid-{n}",
+        "title": f"Title {n}",
+        "text": body,
+        "summary": None,
+        "published_at": NOW - timedelta(hours=n),
+        "language": "en",
+        "extraction": "full_text",
+        "text_hash": f"{n:064d}",
+    }
+    values.update(kw)
+    return Article(**values)  # type: ignore[arg-type]
+
+
+def test_new_database_is_created_at_the_current_version_in_wal_mode(store: Store) -> None:
+    assert store.schema_version() == SCHEMA_VERSION
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_reopening_keeps_everything(store_url: str) -> None:
+    first = Store.open(store_url, now=NOW)
+    first.sync_sources(SOURCES, NOW)
+    item_id = first.insert_item(article(1), fetched_at=NOW, status="new", baseline=False)
+    first.close()
+    again = Store.open(store_url, now=NOW + timedelta(days=1))
+    assert again.schema_version() == SCHEMA_VERSION
+    [item] = again.list_items()
+    assert (item.id, item.title, item.source, item.fetched_at) == (item_id, "Title 1", "ASEAN", NOW)
+    assert item.fetched_at.tzinfo is UTC
+    again.close()
+
+
+def test_a_database_from_a_newer_monitor_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url, now=NOW).close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, "2026-11-20"))
+    with pytest.raises(StoreError, match="newer than this monitor"):
+        Store.open(url, now=NOW)
+
+
+def test_an_unopenable_database_names_itself(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", "utf-8")
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store.open(f"sqlite:///{blocker / 'sub' / 'm.db'}", now=NOW)
+
+
+def test_items_are_found_by_guid_canonical_url_and_text_hash(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    first = store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False)
+    by_guid = store.find_item("ASEAN", "guid-1", "https://elsewhere.example/x")
+    by_canonical = store.find_item("TASS", None, "https://asean.org/news/1")
+    assert by_guid is not None
+    assert by_guid.id == first
+    assert by_canonical is not None
+    assert by_canonical.id == first
+    assert by_canonical.source == "ASEAN"
+    # A GUID only identifies an item inside its own source.
+    assert store.find_item("TASS", "guid-1", "https://elsewhere.example/x") is None
+    found = store.find_by_text_hash(f"{1:064d}")
+    assert found is not None
+    assert found.id == first
+    assert store.find_by_text_hash("") is None
+
+
+def test_a_changed_item_keeps_its_identity_and_records_the_change(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    item_id = store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False)
+    later = NOW + timedelta(hours=2)
+    changed = article(1, text="Corrected text.", title="Corrected title", text_hash="f" * 64)
+    assert store.update_item(item_id, changed, later) is True
+    assert store.update_item(item_id, changed, later) is False
+    [item] = store.list_items()
+    assert (item.id, item.title, item.text) == (item_id, "Corrected title", "Corrected text.")
+    assert item.fetched_at == NOW  # first seen stays
+    [revision] = store.revisions(item_id)
+    assert revision["old_title"] == "Title 1"
+    assert revision["new_text_hash"] == "f" * 64
+
+
+def test_duplicate_of_round_trips(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    dup = DuplicateOf("item", "https://asean.org/news/1/", 1.0, "text_hash")
+    store.insert_item(
+        article(2, source="TASS"),
+        fetched_at=NOW,
+        status="duplicate",
+        baseline=False,
+        duplicate_of=dup,
+    )
+    [item] = store.list_items(statuses=["duplicate"])
+    assert item.duplicate_of == dup
+    assert store.list_items(statuses=["new"]) == []
+
+
+def test_window_selects_by_first_seen_time(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    for n in range(5):
+        store.insert_item(
+            article(n), fetched_at=NOW + timedelta(hours=n), status="new", baseline=False
+        )
+    window = store.list_items(since=NOW + timedelta(hours=1), until=NOW + timedelta(hours=3))
+    assert [i.title for i in window] == ["Title 1", "Title 2"]
+
+
+def test_source_health_success_failure_and_window(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    assert store.source_health("TASS").status == "never"
+    store.record_success(
+        "ASEAN",
+        now=NOW,
+        etag='"abc"',
+        last_modified="Thu, 19 Nov 2026 10:00:00 GMT",
+        next_check_at=NOW + timedelta(minutes=30),
+        outcome="ok",
+        http_status=200,
+        bytes_received=1234,
+        elapsed_ms=40,
+        new_items=3,
+    )
+    for n in range(2):
+        count = store.record_failure(
+            "TASS",
+            now=NOW + timedelta(minutes=n),
+            error_class="timeout",
+            error="https://tass.com/rss/v2.xml: deadline exceeded",
+            next_check_at=NOW + timedelta(minutes=10),
+            retry_after_until=None,
+            http_status=None,
+            elapsed_ms=60000,
+        )
+    assert count == 2
+    asean = store.source_health("ASEAN")
+    assert (asean.status, asean.etag, asean.first_polled_at) == ("ok", '"abc"', NOW)
+    tass = store.source_health("TASS")
+    assert (tass.status, tass.consecutive_failures, tass.last_error_class) == (
+        "failing",
+        2,
+        "timeout",
+    )
+    assert tass.last_success_at is None
+    assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
+    assert store.failures_between(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
+    # A success clears the failure count but the failure stays in the window's log.
+    store.record_success(
+        "TASS",
+        now=NOW + timedelta(minutes=5),
+        etag=None,
+        last_modified=None,
+        next_check_at=NOW + timedelta(minutes=35),
+        outcome="ok",
+        http_status=200,
+        bytes_received=10,
+        elapsed_ms=5,
+        new_items=0,
+    )
+    assert store.source_health("TASS").consecutive_failures == 0
+    assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
+
+
+def test_changing_a_source_url_resets_its_validators(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    store.record_success(
+        "ASEAN",
+        now=NOW,
+        etag='"abc"',
+        last_modified=None,
+        next_check_at=NOW,
+        outcome="ok",
+        http_status=200,
+        bytes_received=1,
+        elapsed_ms=1,
+        new_items=0,
+    )
+    moved = [Source("ASEAN", "https://asean.org/category/news/feed/", priority=1), SOURCES[1]]
+    store.sync_sources(moved, NOW)
+    health = store.source_health("ASEAN")
+    assert (health.url, health.etag) == ("https://asean.org/category/news/feed/", None)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    with pytest.raises((StoreError, sa.exc.StatementError)):
+        store.insert_item(article(1), fetched_at=datetime(2026, 1, 1), status="new", baseline=False)
