@@ -1,0 +1,408 @@
+"""Where edges meet the pure core: poll sources into the store. I/O: network, database, processes.
+
+sources | fetch | parse | extract | dedupe | tag | store
+store.window | digest | deliver | store.mark_sent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
+from monitor.config import Config, PollConfig
+from monitor.dedupe.exact import canonical_url, text_fingerprint
+from monitor.discover import discover_links, parse_sitemap
+from monitor.errors import FetchError, ParseError, SourceError
+from monitor.extract import build_text, detect_language, extract_page
+from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
+from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
+from monitor.parse import looks_like_challenge, parse_feed
+from monitor.store import Store
+
+log = logging.getLogger("monitor.pipeline")
+
+Outcome = Literal["ok", "not_modified", "failed", "skipped"]
+MAX_CHILD_SITEMAPS = 5
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    """What one poll of one source did."""
+
+    source: str
+    outcome: Outcome
+    new: int = 0
+    duplicate: int = 0
+    known: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    baseline: int = 0
+    page_failures: int = 0
+    error_class: str | None = None
+    error: str | None = None
+    next_check_at: datetime | None = None
+    bytes_received: int = 0
+    elapsed_ms: int = 0
+    item_ids: list[int] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return self.new + self.duplicate + self.known + self.baseline
+
+
+@dataclass(frozen=True, slots=True)
+class _Extracted:
+    page: Page | None
+    text: str
+    extraction: Literal["full_text", "summary_only", "failed"]
+    language: str | None
+
+
+def _extract_job(
+    body: bytes | None, url: str, summary: str | None, hint: str | None, fast: bool
+) -> _Extracted:
+    """Runs in a worker process: the CPU-bound part of one article."""
+    page = extract_page(body, url=url, fast=fast) if body else None
+    text, extraction = build_text(page, summary)
+    language = detect_language(text, hint=(page.language if page else None) or hint)
+    return _Extracted(page, text, extraction, language)
+
+
+def warm_up() -> None:
+    """Load the language model before the pool forks, so workers share it instead of each
+    loading it (about a second apiece)."""
+    detect_language("warm up the language identifier model once", hint=None)
+
+
+Clock = Callable[[], datetime]
+Progress = Callable[[PollOutcome], None]
+
+
+def poll_once(
+    config: Config,
+    store: Store,
+    sources: Sequence[Source],
+    *,
+    clock: Clock,
+    force: bool = False,
+    due_only: bool = False,
+    progress: Progress | None = None,
+) -> list[PollOutcome]:
+    """One poll of `sources` with a fresh HTTP client and process pool (the one-shot path)."""
+    workers = config.poll.workers or os.cpu_count() or 1
+    warm_up()
+
+    async def go() -> list[PollOutcome]:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            async with make_client(config.http) as client:
+                fetcher = Fetcher(client, config.http)
+                poller = Poller(store, fetcher, pool, config.poll, clock=clock)
+                return await poller.poll_all(
+                    sources, force=force, due_only=due_only, progress=progress
+                )
+
+    return asyncio.run(go())
+
+
+class Poller:
+    """Polls sources: fetch, parse, extract (in `executor`), exact dedupe, store."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        executor: Executor,
+        config: PollConfig,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.executor = executor
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._page_slots = asyncio.Semaphore(max(4, 2 * _workers(executor)))
+
+    async def poll_all(
+        self,
+        sources: Sequence[Source],
+        *,
+        due_only: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> list[PollOutcome]:
+        """Poll every source concurrently; one failing source never stops the others."""
+
+        async def one(source: Source) -> PollOutcome:
+            outcome = await self.poll_source(source, due_only=due_only, force=force)
+            if progress is not None:
+                progress(outcome)
+            return outcome
+
+        return list(await asyncio.gather(*(one(s) for s in sources)))
+
+    async def poll_source(
+        self, source: Source, *, due_only: bool = False, force: bool = False
+    ) -> PollOutcome:
+        """Poll one source now. `due_only` honours the stored next check time (the daemon);
+        a Retry-After embargo is honoured unless `force`."""
+        now = self.clock()
+        state = self.store.source_health(source.name)
+        if not force and state.retry_after_until and now < state.retry_after_until:
+            return PollOutcome(source.name, "skipped", next_check_at=state.retry_after_until)
+        if due_only and state.next_check_at and now < state.next_check_at:
+            return PollOutcome(source.name, "skipped", next_check_at=state.next_check_at)
+        first_poll = state.first_polled_at is None
+        try:
+            result = await self.fetcher.fetch(
+                source.url, etag=state.etag, last_modified=state.last_modified
+            )
+            if result.not_modified:
+                return self._succeeded(source, result, PollOutcome(source.name, "not_modified"))
+            entries = await self._entries(source, result)
+        except SourceError as exc:
+            return self._failed(source, exc, now)
+        outcome = PollOutcome(source.name, "ok")
+        cutoff = now - self.config.backfill if first_poll else None
+        await self._ingest(source, entries, outcome, cutoff)
+        return self._succeeded(source, result, outcome)
+
+    async def _entries(self, source: Source, result: FetchResult) -> list[Entry]:
+        if source.kind == "feed":
+            return parse_feed(result.body, url=result.final_url, headers=result.headers)
+        if source.kind == "sitemap":
+            entries, children = parse_sitemap(result.body, url=result.final_url)
+            for child in children[:MAX_CHILD_SITEMAPS]:
+                child_result = await self.fetcher.fetch(child)
+                entries += parse_sitemap(child_result.body, url=child_result.final_url)[0]
+            if not entries and not children:
+                raise ParseError(source.url, "the sitemap lists no URLs")
+            # Newest first, so the per-poll page budget goes to what is new.
+            return sorted(entries, key=_newest_first)
+        entries = discover_links(result.body, url=result.final_url, selector=source.selector)
+        if not entries:
+            kind = "not_a_feed" if looks_like_challenge(result.body) else "parse"
+            detail = (
+                "got a bot-protection challenge page instead of the listing"
+                if kind == "not_a_feed"
+                else "the listing page has no article links"
+                + (f" matching {source.selector!r}" if source.selector else "")
+            )
+            raise ParseError(source.url, detail, error_class=kind)
+        return entries
+
+    async def _ingest(
+        self,
+        source: Source,
+        entries: Sequence[Entry],
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+    ) -> None:
+        fresh: list[tuple[Entry, int | None]] = []
+        for entry in entries:
+            seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+            if seen is None:
+                fresh.append((entry, None))
+            elif seen.source == source.name and (
+                seen.url == entry.url or (entry.guid is not None and seen.guid == entry.guid)
+            ):
+                # The same item seen again: re-extract only when the feed says it changed.
+                if _changed(entry, seen.title, seen.updated_at):
+                    fresh.append((entry, seen.id))
+                else:
+                    outcome.unchanged += 1
+            elif seen.url == entry.url:
+                outcome.unchanged += 1  # the same article listed by another source
+            else:
+                fresh.append((entry, None))  # a canonical twin: stored as a duplicate below
+        budget = fresh[: self.config.max_pages_per_poll]
+        await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in budget))
+
+    async def _article(
+        self,
+        source: Source,
+        entry: Entry,
+        existing_id: int | None,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+    ) -> None:
+        async with self._page_slots:
+            body: bytes | None = None
+            page_url = entry.url
+            try:
+                page = await self.fetcher.fetch(entry.url, accept=PAGE_ACCEPT)
+                body, page_url = page.body, page.final_url
+            except FetchError as exc:
+                outcome.page_failures += 1
+                log.info("page_failed source=%r url=%s error=%s", source.name, entry.url, exc)
+            hint = entry.language or source.language
+            loop = asyncio.get_running_loop()
+            done = await loop.run_in_executor(
+                self.executor,
+                _extract_job,
+                body,
+                page_url,
+                entry.summary,
+                hint,
+                self.config.fast_extraction,
+            )
+        # No await from here on: the dedupe lookups and the insert are one atomic step.
+        article = _article(source, entry, done)
+        now = self.clock()
+        if existing_id is not None:
+            if self.store.update_item(existing_id, article, now):
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
+            return
+        status, dup = self._classify(source, entry, article)
+        baseline = cutoff is not None and (
+            article.published_at is None or article.published_at < cutoff
+        )
+        item_id = self.store.insert_item(
+            article, fetched_at=now, status=status, baseline=baseline, duplicate_of=dup
+        )
+        outcome.item_ids.append(item_id)
+        if baseline:
+            outcome.baseline += 1
+        elif status == "duplicate":
+            outcome.duplicate += 1
+        elif status == "known":
+            outcome.known += 1
+        else:
+            outcome.new += 1
+
+    def _classify(
+        self, source: Source, entry: Entry, article: Article
+    ) -> tuple[Literal["new", "known", "duplicate"], DuplicateOf | None]:
+        """Exact layer: a canonical-URL twin or the same normalised text is a duplicate."""
+        twin = self.store.find_item(source.name, None, article.canonical_url)
+        if twin is not None:
+            return "duplicate", DuplicateOf("item", twin.url, 1.0, "canonical_url")
+        same_text = self.store.find_by_text_hash(article.text_hash)
+        if same_text is not None:
+            return "duplicate", DuplicateOf("item", same_text.url, 1.0, "text_hash")
+        return "new", None
+
+    def _succeeded(self, source: Source, result: FetchResult, outcome: PollOutcome) -> PollOutcome:
+        now = self.clock()
+        next_check = next_check_after_success(now, source.interval, result.max_age)
+        self.store.record_success(
+            source.name,
+            now=now,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            next_check_at=next_check,
+            outcome=outcome.outcome,
+            http_status=result.status,
+            bytes_received=result.bytes_received,
+            elapsed_ms=result.elapsed_ms,
+            new_items=outcome.new,
+        )
+        outcome.next_check_at = next_check
+        outcome.bytes_received = result.bytes_received
+        outcome.elapsed_ms = result.elapsed_ms
+        log.info(
+            "poll_ok source=%r status=%s new=%d duplicate=%d unchanged=%d",
+            source.name,
+            outcome.outcome,
+            outcome.new,
+            outcome.duplicate,
+            outcome.unchanged,
+        )
+        return outcome
+
+    def _failed(self, source: Source, exc: SourceError, started: datetime) -> PollOutcome:
+        now = self.clock()
+        failures = self.store.source_health(source.name).consecutive_failures + 1
+        delay = backoff_delay(
+            failures,
+            base=min(self.config.backoff_base, source.interval),
+            cap=max(self.config.backoff_cap, source.interval),
+            rand=self.rng.random(),
+        )
+        next_check = now + delay
+        retry_until = None
+        if isinstance(exc, FetchError) and exc.retry_after:
+            retry_until = parse_retry_after(exc.retry_after, now)
+            if retry_until is not None:
+                next_check = max(next_check, retry_until)
+        status = exc.status if isinstance(exc, FetchError) else None
+        elapsed = int((now - started).total_seconds() * 1000)
+        self.store.record_failure(
+            source.name,
+            now=now,
+            error_class=exc.error_class,
+            error=str(exc),
+            next_check_at=next_check,
+            retry_after_until=retry_until,
+            http_status=status,
+            elapsed_ms=elapsed,
+        )
+        log.info("poll_failed source=%r class=%s error=%s", source.name, exc.error_class, exc)
+        return PollOutcome(
+            source.name,
+            "failed",
+            error_class=exc.error_class,
+            error=str(exc),
+            next_check_at=next_check,
+            elapsed_ms=elapsed,
+        )
+
+
+def _article(source: Source, entry: Entry, done: _Extracted) -> Article:
+    page = done.page
+    canonical = canonical_url(entry.url)
+    if page is not None and page.canonical_url and _same_site(page.canonical_url, entry.url):
+        canonical = canonical_url(page.canonical_url)
+    title = entry.title or (page.title if page else None) or entry.url
+    published = entry.published_at or (page.published_at if page else None)
+    return Article(
+        source=source.name,
+        url=entry.url,
+        canonical_url=canonical,
+        guid=entry.guid,
+        title=title,
+        text=done.text,
+        summary=entry.summary,
+        published_at=published,
+        language=done.language,
+        extraction=done.extraction,
+        text_hash=text_fingerprint(done.text),
+    )
+
+
+def _changed(entry: Entry, stored_title: str, stored_at: datetime) -> bool:
+    """Re-extract a known entry when the feed says it was updated since we stored it."""
+    if entry.updated_at is not None and entry.updated_at > stored_at:
+        return True
+    return bool(entry.title) and entry.title != stored_title
+
+
+def _same_site(a: str, b: str) -> bool:
+    def host(url: str) -> str:
+        name = (urlsplit(url).hostname or "").lower()
+        return name.removeprefix("www.")
+
+    path = urlsplit(a).path
+    return host(a) == host(b) and path not in ("", "/")
+
+
+def _newest_first(entry: Entry) -> tuple[int, float]:
+    at = entry.published_at or entry.updated_at
+    return (0, -at.timestamp()) if at else (1, 0.0)
+
+
+def _workers(executor: Executor) -> int:
+    return int(getattr(executor, "_max_workers", 1))
