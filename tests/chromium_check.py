@@ -1,0 +1,118 @@
+"""Headless Chromium helpers for the digest layout check: width overflow, screenshots (runs it).
+
+Usage as a script (screenshots for a person to look at):
+    python tests/chromium_check.py DIGEST.html OUT_DIR
+writes OUT_DIR/digest-{375,800}-{light,dark}.png.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+_MEASURE = re.compile(r'data-measure-(\d+)="(\d+) (\d+)"')
+
+
+def find_chromium() -> str | None:
+    """The Chromium (or Chrome) binary on PATH, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _run(binary: str, args: Sequence[str], timeout: float = 90) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [binary, *_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    return result.stdout
+
+
+def measure_widths(binary: str, page: str, widths: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Lay `page` out in iframes `widths` px wide; return width -> (scrollWidth, innerWidth).
+
+    Headless windows are at least 500 px wide, so narrow viewports are iframes of a wrapper
+    page (srcdoc iframes share its origin, so the wrapper can measure them). The email itself
+    carries no script; only this wrapper does.
+    """
+    frames = "\n".join(
+        f'<iframe id="f{w}" width="{w}" height="30000" style="border:0;display:block" '
+        f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
+        for w in widths
+    )
+    script = (
+        "window.addEventListener('load', function () {"
+        + "".join(
+            f"var d{w} = document.getElementById('f{w}').contentDocument;"
+            f"document.body.setAttribute('data-measure-{w}', "
+            f"d{w}.documentElement.scrollWidth + ' ' + d{w}.defaultView.innerWidth);"
+            for w in widths
+        )
+        + "});"
+    )
+    wrapper = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head>"
+        f"<body style='margin:0'>{frames}<script>{script}</script></body></html>"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "measure.html"
+        path.write_text(wrapper, encoding="utf-8")
+        dom = _run(binary, ["--window-size=1000,1000", "--dump-dom", path.as_uri()])
+    return {int(w): (int(s), int(i)) for w, s, i in _MEASURE.findall(dom)}
+
+
+def screenshot(binary: str, page: Path, png: Path, width: int, *, dark: bool = False) -> None:
+    """Screenshot `page` at `width` px; `dark` asks for prefers-color-scheme: dark."""
+    args = [f"--window-size={width},3000", f"--screenshot={png}"]
+    if dark:
+        args.append("--force-dark-mode")
+    _run(binary, [*args, page.resolve().as_uri()])
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    binary = find_chromium()
+    if binary is None:
+        print("chromium not found on PATH", file=sys.stderr)
+        return 1
+    page, out = Path(argv[0]), Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for width in (375, 800):
+        for dark in (False, True):
+            png = out / f"digest-{width}-{'dark' if dark else 'light'}.png"
+            screenshot(binary, page, png, width, dark=dark)
+            print(png)
+    for width, (scroll, inner) in sorted(
+        measure_widths(binary, page.read_text(encoding="utf-8"), (320, 375, 800)).items()
+    ):
+        print(f"{width}px: scrollWidth={scroll} innerWidth={inner}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
