@@ -145,7 +145,16 @@ class Poller:
         """Poll every source concurrently; one failing source never stops the others."""
 
         async def one(source: Source) -> PollOutcome:
-            outcome = await self.poll_source(source, due_only=due_only, force=force)
+            try:
+                outcome = await self.poll_source(source, due_only=due_only, force=force)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a bug hit by this source's content: the others go on
+                log.critical("poll_bug source=%r", source.name, exc_info=True)
+                internal = ParseError(
+                    source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
+                )
+                outcome = self._failed(source, internal, self.clock())
             if progress is not None:
                 progress(outcome)
             return outcome
