@@ -1,0 +1,1 @@
+"""Topic and facet tagging (EMM-style weighted rules over one Aho-Corasick pass). No I/O."""

@@ -1,0 +1,103 @@
+"""Text folding shared by rules and articles, and rule-term compilation. No I/O."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Dashes and hyphens fold to a space so "Russia–ASEAN", "Russia-ASEAN" and "Russia ASEAN" are
+# the same words; invisible characters (soft hyphen, zero-width joiners) disappear.
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+# Apostrophes fold to a space too: "Ministers' Meeting" matches "Ministers Meeting", and
+# "ASEAN's" still has the word "asean" in it.
+_APOSTROPHES = "'\u2018\u2019\u02bc\u0060\u00b4"
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_KEEP_MARKS = {"й", "Й"}  # Russian й is not a diacritic variant of и; ё is folded to е on purpose
+
+
+def _build_table() -> dict[int, str]:
+    table: dict[int, str] = {ord(c): " " for c in _DASHES + _APOSTROPHES}
+    table.update({ord(c): "" for c in _INVISIBLE})
+    table.update(dict.fromkeys(range(768, 880), ""))  # stray combining marks
+    ranges = [range(0xC0, 0x250), range(0x400, 0x460), range(0x1E00, 0x1F00)]
+    for block in ranges:
+        for cp in block:
+            ch = chr(cp)
+            if ch in _KEEP_MARKS:
+                continue
+            base = "".join(
+                c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c)
+            )
+            if base and base != ch:
+                table[cp] = base.casefold()
+    # Letters with a stroke have no decomposition; Vietnamese writers drop it (đ -> d).
+    table.update({ord("đ"): "d", ord("Đ"): "d", ord("ø"): "o", ord("ł"): "l", ord("ı"): "i"})
+    return table
+
+
+_TABLE = _build_table()
+_ASCII_TABLE = {k: v for k, v in _TABLE.items() if k < 128}
+
+
+def normalise_text(text: str) -> str:
+    """Fold text for matching: NFKC, casefold, no diacritics (Latin, ё), dashes and whitespace
+    runs (line breaks included) to one space."""
+    if text.isascii():  # fast path: only dashes and apostrophes need folding
+        folded = text.lower().translate(_ASCII_TABLE)
+    else:
+        folded = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
+    return " ".join(folded.split())
+
+
+def is_word_char(ch: str) -> bool:
+    """True for letters and digits: what a match must not continue into."""
+    return ch.isalnum()
+
+
+@dataclass(frozen=True, slots=True)
+class TermPattern:
+    """A rule term compiled for matching: a literal `prefix` (the Aho-Corasick key) and, for
+    terms with wildcards, a regex the text right after the prefix must match."""
+
+    prefix: str
+    rest: re.Pattern[str] | None
+
+
+_WORD_END = r"(?![^\W_])"
+
+
+def compile_term(raw: str, *, max_suffix: int) -> TermPattern | str:
+    """Compile a rule term, or return the reason it is invalid.
+
+    `*` at the end of a word means "up to `max_suffix` more letters, then the word ends":
+    `Лавров*` matches Лавров, Лаврова, Лаврову, Лавровым but not a longer word.
+    """
+    text = normalise_text(raw)
+    if not text or not any(is_word_char(c) for c in text):
+        return "empty term"
+    words = text.split(" ")
+    pieces: list[str] = []
+    for i, word in enumerate(words):
+        stem = word[:-1] if word.endswith("*") else word
+        if "*" in stem:
+            return f"bad wildcard in {raw!r}: '*' may only end a word"
+        if word.endswith("*") and (len(stem) < 3 or not all(is_word_char(c) for c in stem)):
+            return f"bad wildcard in {raw!r}: '*' needs a stem of at least 3 letters"
+        pieces.append(stem)
+        if word.endswith("*"):
+            pieces.append(f"\0{i}")  # marker: wildcard after this word
+    if "\0" not in "".join(pieces):
+        return TermPattern(prefix=text, rest=None)
+    # The literal prefix runs up to the first wildcard; the rest is checked by a regex.
+    first = next(i for i, p in enumerate(pieces) if p.startswith("\0"))
+    prefix_words = list(pieces[:first])
+    prefix = " ".join(prefix_words)
+    regex: list[str] = []
+    for p in pieces[first:]:
+        if p.startswith("\0"):
+            regex.append(f"[^\\W_]{{0,{max_suffix}}}{_WORD_END}")
+        else:
+            regex.append(" " + re.escape(p))
+    tail = "" if pieces[-1].startswith("\0") else _WORD_END
+    return TermPattern(prefix=prefix, rest=re.compile("".join(regex) + tail))
