@@ -26,12 +26,11 @@ from monitor.parse import parse_feed
 from monitor.pipeline import PollOutcome, poll_once
 from monitor.sources import parse_opml, render_opml, render_sources
 from monitor.store import Store
+from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
 
 EXIT_USAGE = 2
 EXIT_NOTHING_DONE = 3
 T = TypeVar("T")
-
-FACET_KINDS = ("countries", "organisations", "officials")
 
 
 def utcnow() -> datetime:
@@ -188,6 +187,7 @@ def _print_poll_summary(outcomes: Sequence[PollOutcome]) -> None:
     show_default=True,
 )
 @click.option("--source", "source_name", metavar="NAME", help="Only items from this source.")
+@click.option("--topic", metavar="ID", help="Only items tagged with this topic.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--with-text", is_flag=True, help="Include the extracted text (with --json).")
@@ -198,6 +198,7 @@ def items(
     until: str | None,
     status: str,
     source_name: str | None,
+    topic: str | None,
     limit: int | None,
     as_json: bool,
     with_text: bool,
@@ -207,12 +208,17 @@ def items(
         now = utcnow()
         start = _time_option("--since", since, now)
         end = _time_option("--until", until, now)
-        with _opened_store(state.config) as store:
+        config = state.config
+        if topic is not None and topic not in config.taxonomy.topic_ids:
+            known = ", ".join(config.taxonomy.topic_ids)
+            _fail(f"--topic: unknown topic {topic!r} in {config.topics_file}; known: {known}", 2)
+        with _opened_store(config) as store:
             found = store.list_items(
                 since=start,
                 until=end,
                 statuses=None if status == "all" else [status],
                 source=source_name,
+                topic=topic,
             )
         if limit is not None:
             found = found[-limit:]
@@ -359,8 +365,50 @@ def explain(state: _State, ref: str) -> None:
         )
     for rev in revisions:
         lines.append(f"  changed at {_iso(rev['changed_at'])}: was {rev['old_title']!r}")
+    lines += _explain_tags(state.config, item)
     for line in lines:
         click.echo(_terminal_safe(line))
+
+
+def _explain_tags(config: Config, item: Item) -> list[str]:
+    """Topics with their evidence (as stored), then every other candidate and why it missed."""
+    lines = [f"topics (rules: {config.topics_file}):"]
+    for tag in item.topics:
+        lines.append("  " + explain_tag(config.taxonomy, tag))
+    if not item.topics:
+        lines.append("  none")
+    scores, _facets = score_article(
+        config.taxonomy, title=item.title, text=item.text, language=item.language
+    )
+    tagged = {t.id for t in item.topics}
+    missed = [s for s in scores if s.id not in tagged and s.status != "tagged"]
+    if missed:
+        lines.append("  candidates not tagged:")
+        lines += [f"    {line}" for line in explain_scores(missed)]
+    for kind in FACET_KINDS:
+        values = item.facets.get(kind, ())
+        lines.append(f"{kind}: {', '.join(values) if values else 'none'}")
+    return lines
+
+
+# -- retag --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def retag(state: _State) -> None:
+    """Re-tag every stored item with the current topic rules (fetches nothing)."""
+    with _errors():
+        config = state.config  # a rule file with an error stops here: the old tags stay
+
+        def tag(item: Item) -> Tags:
+            return tag_article(
+                config.taxonomy, title=item.title, text=item.text, language=item.language
+            )
+
+        with _opened_store(config) as store:
+            count = store.retag(tag)
+    click.echo(f"re-tagged {count} item(s) with {config.topics_file}")
 
 
 # -- sources ------------------------------------------------------------------------------------

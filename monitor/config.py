@@ -18,6 +18,7 @@ from monitor.errors import ConfigError, Problem
 from monitor.models import HttpConfig, Source
 from monitor.resources import default_config_dir, user_data_dir
 from monitor.sources import parse_sources
+from monitor.tag import Taxonomy, parse_taxonomy
 
 SECURITY = ("none", "starttls", "ssl")
 FORMATS = ("markdown", "email")
@@ -73,6 +74,7 @@ class Config:
     topics_file: Path
     corpus_dir: Path
     data_dir: Path
+    taxonomy: Taxonomy
     poll: PollConfig = field(default_factory=PollConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
@@ -148,8 +150,7 @@ class _Reader:
         sources = self._load_sources(sources_file)
         topics_sec = self._section(data, "topics", {"file": str})
         topics_file = self.base / topics_sec.get("file", "topics.toml")
-        if not topics_file.is_file():
-            self.problem("topics.file", f"{topics_file} does not exist")
+        taxonomy = self._load_taxonomy(topics_file)
         corpus_sec = self._section(data, "corpus", {"dir": str})
         corpus_dir = self.base / corpus_sec.get("dir", "corpus")
         if "dir" in corpus_sec and not corpus_dir.is_dir():
@@ -160,7 +161,7 @@ class _Reader:
         smtp = self._smtp(data)
         server = self._server(data)
         digests = self._digests(data, data_dir)
-        if self.problems:
+        if self.problems or taxonomy is None:  # no taxonomy always comes with a problem
             raise ConfigError(self.problems)
         return Config(
             path=self.path,
@@ -170,6 +171,7 @@ class _Reader:
             topics_file=topics_file,
             corpus_dir=corpus_dir,
             data_dir=data_dir,
+            taxonomy=taxonomy,
             poll=poll,
             http=http,
             smtp=smtp,
@@ -256,6 +258,18 @@ class _Reader:
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return []
+
+    def _load_taxonomy(self, path: Path) -> Taxonomy | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.problem("topics.file", f"cannot read {path}: {exc.strerror or exc}")
+            return None
+        try:
+            return parse_taxonomy(text, file=str(path))
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
 
     def _positive(self, values: Mapping[str, Any], prefix: str, *keys: str) -> None:
         for key in keys:

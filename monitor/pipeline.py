@@ -27,6 +27,7 @@ from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import Store
+from monitor.tag import Taxonomy, tag_article
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -105,7 +106,7 @@ def poll_once(
         with ProcessPoolExecutor(max_workers=workers) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
-                poller = Poller(store, fetcher, pool, config.poll, clock=clock)
+                poller = Poller(store, fetcher, pool, config.poll, config.taxonomy, clock=clock)
                 return await poller.poll_all(
                     sources, force=force, due_only=due_only, progress=progress
                 )
@@ -122,10 +123,12 @@ class Poller:
         fetcher: Fetcher,
         executor: Executor,
         config: PollConfig,
+        taxonomy: Taxonomy,
         *,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
+        self.taxonomy = taxonomy
         self.store = store
         self.fetcher = fetcher
         self.executor = executor
@@ -268,9 +271,12 @@ class Poller:
             )
         # No await from here on: the dedupe lookups and the insert are one atomic step.
         article = _article(source, entry, done)
+        tags = tag_article(
+            self.taxonomy, title=article.title, text=article.text, language=article.language
+        )
         now = self.clock()
         if existing_id is not None:
-            if self.store.update_item(existing_id, article, now):
+            if self.store.update_item(existing_id, article, now, tags):
                 outcome.updated += 1
             else:
                 outcome.unchanged += 1
@@ -280,7 +286,7 @@ class Poller:
             article.published_at is None or article.published_at < cutoff
         )
         item_id = self.store.insert_item(
-            article, fetched_at=now, status=status, baseline=baseline, duplicate_of=dup
+            article, fetched_at=now, status=status, baseline=baseline, duplicate_of=dup, tags=tags
         )
         outcome.item_ids.append(item_id)
         if baseline:

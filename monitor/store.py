@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -13,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.errors import StoreError
-from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth
+from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth, TopicTag
+from monitor.tag import Tags
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -126,9 +128,58 @@ fetch_log = sa.Table(
     sa.Index("ix_fetch_log_source_at", "source_id", "at"),
 )
 
+# Topic tags with their evidence, and facet values, per item (schema version 2).
+item_topics = sa.Table(
+    "item_topics",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("topic_id", sa.String(64), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON [[term, lang, count], ...]
+    sa.Index("ix_item_topics_topic", "topic_id"),
+)
+
+item_facets = sa.Table(
+    "item_facets",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # countries | organisations | officials
+    sa.Column("value", sa.String(200), primary_key=True),
+    sa.Index("ix_item_facets_value", "kind", "value"),
+)
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Add the tag tables. Their definitions are spelled out as they were at version 2."""
+    snapshot = sa.MetaData()
+    sa.Table("items", snapshot, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table(
+        "item_topics",
+        snapshot,
+        sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+        sa.Column("topic_id", sa.String(64), primary_key=True),
+        sa.Column("score", sa.Float, nullable=False),
+        sa.Column("threshold", sa.Float, nullable=False),
+        sa.Column("evidence", sa.Text, nullable=False),
+        sa.Index("ix_item_topics_topic", "topic_id"),
+    )
+    sa.Table(
+        "item_facets",
+        snapshot,
+        sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("value", sa.String(200), primary_key=True),
+        sa.Index("ix_item_facets_value", "kind", "value"),
+    )
+    snapshot.create_all(
+        conn, tables=[snapshot.tables["item_topics"], snapshot.tables["item_facets"]]
+    )
+
+
 # Upgrades from each stored version to the next: MIGRATIONS[v] takes a database from v to v+1.
 # A new database is created at SCHEMA_VERSION directly from `metadata`.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +469,9 @@ class Store:
         status: str,
         baseline: bool,
         duplicate_of: DuplicateOf | None = None,
+        tags: Tags | None = None,
     ) -> int:
+        """Store a new item (and its tags) in one transaction; returns its id."""
         with self._begin() as conn:
             result = conn.execute(
                 items.insert().values(
@@ -443,10 +496,15 @@ class Store:
             )
             key = result.inserted_primary_key
             assert key is not None
+            if tags is not None:
+                _replace_tags(conn, int(key[0]), tags)
             return int(key[0])
 
-    def update_item(self, item_id: int, article: Article, now: datetime) -> bool:
-        """Replace an item's text and title, recording the old version. False if unchanged."""
+    def update_item(
+        self, item_id: int, article: Article, now: datetime, tags: Tags | None = None
+    ) -> bool:
+        """Replace an item's text, title (and tags), recording the old version.
+        False if unchanged."""
         with self._begin() as conn:
             row = conn.execute(
                 sa.select(items.c.title, items.c.text, items.c.text_hash).where(
@@ -480,6 +538,8 @@ class Store:
                     updated_at=now,
                 )
             )
+            if tags is not None:
+                _replace_tags(conn, item_id, tags)
             return True
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:
@@ -498,9 +558,10 @@ class Store:
         until: datetime | None = None,
         statuses: Sequence[str] | None = None,
         source: str | None = None,
+        topic: str | None = None,
         limit: int | None = None,
     ) -> list[Item]:
-        """Items by first-seen time (`fetched_at`), oldest first."""
+        """Items by first-seen time (`fetched_at`), oldest first, with their tags."""
         query = sa.select(
             items, sources.c.name.label("source_name"), sources.c.priority.label("source_priority")
         )
@@ -513,11 +574,15 @@ class Store:
             query = query.where(items.c.status.in_(list(statuses)))
         if source is not None:
             query = query.where(sources.c.name == source)
+        if topic is not None:
+            tagged = sa.select(item_topics.c.item_id).where(item_topics.c.topic_id == topic)
+            query = query.where(items.c.id.in_(tagged))
         query = query.order_by(items.c.fetched_at, items.c.id)
         if limit is not None:
             query = query.limit(limit)
         with self._begin() as conn:
-            return [_item(r) for r in conn.execute(query)]
+            rows = list(conn.execute(query))
+            return _with_tags(conn, [_item(r) for r in rows])
 
     def get_item(self, ref: str) -> Item | None:
         """An item by numeric id or by URL (as given or canonical)."""
@@ -531,11 +596,93 @@ class Store:
             query = query.where(sa.or_(items.c.url == ref, items.c.canonical_url == ref))
         with self._begin() as conn:
             row = conn.execute(query.order_by(items.c.id).limit(1)).one_or_none()
-        return None if row is None else _item(row)
+            return None if row is None else _with_tags(conn, [_item(row)])[0]
+
+    def save_tags(self, item_id: int, tags: Tags) -> None:
+        """Replace an item's topic tags and facet values."""
+        with self._begin() as conn:
+            _replace_tags(conn, item_id, tags)
+
+    def retag(self, tag: Callable[[Item], Tags], *, batch: int = 500) -> int:
+        """Recompute every item's tags with `tag`, one transaction per batch; returns the count."""
+        done = 0
+        last_id = 0
+        while True:
+            page = self._items_after(last_id, batch)
+            if not page:
+                return done
+            results = [(item.id, tag(item)) for item in page]
+            with self._begin() as conn:
+                for item_id, tags in results:
+                    _replace_tags(conn, item_id, tags)
+            done += len(page)
+            last_id = page[-1].id
+
+    def _items_after(self, last_id: int, limit: int) -> list[Item]:
+        query = sa.select(
+            items, sources.c.name.label("source_name"), sources.c.priority.label("source_priority")
+        )
+        query = query.join(sources, sources.c.id == items.c.source_id)
+        query = query.where(items.c.id > last_id).order_by(items.c.id).limit(limit)
+        with self._begin() as conn:
+            return [_item(r) for r in conn.execute(query)]
 
     def count_items(self) -> int:
         with self._begin() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one())
+
+
+def _replace_tags(conn: Connection, item_id: int, tags: Tags) -> None:
+    conn.execute(item_topics.delete().where(item_topics.c.item_id == item_id))
+    conn.execute(item_facets.delete().where(item_facets.c.item_id == item_id))
+    if tags.topics:
+        conn.execute(
+            item_topics.insert(),
+            [
+                {
+                    "item_id": item_id,
+                    "topic_id": t.id,
+                    "score": t.score,
+                    "threshold": t.threshold,
+                    "evidence": json.dumps([list(e) for e in t.evidence], ensure_ascii=False),
+                }
+                for t in tags.topics
+            ],
+        )
+    values = sorted({(kind, v) for kind, vs in tags.facets.items() for v in vs})
+    if values:
+        conn.execute(
+            item_facets.insert(),
+            [{"item_id": item_id, "kind": kind, "value": v} for kind, v in values],
+        )
+
+
+def _with_tags(conn: Connection, found: list[Item]) -> list[Item]:
+    """Attach stored topics and facets to items (one query each, in chunks)."""
+    if not found:
+        return found
+    topics: dict[int, list[TopicTag]] = {}
+    facets: dict[int, dict[str, list[str]]] = {}
+    ids = [i.id for i in found]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in conn.execute(sa.select(item_topics).where(item_topics.c.item_id.in_(chunk))):
+            evidence = tuple((str(t), str(lang), int(n)) for t, lang, n in json.loads(row.evidence))
+            topics.setdefault(row.item_id, []).append(
+                TopicTag(row.topic_id, row.score, row.threshold, evidence)
+            )
+        for row in conn.execute(
+            sa.select(item_facets)
+            .where(item_facets.c.item_id.in_(chunk))
+            .order_by(item_facets.c.kind, item_facets.c.value)
+        ):
+            facets.setdefault(row.item_id, {}).setdefault(row.kind, []).append(row.value)
+    out = []
+    for item in found:
+        tags = sorted(topics.get(item.id, []), key=lambda t: (-t.score, t.id))
+        kinds = {kind: tuple(values) for kind, values in facets.get(item.id, {}).items()}
+        out.append(replace(item, topics=tuple(tags), facets=kinds))
+    return out
 
 
 def _dup_values(dup: DuplicateOf | None) -> dict[str, Any]:

@@ -111,6 +111,8 @@ def test_poll_then_items_json_follows_the_contract(
     lines = run(config, "items", "--json").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 2
+    esper = next(r for r in records if r["title"] == "Esper in Vietnam")
+    assert "Vietnam" in esper["facets"]["countries"]
     for record in records:
         assert set(record) >= DESIGN_ITEM_KEYS
         assert "text" not in record
@@ -118,7 +120,8 @@ def test_poll_then_items_json_follows_the_contract(
         assert record["extraction"] == "full_text"
         assert record["language"] == "en"
         assert record["duplicate_of"] is None
-        assert record["facets"] == {"countries": [], "organisations": [], "officials": []}
+        assert set(record["facets"]) == {"countries", "organisations", "officials"}
+        assert all(isinstance(v, list) for v in record["facets"].values())
         assert record["fetched_at"].endswith("Z")
         assert datetime.fromisoformat(record["published_at"]).tzinfo is not None
     with_text = [
@@ -226,3 +229,67 @@ def test_untrusted_titles_reach_the_terminal_neutralised(
     for forbidden in ("\u202e", "\r", "\x1b"):
         assert forbidden not in out
     assert out.count("\n") == 1
+
+
+def serve_seed_page(server: LocalServer) -> None:
+    seed = (ROOT / "config/corpus/004_77ff1506fea45f61.txt").read_text("utf-8")
+    body = "".join(f"<p>{line}</p>" for line in seed.splitlines()[1:] if line.strip())
+    server.add(
+        "/som.html",
+        f"<html><body><article>{body}</article></body></html>".encode(),
+        content_type="text/html",
+    )
+    when = format_datetime(datetime.now(UTC) - timedelta(hours=1))
+    server.add(
+        "/feed.xml",
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>A</title><item>'
+        f"<title>ASEAN, Russia commit to deepen cooperation</title>"
+        f"<link>{server.url('/som.html')}</link><guid>som</guid><pubDate>{when}</pubDate>"
+        "</item></channel></rss>".encode(),
+    )
+
+
+def test_topics_in_json_filter_explain_and_retag(http_server: LocalServer, tmp_path: Path) -> None:
+    serve_seed_page(http_server)
+    config = write_config(tmp_path, [("ASEAN", http_server.url("/feed.xml"))])
+    run(config, "poll")
+    [record] = [json.loads(x) for x in run(config, "items", "--json").stdout.splitlines()]
+    topics = {t["id"]: t for t in record["topics"]}
+    architecture = topics["regional-architecture"]
+    assert architecture["score"] >= architecture["threshold"]
+    assert all(set(e) == {"term", "lang", "count"} for e in architecture["evidence"])
+    assert "Russia" in record["facets"]["countries"]
+    tagged = run(config, "items", "--json", "--topic", "regional-architecture").stdout
+    assert len(tagged.splitlines()) == 1
+    assert run(config, "items", "--json", "--topic", "maritime-security").stdout == ""
+    bad_topic = run(config, "items", "--topic", "sport", check=False)
+    assert bad_topic.returncode == 2
+    assert "unknown topic 'sport'" in bad_topic.stderr
+
+    explained = run(config, "explain", str(record["id"])).stdout
+    assert "regional-architecture: score" in explained
+    assert "matched '" in explained
+    assert "countries: " in explained
+
+    # A broken rule file is refused with file, rule, key and reason; the old tags stay.
+    topics_file = tmp_path / "topics.toml"
+    good = topics_file.read_text("utf-8")
+    topics_file.write_text(
+        good + '\n[topics.sport]\nlabel = "Sport"\nthreshold = "high"\n', "utf-8"
+    )
+    refused = run(config, "retag", check=False)
+    assert refused.returncode == 2
+    assert f"{topics_file}: topics.sport.threshold" in refused.stderr
+    topics_file.write_text(good, "utf-8")
+    again = [json.loads(x) for x in run(config, "items", "--json").stdout.splitlines()]
+    assert again[0]["topics"] == record["topics"]
+
+    # Drop the regional-architecture rule: retag removes the tag without fetching anything.
+    requests_before = len(http_server.requests)
+    start = good.index("[topics.regional-architecture]")
+    end = good.index("\n[topics.", start + 1)
+    topics_file.write_text(good[:start] + good[end + 1 :], "utf-8")
+    assert "re-tagged 1 item(s)" in run(config, "retag").stdout
+    retagged = json.loads(run(config, "items", "--json").stdout)
+    assert "regional-architecture" not in {t["id"] for t in retagged["topics"]}
+    assert len(http_server.requests) == requests_before

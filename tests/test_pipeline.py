@@ -19,11 +19,14 @@ from monitor.fetch import Fetcher, make_client
 from monitor.models import HttpConfig, Source
 from monitor.pipeline import Poller, PollOutcome
 from monitor.store import Store
+from monitor.tag import parse_taxonomy
 from tests.servers import LocalServer
 
 PAGES = Path(__file__).parent / "data" / "pages"
 EXPECTED = json.loads((PAGES / "expected.json").read_text("utf-8"))
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+TOPICS = Path(__file__).resolve().parents[1] / "config" / "topics.toml"
+TAXONOMY = parse_taxonomy(TOPICS.read_text("utf-8"), file=str(TOPICS))
 
 
 class Clock:
@@ -91,7 +94,12 @@ def poll(
         with ThreadPoolExecutor(max_workers=2) as pool:
             async with make_client(http_config) as client:
                 poller = Poller(
-                    store, Fetcher(client, http_config), pool, config or PollConfig(), clock=clock
+                    store,
+                    Fetcher(client, http_config),
+                    pool,
+                    config or PollConfig(),
+                    TAXONOMY,
+                    clock=clock,
                 )
                 return await poller.poll_all(sources, force=force, due_only=due_only)
 
@@ -429,3 +437,39 @@ def test_page_budget_limits_article_fetches_per_poll(
     assert poll(db, [source], clock, http_config, config=config)["Local"].new == 2
     clock.advance(timedelta(minutes=30))
     assert poll(db, [source], clock, http_config, config=config)["Local"].new == 1
+
+
+def test_items_are_tagged_with_evidence_as_they_are_stored(
+    http_server: LocalServer, db: Store, clock: Clock, http_config: HttpConfig
+) -> None:
+    """Seed 004's text, served as a page: tagged on ingest, with the terms that fired."""
+    seed = (TOPICS.parent / "corpus" / "004_77ff1506fea45f61.txt").read_text("utf-8")
+    body = "".join(f"<p>{line}</p>" for line in seed.splitlines()[1:] if line.strip())
+    http_server.add(
+        "/som.html",
+        f"<html><body><article>{body}</article></body></html>".encode(),
+        content_type="text/html",
+    )
+    http_server.add(
+        "/feed.xml",
+        rss(
+            [
+                {
+                    "title": "ASEAN, Russia commit to deepen cooperation",
+                    "link": http_server.url("/som.html"),
+                    "guid": "som",
+                }
+            ]
+        ),
+    )
+    poll(db, [Source("ASEAN", http_server.url("/feed.xml"))], clock, http_config)
+    [item] = db.list_items()
+    topics = {t.id: t for t in item.topics}
+    assert "regional-architecture" in topics
+    architecture = topics["regional-architecture"]
+    assert architecture.score >= architecture.threshold
+    assert any(term for term, _lang, count in architecture.evidence if count >= 1)
+    assert "Russia" in item.facets["countries"]
+    assert "ASEAN" in item.facets["organisations"]
+    assert [i.id for i in db.list_items(topic="regional-architecture")] == [item.id]
+    assert db.list_items(topic="maritime-security") == []

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.errors import StoreError
-from monitor.models import Article, DuplicateOf, Source
+from monitor.models import Article, DuplicateOf, Source, TopicTag
 from monitor.store import SCHEMA_VERSION, Store
+from monitor.tag import Tags
 
 # -- storage -------------------------------------------------------------------------------------
 
@@ -245,3 +246,49 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
     with pytest.raises((StoreError, sa.exc.StatementError)):
         store.insert_item(article(1), fetched_at=datetime(2026, 1, 1), status="new", baseline=False)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_items(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url, now=NOW)
+    store.sync_sources(SOURCES, NOW)
+    store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False)
+    store.close()
+    # Make it what version 1 wrote: no tag tables, version 1 recorded.
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DROP TABLE item_topics")
+        conn.execute("DROP TABLE item_facets")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (1, '2026-11-01 00:00:00')")
+    upgraded = Store.open(url, now=NOW + timedelta(days=1))
+    assert upgraded.schema_version() == SCHEMA_VERSION
+    [item] = upgraded.list_items()
+    assert (item.title, item.topics) == ("Title 1", ())
+    upgraded.save_tags(item.id, Tags((TopicTag("energy", 6.0, 5.0, (("energy", "en", 3),)),), {}))
+    assert upgraded.list_items(topic="energy")[0].id == item.id
+    upgraded.close()
+
+
+def test_tags_and_facets_round_trip_and_retag_replaces_them(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    tags = Tags(
+        topics=(
+            TopicTag("diplomacy", 9.0, 6.0, (("Lavrov", "en", 3), ("talks", "en", 2))),
+            TopicTag("energy", 5.0, 5.0, (("энергетик*", "ru", 2),)),
+        ),
+        facets={"countries": ("Russia", "Laos"), "organisations": ("ASEAN",)},
+    )
+    item_id = store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False, tags=tags)
+    [item] = store.list_items()
+    assert [t.id for t in item.topics] == ["diplomacy", "energy"]
+    assert item.topics[0].evidence == (("Lavrov", "en", 3), ("talks", "en", 2))
+    assert item.topics[1].evidence == (("энергетик*", "ru", 2),)
+    assert item.facets == {"countries": ("Laos", "Russia"), "organisations": ("ASEAN",)}
+    assert [i.id for i in store.list_items(topic="energy")] == [item_id]
+    assert store.list_items(topic="health") == []
+
+    count = store.retag(lambda _item: Tags((TopicTag("health", 7.0, 5.0, ()),), {}))
+    assert count == 1
+    [again] = store.list_items()
+    assert [t.id for t in again.topics] == ["health"]
+    assert again.facets == {}

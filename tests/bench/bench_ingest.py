@@ -32,6 +32,9 @@ from monitor.config import Config, PollConfig  # noqa: E402
 from monitor.models import HttpConfig, Source  # noqa: E402
 from monitor.pipeline import poll_once  # noqa: E402
 from monitor.store import Store  # noqa: E402
+from monitor.tag import parse_taxonomy  # noqa: E402
+
+TOPICS = ROOT / "config" / "topics.toml"
 
 
 def load_pages(corpus: Path, limit: int | None) -> list[bytes]:
@@ -94,6 +97,7 @@ def pipeline(feed: str, workers: int, expected: int) -> float:
             topics_file=Path(tmp) / "topics.toml",
             corpus_dir=Path(tmp),
             data_dir=Path(tmp),
+            taxonomy=parse_taxonomy(TOPICS.read_text("utf-8"), file=str(TOPICS)),
             poll=PollConfig(
                 workers=workers, backfill=timedelta(days=36500), max_pages_per_poll=expected
             ),
