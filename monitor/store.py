@@ -17,7 +17,7 @@ from monitor.errors import StoreError
 from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth, TopicTag
 from monitor.tag import Tags
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -150,36 +150,66 @@ item_facets = sa.Table(
 )
 
 
-def _v1_to_v2(conn: Connection) -> None:
-    """Add the tag tables. Their definitions are spelled out as they were at version 2."""
-    snapshot = sa.MetaData()
-    sa.Table("items", snapshot, sa.Column("id", sa.Integer, primary_key=True))
-    sa.Table(
-        "item_topics",
-        snapshot,
-        sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
-        sa.Column("topic_id", sa.String(64), primary_key=True),
-        sa.Column("score", sa.Float, nullable=False),
-        sa.Column("threshold", sa.Float, nullable=False),
-        sa.Column("evidence", sa.Text, nullable=False),
-        sa.Index("ix_item_topics_topic", "topic_id"),
-    )
-    sa.Table(
-        "item_facets",
-        snapshot,
-        sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
-        sa.Column("kind", sa.String(16), primary_key=True),
-        sa.Column("value", sa.String(200), primary_key=True),
-        sa.Index("ix_item_facets_value", "kind", "value"),
-    )
-    snapshot.create_all(
-        conn, tables=[snapshot.tables["item_topics"], snapshot.tables["item_facets"]]
-    )
+# The digest outbox (schema version 3): a rendered digest is stored before it is sent, so an
+# SMTP outage loses nothing and a retry reuses the same Message-ID.
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=False, unique=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("markdown", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | empty
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("name", "window_start", "window_end", name="uq_digests_window"),
+)
+
+# Which items a digest included: "seen" (items) stays separate from "included in digest N".
+digest_items = sa.Table(
+    "digest_items",
+    metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Index("ix_digest_items_item", "item_id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # email | markdown
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+
+def _create_tables(*names: str) -> Callable[[Connection], None]:
+    """A migration that adds whole tables. Tables are never changed in place: a later change
+    to one of them is a migration of its own that checks what already exists."""
+
+    def migrate(conn: Connection) -> None:
+        metadata.create_all(conn, tables=[metadata.tables[n] for n in names], checkfirst=True)
+
+    return migrate
 
 
 # Upgrades from each stored version to the next: MIGRATIONS[v] takes a database from v to v+1.
 # A new database is created at SCHEMA_VERSION directly from `metadata`.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _create_tables("item_topics", "item_facets"),
+    2: _create_tables("digests", "digest_items", "delivery_attempts"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +221,27 @@ class ExistingItem:
     title: str
     text_hash: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """A digest in the outbox."""
+
+    id: int
+    name: str
+    window_start: datetime
+    window_end: datetime
+    message_id: str
+    subject: str
+    markdown: str
+    html: str
+    text: str
+    status: str  # pending | sent | empty
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
 
 
 class Store:
@@ -559,6 +610,7 @@ class Store:
         statuses: Sequence[str] | None = None,
         source: str | None = None,
         topic: str | None = None,
+        not_in_digest: str | None = None,
         limit: int | None = None,
     ) -> list[Item]:
         """Items by first-seen time (`fetched_at`), oldest first, with their tags."""
@@ -577,6 +629,14 @@ class Store:
         if topic is not None:
             tagged = sa.select(item_topics.c.item_id).where(item_topics.c.topic_id == topic)
             query = query.where(items.c.id.in_(tagged))
+        if not_in_digest is not None:
+            # Items that a sent (or pending) digest of this name already carries.
+            carried = (
+                sa.select(digest_items.c.item_id)
+                .join(digests, digests.c.id == digest_items.c.digest_id)
+                .where(digests.c.name == not_in_digest, digests.c.status != "empty")
+            )
+            query = query.where(items.c.id.not_in(carried))
         query = query.order_by(items.c.fetched_at, items.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -626,6 +686,129 @@ class Store:
         query = query.where(items.c.id > last_id).order_by(items.c.id).limit(limit)
         with self._begin() as conn:
             return [_item(r) for r in conn.execute(query)]
+
+    # -- digests (the outbox) --------------------------------------------------------------------
+
+    def last_window_end(self, name: str) -> datetime | None:
+        """Where the next window of digest `name` starts: the end of its latest recorded one."""
+        query = sa.select(sa.func.max(digests.c.window_end)).where(digests.c.name == name)
+        with self._begin() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else _aware(value)
+
+    def find_digest(self, name: str, start: datetime, end: datetime) -> DigestRecord | None:
+        query = sa.select(digests).where(
+            digests.c.name == name, digests.c.window_start == start, digests.c.window_end == end
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else DigestRecord(**row._mapping)
+
+    def create_digest(
+        self,
+        *,
+        name: str,
+        window_start: datetime,
+        window_end: datetime,
+        message_id: str,
+        subject: str,
+        markdown: str,
+        html: str,
+        text: str,
+        item_ids: Sequence[int],
+        status: str,
+        now: datetime,
+    ) -> DigestRecord:
+        """Put a rendered digest in the outbox with the items it carries. A digest that is
+        already recorded for this (name, window) is returned unchanged."""
+        existing = self.find_digest(name, window_start, window_end)
+        if existing is not None:
+            return existing
+        with self._begin() as conn:
+            result = conn.execute(
+                digests.insert().values(
+                    name=name,
+                    window_start=window_start,
+                    window_end=window_end,
+                    message_id=message_id,
+                    subject=subject,
+                    markdown=markdown,
+                    html=html,
+                    text=text,
+                    status=status,
+                    created_at=now,
+                    attempts=0,
+                    next_attempt_at=now if status == "pending" else None,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            if item_ids:
+                conn.execute(
+                    digest_items.insert(),
+                    [{"digest_id": int(key[0]), "item_id": i} for i in sorted(set(item_ids))],
+                )
+        found = self.find_digest(name, window_start, window_end)
+        assert found is not None
+        return found
+
+    def due_digests(self, now: datetime) -> list[DigestRecord]:
+        """Pending digests whose next attempt is due, oldest first."""
+        query = (
+            sa.select(digests)
+            .where(
+                digests.c.status == "pending",
+                sa.or_(digests.c.next_attempt_at.is_(None), digests.c.next_attempt_at <= now),
+            )
+            .order_by(digests.c.window_end, digests.c.id)
+        )
+        with self._begin() as conn:
+            return [DigestRecord(**r._mapping) for r in conn.execute(query)]
+
+    def record_attempt(
+        self,
+        digest_id: int,
+        *,
+        channel: str,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Log one delivery attempt; a failure sets when to try again."""
+        with self._begin() as conn:
+            conn.execute(
+                delivery_attempts.insert().values(
+                    digest_id=digest_id, at=now, channel=channel, ok=ok, error=error
+                )
+            )
+            values: dict[str, Any] = {"attempts": digests.c.attempts + 1}
+            if not ok:
+                values |= {"last_error": error, "next_attempt_at": next_attempt_at}
+            conn.execute(digests.update().where(digests.c.id == digest_id).values(**values))
+
+    def mark_sent(self, digest_id: int, now: datetime) -> None:
+        """Only after every channel succeeded."""
+        with self._begin() as conn:
+            conn.execute(
+                digests.update()
+                .where(digests.c.id == digest_id)
+                .values(status="sent", sent_at=now, next_attempt_at=None, last_error=None)
+            )
+
+    def delivery_log(self, digest_id: int) -> list[dict[str, Any]]:
+        query = (
+            sa.select(delivery_attempts)
+            .where(delivery_attempts.c.digest_id == digest_id)
+            .order_by(delivery_attempts.c.id)
+        )
+        with self._begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def digest_item_ids(self, digest_id: int) -> list[int]:
+        query = sa.select(digest_items.c.item_id).where(digest_items.c.digest_id == digest_id)
+        with self._begin() as conn:
+            return sorted(int(i) for i in conn.execute(query).scalars())
 
     def count_items(self) -> int:
         with self._begin() as conn:
@@ -683,6 +866,11 @@ def _with_tags(conn: Connection, found: list[Item]) -> list[Item]:
         kinds = {kind: tuple(values) for kind, values in facets.get(item.id, {}).items()}
         out.append(replace(item, topics=tuple(tags), facets=kinds))
     return out
+
+
+def _aware(value: datetime) -> datetime:
+    # Aggregates (MAX) bypass the column type on some backends.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _dup_values(dup: DuplicateOf | None) -> dict[str, Any]:

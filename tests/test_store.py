@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.models import Article, DuplicateOf, Source, TopicTag
-from monitor.store import SCHEMA_VERSION, Store
+from monitor.store import SCHEMA_VERSION, DigestRecord, Store
 from monitor.tag import Tags
 
 # -- storage -------------------------------------------------------------------------------------
@@ -256,12 +256,14 @@ def test_a_version_1_database_is_migrated_and_keeps_its_items(tmp_path: Path) ->
     store.close()
     # Make it what version 1 wrote: no tag tables, version 1 recorded.
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        conn.execute("DROP TABLE item_topics")
-        conn.execute("DROP TABLE item_facets")
+        for table in ("delivery_attempts", "digest_items", "digests", "item_topics", "item_facets"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (1, '2026-11-01 00:00:00')")
     upgraded = Store.open(url, now=NOW + timedelta(days=1))
     assert upgraded.schema_version() == SCHEMA_VERSION
+    tables = set(sa.inspect(upgraded.engine).get_table_names())
+    assert {"item_topics", "item_facets", "digests", "digest_items", "delivery_attempts"} <= tables
     [item] = upgraded.list_items()
     assert (item.title, item.topics) == ("Title 1", ())
     upgraded.save_tags(item.id, Tags((TopicTag("energy", 6.0, 5.0, (("energy", "en", 3),)),), {}))
@@ -292,3 +294,67 @@ def test_tags_and_facets_round_trip_and_retag_replaces_them(store: Store) -> Non
     [again] = store.list_items()
     assert [t.id for t in again.topics] == ["health"]
     assert again.facets == {}
+
+
+def outbox_digest(
+    store: Store, start: datetime, end: datetime, item_ids: list[int]
+) -> DigestRecord:
+    return store.create_digest(
+        name="daily",
+        window_start=start,
+        window_end=end,
+        message_id=f"<d.{start:%H}@x>",
+        subject="s",
+        markdown="m",
+        html="<p>h</p>",
+        text="t",
+        item_ids=item_ids,
+        status="pending",
+        now=end,
+    )
+
+
+def test_outbox_records_attempts_and_sends_a_window_once(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    ids = [
+        store.insert_item(
+            article(n), fetched_at=NOW + timedelta(minutes=n), status="new", baseline=False
+        )
+        for n in range(3)
+    ]
+    assert store.last_window_end("daily") is None
+    end = NOW + timedelta(hours=1)
+    digest = outbox_digest(store, NOW, end, ids[:2])
+    assert (digest.status, digest.attempts) == ("pending", 0)
+    assert outbox_digest(store, NOW, end, ids).id == digest.id  # same window: same record
+    assert store.digest_item_ids(digest.id) == ids[:2]
+    assert store.last_window_end("daily") == end
+    # Items a digest of this name carries are not offered to it again; other names still see them.
+    assert [i.id for i in store.list_items(not_in_digest="daily")] == [ids[2]]
+    assert len(store.list_items(not_in_digest="weekly")) == 3
+
+    assert [d.id for d in store.due_digests(end)] == [digest.id]
+    retry_at = end + timedelta(minutes=5)
+    store.record_attempt(
+        digest.id,
+        channel="email",
+        ok=False,
+        error="451 try again",
+        now=end,
+        next_attempt_at=retry_at,
+    )
+    assert store.due_digests(end + timedelta(minutes=1)) == []
+    [due] = store.due_digests(retry_at)
+    assert (due.attempts, due.last_error) == (1, "451 try again")
+    store.record_attempt(digest.id, channel="email", ok=True, error=None, now=retry_at)
+    store.mark_sent(digest.id, retry_at)
+    assert store.due_digests(retry_at + timedelta(days=1)) == []
+    sent = store.find_digest("daily", NOW, end)
+    assert sent is not None
+    assert (sent.status, sent.sent_at, sent.attempts, sent.message_id) == (
+        "sent",
+        retry_at,
+        2,
+        "<d.07@x>",
+    )
+    assert [a["ok"] for a in store.delivery_log(digest.id)] == [False, True]
