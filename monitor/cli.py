@@ -17,13 +17,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from monitor import __version__
-from monitor.config import Config, find_config, load_config
+from monitor.config import Config, DigestConfig, find_config, load_config
 from monitor.durations import parse_time
 from monitor.errors import ConfigError, MonitorError, ParseError, SourceError, StoreError
 from monitor.fetch import Fetcher, make_client
 from monitor.models import Item, Source, SourceHealth
 from monitor.parse import parse_feed
 from monitor.pipeline import PollOutcome, poll_once
+from monitor.pipeline.digest import Window, collect, next_window, render
 from monitor.sources import parse_opml, render_opml, render_sources
 from monitor.store import Store
 from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
@@ -69,10 +70,12 @@ def _errors() -> Iterator[None]:
 
 
 @contextmanager
-def _opened_store(config: Config) -> Iterator[Store]:
+def _opened_store(config: Config, *, sync: bool = True) -> Iterator[Store]:
+    """The database; `sync` records the configured sources first (read-only commands skip it)."""
     store = Store.open(config.storage_url, now=utcnow())
     try:
-        store.sync_sources(config.sources, utcnow())
+        if sync:
+            store.sync_sources(config.sources, utcnow())
         yield store
     finally:
         store.close()
@@ -146,7 +149,7 @@ def _progress(total: int) -> Iterator[Callable[[PollOutcome], None]]:
         yield lambda outcome: bar.update(task, advance=1, description=outcome.source)
 
 
-def _print_poll_summary(outcomes: Sequence[PollOutcome]) -> None:
+def _print_poll_summary(outcomes: Sequence[PollOutcome], *, err: bool = False) -> None:
     for o in outcomes:
         if o.outcome == "failed":
             line = f"{o.source}: failed ({o.error_class}): {o.error}"
@@ -168,10 +171,76 @@ def _print_poll_summary(outcomes: Sequence[PollOutcome]) -> None:
                 if count:
                     parts.append(f"{count} {label}")
             line = f"{o.source}: ok, {', '.join(parts)}"
-        click.echo(_terminal_safe(line))
+        click.echo(_terminal_safe(line), err=err)
     failed = sum(o.outcome == "failed" for o in outcomes)
     new = sum(o.new for o in outcomes)
-    click.echo(f"total: {new} new item(s); {failed} of {len(outcomes)} source(s) failed")
+    click.echo(f"total: {new} new item(s); {failed} of {len(outcomes)} source(s) failed", err=err)
+
+
+# -- digest -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--name", metavar="N", help="Which [[digests]] entry (default: the first).")
+@click.option("--since", metavar="T", help="Window start (default: end of the last digest).")
+@click.option("--until", metavar="T", help="Window end (default: now).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "html", "text"]),
+    default="markdown",
+    show_default=True,
+)
+@click.option("--output", metavar="PATH|-", default="-", help="Where to write it (- = stdout).")
+@click.option("--no-poll", is_flag=True, help="Render from what is stored; fetch nothing.")
+@click.pass_obj
+def digest(
+    state: _State,
+    name: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    output: str,
+    no_poll: bool,
+) -> None:
+    """One-shot digest: poll, then render the window (a preview: every item of the window)."""
+    with _errors():
+        config = state.config
+        chosen = _digest_config(config, name)
+        now = utcnow()
+        if not no_poll:
+            with _opened_store(config) as store, _progress(len(config.sources)) as advance:
+                outcomes = poll_once(config, store, config.sources, clock=utcnow, progress=advance)
+            _print_poll_summary(outcomes, err=True)  # stdout carries the digest
+            now = utcnow()
+        with _opened_store(config, sync=False) as store:
+            default = next_window(store, chosen.name, now)
+            start = _time_option("--since", since, now) or default.start
+            end = _time_option("--until", until, now) or now
+            if start >= end:
+                _fail(f"empty window: --since {_iso(start)} is not before --until {_iso(end)}", 2)
+            inp = collect(store, config, chosen, Window(start, end), for_sending=False, now=now)
+        rendered = render(chosen, inp)
+        body = {"markdown": rendered.markdown, "html": rendered.html, "text": rendered.text}[fmt]
+        if output == "-":
+            click.echo(body, nl=not body.endswith("\n"))
+        else:
+            try:
+                Path(output).write_text(body, encoding="utf-8")
+            except OSError as exc:
+                _fail(f"--output: cannot write {output}: {exc.strerror or exc}", EXIT_NOTHING_DONE)
+
+
+def _digest_config(config: Config, name: str | None) -> DigestConfig:
+    if not config.digests:
+        _fail(f"{config.path}: no [[digests]] configured", EXIT_USAGE)
+    if name is None:
+        return config.digests[0]
+    for d in config.digests:
+        if d.name == name:
+            return d
+    known = ", ".join(repr(d.name) for d in config.digests)
+    _fail(f"--name: no digest {name!r} in {config.path}; configured: {known}", EXIT_USAGE)
 
 
 # -- items --------------------------------------------------------------------------------------
@@ -212,7 +281,7 @@ def items(
         if topic is not None and topic not in config.taxonomy.topic_ids:
             known = ", ".join(config.taxonomy.topic_ids)
             _fail(f"--topic: unknown topic {topic!r} in {config.topics_file}; known: {known}", 2)
-        with _opened_store(config) as store:
+        with _opened_store(config, sync=False) as store:
             found = store.list_items(
                 since=start,
                 until=end,
@@ -333,7 +402,7 @@ def _is_unsafe(ch: str) -> bool:
 @click.pass_obj
 def explain(state: _State, ref: str) -> None:
     """Why an item is new, duplicate or known (ITEM: id or URL)."""
-    with _errors(), _opened_store(state.config) as store:
+    with _errors(), _opened_store(state.config, sync=False) as store:
         item = store.get_item(ref)
         if item is None:
             _fail(f"no stored item with id or URL {ref!r}", EXIT_USAGE)

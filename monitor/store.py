@@ -810,6 +810,22 @@ class Store:
         with self._begin() as conn:
             return sorted(int(i) for i in conn.execute(query).scalars())
 
+    def story_members(self, story_ids: Sequence[int]) -> dict[int, list[Item]]:
+        """Every stored member of these stories, whenever it was seen."""
+        if not story_ids:
+            return {}
+        query = sa.select(
+            items, sources.c.name.label("source_name"), sources.c.priority.label("source_priority")
+        )
+        query = query.join(sources, sources.c.id == items.c.source_id)
+        query = query.where(items.c.story_id.in_(list(story_ids))).order_by(items.c.id)
+        out: dict[int, list[Item]] = {}
+        with self._begin() as conn:
+            for item in _with_tags(conn, [_item(r) for r in conn.execute(query)]):
+                assert item.story_id is not None
+                out.setdefault(item.story_id, []).append(item)
+        return out
+
     def count_items(self) -> int:
         with self._begin() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one())

@@ -1,8 +1,4 @@
-"""Where edges meet the pure core: poll sources into the store. I/O: network, database, processes.
-
-sources | fetch | parse | extract | dedupe | tag | store
-store.window | digest | deliver | store.mark_sent
-"""
+"""Polling: sources | fetch | parse | extract | dedupe | tag | store. I/O: network, database."""
 
 from __future__ import annotations
 

@@ -1,0 +1,9 @@
+"""Where the edges meet the pure core; the only place they do. I/O: network, database, files.
+
+sources | fetch | parse | extract | dedupe | tag | store        (pipeline.poll)
+store.window | digest | deliver | store.mark_sent                (pipeline.digest)
+"""
+
+from monitor.pipeline.poll import Poller, PollOutcome, poll_once, warm_up
+
+__all__ = ["PollOutcome", "Poller", "poll_once", "warm_up"]
