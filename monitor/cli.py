@@ -15,16 +15,26 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import jinja2
 
 from monitor import __version__
 from monitor.config import Config, DigestConfig, find_config, load_config
+from monitor.digest.render import TEMPLATES, make_environment
 from monitor.durations import parse_time
-from monitor.errors import ConfigError, MonitorError, ParseError, SourceError, StoreError
+from monitor.errors import (
+    ConfigError,
+    MonitorError,
+    ParseError,
+    Problem,
+    SourceError,
+    StoreError,
+)
 from monitor.fetch import Fetcher, make_client
 from monitor.models import Item, Source, SourceHealth
 from monitor.parse import parse_feed
 from monitor.pipeline import PollOutcome, poll_once
 from monitor.pipeline.digest import Window, collect, next_window, render
+from monitor.resources import default_templates_dir
 from monitor.sources import parse_opml, render_opml, render_sources
 from monitor.store import Store
 from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
@@ -611,10 +621,32 @@ def check_config(state: _State) -> None:
     """Validate the config and the files it names."""
     with _errors():
         config = state.config
+        problems = list(_template_problems(config))
+        if problems:
+            raise ConfigError(problems)
     click.echo(
-        f"{config.path}: ok; {len(config.sources)} source(s), {len(config.digests)} digest(s), "
+        f"{config.path}: ok; {len(config.sources)} source(s), "
+        f"{len(config.taxonomy.topic_ids)} topic(s), {len(config.digests)} digest(s), "
         f"storage {config.storage_url.split('@')[-1]}"
     )
+
+
+def _template_problems(config: Config) -> Iterator[Problem]:
+    """Every digest's templates (with its overrides) compile."""
+    for d in config.digests:
+        env = make_environment(d.templates_dir, default_templates_dir())
+        for name in TEMPLATES:
+            try:
+                env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                where = f"{exc.filename or name}:{exc.lineno}"
+                yield Problem(
+                    str(config.path), f"digests ({d.name}).templates_dir", f"{where}: {exc}"
+                )
+            except jinja2.TemplateNotFound as exc:
+                yield Problem(
+                    str(config.path), f"digests ({d.name}).templates_dir", f"missing {exc}"
+                )
 
 
 # -- demo ---------------------------------------------------------------------------------------

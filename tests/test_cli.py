@@ -293,3 +293,17 @@ def test_topics_in_json_filter_explain_and_retag(http_server: LocalServer, tmp_p
     retagged = json.loads(run(config, "items", "--json").stdout)
     assert "regional-architecture" not in {t["id"] for t in retagged["topics"]}
     assert len(http_server.requests) == requests_before
+
+
+def test_check_config_compiles_template_overrides(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [("Local", "http://127.0.0.1:9/feed")])
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "digest.md.j2").write_text("# {{ model.name\n", "utf-8")
+    config.write_text(
+        config.read_text("utf-8") + '[[digests]]\nname = "daily"\ntemplates_dir = "mine"\n',
+        "utf-8",
+    )
+    done = run(config, "check-config", check=False)
+    assert done.returncode == 2
+    assert "digests (daily).templates_dir" in done.stderr
+    assert "digest.md.j2:1" in done.stderr
