@@ -83,7 +83,10 @@ class StoreError(MonitorError):
 
 
 class DeliveryError(MonitorError):
-    """A digest could not be delivered (connect, auth, refused, disk)."""
+    """A digest could not be delivered (connect, auth, refused, disk). `temporary` errors are
+    retried by the outbox; permanent ones need the operator."""
+
+    temporary = False
 
     def __init__(self, recipient: str, detail: str) -> None:
         self.recipient = recipient

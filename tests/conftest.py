@@ -8,6 +8,7 @@ import pytest
 
 from monitor.models import HttpConfig
 from tests.servers import LocalServer
+from tests.smtp_server import SmtpServer
 
 
 @pytest.fixture
@@ -33,3 +34,10 @@ def http_config() -> HttpConfig:
         per_host=2,
         concurrency=10,
     )
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd, loop in a thread); closed and joined after."""
+    with SmtpServer() as server:
+        yield server
