@@ -33,7 +33,15 @@ from monitor.fetch import Fetcher, make_client
 from monitor.models import Item, Source, SourceHealth
 from monitor.parse import parse_feed
 from monitor.pipeline import PollOutcome, poll_once
-from monitor.pipeline.digest import Window, collect, next_window, render
+from monitor.pipeline.digest import (
+    SendOutcome,
+    Window,
+    collect,
+    deliver_due,
+    next_window,
+    render,
+    send_digest,
+)
 from monitor.resources import default_templates_dir
 from monitor.sources import parse_opml, render_opml, render_sources
 from monitor.store import Store
@@ -203,6 +211,7 @@ def _print_poll_summary(outcomes: Sequence[PollOutcome], *, err: bool = False) -
 )
 @click.option("--output", metavar="PATH|-", default="-", help="Where to write it (- = stdout).")
 @click.option("--no-poll", is_flag=True, help="Render from what is stored; fetch nothing.")
+@click.option("--send", is_flag=True, help="Deliver it through the outbox (archive and/or email).")
 @click.pass_obj
 def digest(
     state: _State,
@@ -212,8 +221,14 @@ def digest(
     fmt: str,
     output: str,
     no_poll: bool,
+    send: bool,
 ) -> None:
-    """One-shot digest: poll, then render the window (a preview: every item of the window)."""
+    """One-shot digest: poll, then render the window.
+
+    Without --send it is a preview of every item of the window and changes nothing. With
+    --send the digest is stored in the outbox, then delivered per the digest's `formats`;
+    items an earlier sent digest of the same name carried are left out.
+    """
     with _errors():
         config = state.config
         chosen = _digest_config(config, name)
@@ -227,8 +242,18 @@ def digest(
             default = next_window(store, chosen.name, now)
             start = _time_option("--since", since, now) or default.start
             end = _time_option("--until", until, now) or now
+            if start >= end and since is None and until is None:
+                click.echo(
+                    f"digest {chosen.name!r}: the last one already covers up to "
+                    f"{_iso(start)}; nothing to do",
+                    err=True,
+                )
+                return
             if start >= end:
                 _fail(f"empty window: --since {_iso(start)} is not before --until {_iso(end)}", 2)
+            if send:
+                _send(store, config, chosen, Window(start, end), now)
+                return
             inp = collect(store, config, chosen, Window(start, end), for_sending=False, now=now)
         rendered = render(chosen, inp)
         body = {"markdown": rendered.markdown, "html": rendered.html, "text": rendered.text}[fmt]
@@ -239,6 +264,35 @@ def digest(
                 Path(output).write_text(body, encoding="utf-8")
             except OSError as exc:
                 _fail(f"--output: cannot write {output}: {exc.strerror or exc}", EXIT_NOTHING_DONE)
+
+
+def _send(
+    store: Store, config: Config, chosen: DigestConfig, window: Window, now: datetime
+) -> None:
+    for retried in deliver_due(store, config, now, everything=True):  # earlier failures first
+        _report_send(retried)
+    outcome = send_digest(store, config, chosen, window, now=now)
+    _report_send(outcome)
+    if outcome.status == "pending":
+        sys.exit(EXIT_NOTHING_DONE)
+
+
+def _report_send(outcome: SendOutcome) -> None:
+    r = outcome.record
+    head = f"digest {r.name!r} {_iso(r.window_start)} – {_iso(r.window_end)}"
+    if outcome.status == "sent":
+        line = f"{head}: sent, Message-ID {r.message_id}"
+    elif outcome.status == "already_sent":
+        line = f"{head}: already sent at {_iso(r.sent_at)}; nothing sent again"
+    elif outcome.status == "empty":
+        line = f"{head}: nothing new; not sent (send_empty = false)"
+    else:
+        problems = "; ".join(str(e) for e in outcome.errors)
+        line = (
+            f"{head}: not delivered: {problems}. It stays in the outbox and is retried "
+            f"(next attempt {_iso(r.next_attempt_at)}) by `monitor digest --send` or `monitor run`"
+        )
+    click.echo(_terminal_safe(line), err=True)
 
 
 def _digest_config(config: Config, name: str | None) -> DigestConfig:

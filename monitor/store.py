@@ -752,16 +752,14 @@ class Store:
         assert found is not None
         return found
 
-    def due_digests(self, now: datetime) -> list[DigestRecord]:
-        """Pending digests whose next attempt is due, oldest first."""
-        query = (
-            sa.select(digests)
-            .where(
-                digests.c.status == "pending",
-                sa.or_(digests.c.next_attempt_at.is_(None), digests.c.next_attempt_at <= now),
+    def due_digests(self, now: datetime | None) -> list[DigestRecord]:
+        """Pending digests whose next attempt is due (all pending ones for `now=None`)."""
+        query = sa.select(digests).where(digests.c.status == "pending")
+        if now is not None:
+            query = query.where(
+                sa.or_(digests.c.next_attempt_at.is_(None), digests.c.next_attempt_at <= now)
             )
-            .order_by(digests.c.window_end, digests.c.id)
-        )
+        query = query.order_by(digests.c.window_end, digests.c.id)
         with self._begin() as conn:
             return [DigestRecord(**r._mapping) for r in conn.execute(query)]
 

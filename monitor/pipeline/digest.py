@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
 
+from monitor.backoff import backoff_delay
 from monitor.config import Config, DigestConfig
+from monitor.deliver import PartialDeliveryError, send_message, write_archive
 from monitor.digest import (
     DigestInput,
     RenderedDigest,
@@ -14,8 +20,12 @@ from monitor.digest import (
     make_environment,
     render_digest,
 )
+from monitor.errors import DeliveryError
+from monitor.message import build_message, domain_of, message_id_for
 from monitor.resources import default_templates_dir
-from monitor.store import Store
+from monitor.store import DigestRecord, Store
+
+log = logging.getLogger("monitor.digest")
 
 DEFAULT_FIRST_WINDOW = timedelta(hours=24)
 
@@ -85,3 +95,144 @@ def collect(
 def render(digest: DigestConfig, inp: DigestInput) -> RenderedDigest:
     env = make_environment(digest.templates_dir, default_templates_dir())
     return render_digest(build_digest(inp), env)
+
+
+# -- sending through the outbox -----------------------------------------------------------------
+
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What `send_digest` did: `sent`, `already_sent`, `empty` (nothing new, not mailed) or
+    `pending` (a channel failed; the outbox retries at `record.next_attempt_at`)."""
+
+    record: DigestRecord
+    status: Literal["sent", "already_sent", "empty", "pending"]
+    errors: tuple[DeliveryError, ...] = ()
+
+
+def send_digest(
+    store: Store,
+    config: Config,
+    digest: DigestConfig,
+    window: Window,
+    *,
+    now: datetime,
+    ssl_context: ssl.SSLContext | None = None,
+    seed_titles: Mapping[str, str] | None = None,
+) -> SendOutcome:
+    """Render the window once, store it in the outbox, then deliver it. The same (name,
+    window) is never rendered or sent twice; a retry reuses the stored rendering and its
+    Message-ID."""
+    record = store.find_digest(digest.name, window.start, window.end)
+    if record is not None and record.status != "pending":
+        return SendOutcome(record, "already_sent" if record.status == "sent" else "empty")
+    if record is None:
+        inp = collect(
+            store, config, digest, window, for_sending=True, now=now, seed_titles=seed_titles
+        )
+        rendered = render(digest, inp)
+        empty = not inp.items and not digest.send_empty
+        record = store.create_digest(
+            name=digest.name,
+            window_start=window.start,
+            window_end=window.end,
+            message_id=message_id_for(
+                digest.name, window.start, window.end, domain=domain_of(config.smtp.sender)
+            ),
+            subject=rendered.subject,
+            markdown=rendered.markdown,
+            html=rendered.html,
+            text=rendered.text,
+            item_ids=[i.id for i in inp.items],
+            status="empty" if empty else "pending",
+            now=now,
+        )
+        if empty:
+            return SendOutcome(record, "empty")
+    return deliver(store, config, digest, record, now=now, ssl_context=ssl_context)
+
+
+def deliver(
+    store: Store,
+    config: Config,
+    digest: DigestConfig,
+    record: DigestRecord,
+    *,
+    now: datetime,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SendOutcome:
+    """Deliver a stored digest on every configured channel; mark it sent only when all worked."""
+    errors: list[DeliveryError] = []
+    rendered = RenderedDigest(record.subject, record.markdown, record.html, record.text)
+    for channel in digest.formats:
+        try:
+            if channel == "markdown":
+                assert digest.output_dir is not None
+                day = record.window_end.astimezone(ZoneInfo(digest.timezone)).date()
+                write_archive(digest.output_dir, digest.name, day, record.markdown)
+            else:
+                message = build_message(
+                    rendered,
+                    sender=config.smtp.sender,
+                    recipients=digest.recipients,
+                    message_id=record.message_id,
+                    date=record.created_at,
+                    unsubscribe=f"mailto:{config.smtp.sender}?subject=unsubscribe%20{digest.name}",
+                )
+                send_message(message, config.smtp, ssl_context=ssl_context)
+        except PartialDeliveryError as exc:
+            # Delivered to the accepted recipients: retrying would send it to them twice.
+            store.record_attempt(record.id, channel=channel, ok=True, error=str(exc), now=now)
+            log.error("digest_partial name=%s error=%s", digest.name, exc)
+            continue
+        except DeliveryError as exc:
+            errors.append(exc)
+            store.record_attempt(
+                record.id,
+                channel=channel,
+                ok=False,
+                error=f"{'temporary' if exc.temporary else 'permanent'}: {exc}",
+                now=now,
+                next_attempt_at=now + _retry_delay(record.attempts + 1, exc),
+            )
+            log.warning("digest_failed name=%s channel=%s error=%s", digest.name, channel, exc)
+            continue
+        store.record_attempt(record.id, channel=channel, ok=True, error=None, now=now)
+    if errors:
+        again = store.find_digest(digest.name, record.window_start, record.window_end)
+        return SendOutcome(again or record, "pending", tuple(errors))
+    store.mark_sent(record.id, now)
+    sent = store.find_digest(digest.name, record.window_start, record.window_end)
+    log.info("digest_sent name=%s message_id=%s", digest.name, record.message_id)
+    return SendOutcome(sent or record, "sent")
+
+
+def deliver_due(
+    store: Store,
+    config: Config,
+    now: datetime,
+    *,
+    everything: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> list[SendOutcome]:
+    """Retry every pending digest whose next attempt is due (the outbox); `everything` retries
+    all pending ones now (an operator asked)."""
+    by_name = {d.name: d for d in config.digests}
+    outcomes = []
+    for record in store.due_digests(None if everything else now):
+        digest = by_name.get(record.name)
+        if digest is None:
+            log.warning("digest_orphan name=%s: no longer configured; left pending", record.name)
+            continue
+        outcomes.append(deliver(store, config, digest, record, now=now, ssl_context=ssl_context))
+    return outcomes
+
+
+def _retry_delay(attempts: int, exc: DeliveryError) -> timedelta:
+    # A permanent error (bad password, refused sender) needs the operator; still retry, slowly.
+    if not exc.temporary:
+        return RETRY_CAP
+    return backoff_delay(attempts, base=RETRY_BASE, cap=RETRY_CAP, rand=0.5)

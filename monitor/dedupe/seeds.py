@@ -1,0 +1,142 @@
+"""Seed-corpus articles: title, date and a boilerplate-free body from scraped text. No I/O."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import py3langid
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """One seed article as the dedupe layers see it."""
+
+    name: str  # the file name, e.g. "000_51428d13349f6c0f.txt"; `duplicate_of.ref` for seeds
+    title: str
+    published_at: datetime | None  # aware UTC; a date without a time is midnight UTC
+    text: str  # the body with scraping boilerplate removed (the title is not repeated)
+    language: str | None
+
+
+_MONTHS = {
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "may": 5,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
+}
+_MONTH = r"(?P<month>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"  # noqa: E501
+_MONTH_ANY = _MONTH.replace("(?P<month>", "(?:")
+# The year may be glued to a time ("3 February 202014:15"), so no \b after it.
+_DATE_PATTERNS = (
+    re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<mnum>[01]\d)-(?P<day>[0-3]\d)\b"),
+    re.compile(rf"\b(?P<day>[0-3]?\d)\s+{_MONTH}\s*,?\s+(?P<year>(?:19|20)\d\d)", re.IGNORECASE),
+    re.compile(rf"\b{_MONTH}\s+(?P<day>[0-3]?\d)\s*,\s*(?P<year>(?:19|20)\d\d)", re.IGNORECASE),
+)
+# A line that is nothing but a date (possibly with a glued time): header, not title.
+_DATE_ONLY_LINE = re.compile(
+    rf"^\s*(?:date\s+)?(?:(?:19|20)\d\d-[01]\d-[0-3]\d|[0-3]?\d\s+{_MONTH_ANY}\s*,?\s+(?:19|20)\d\d"
+    rf"|{_MONTH_ANY}\s+[0-3]?\d\s*,\s*(?:19|20)\d\d)(?:\s*[0-2]?\d:[0-5]\d)?\s*$",
+    re.IGNORECASE,
+)
+# " date 2020-02-03 Moscow (VNA) – ..." : a date label glued in front of the first paragraph.
+_DATE_PREFIX = re.compile(r"^\s*date\s+((?:19|20)\d\d-[01]\d-[0-3]\d)\s+", re.IGNORECASE)
+# "Moscow (VNA) – " : a news-agency dateline; dropped from a title derived from the lead.
+_DATELINE = re.compile(r"^[A-Z][\w .'-]{1,40}\s*\([A-Z][A-Za-z/]{1,12}\)\s*[–—-]\s*")
+# Language switchers: "• de-DE1 en-GB1 es-ES1 ru-RU1" (locale codes, optionally counted).
+_LOCALE_LINE = re.compile(r"^[\s•·|*-]*(?:[a-z]{2}-[A-Z]{2}\d*[\s|•·,]*){2,}$")
+# Lines after which a page only has navigation: the MFA's "Additional materials" block.
+_TAIL_MARKERS = ("additional materials", "related materials", "advanced settings")
+# Single boilerplate lines seen in the seeds and their sources' page templates.
+_BOILERPLATE_LINES = re.compile(
+    r"^(?:travel page|print|share|source:.*|vna|tass|photo:.*|\./\.)$", re.IGNORECASE
+)
+
+
+def parse_seed(name: str, text: str) -> Seed:
+    """Derive title, date, body and language from a seed file's text (already decoded)."""
+    lines = [_clean_line(line) for line in text.splitlines()]
+    header_date: datetime | None = None
+    body: list[str] = []
+    title = ""
+    for raw in lines:
+        line = raw
+        if not line:
+            continue
+        if line.casefold() in _TAIL_MARKERS:
+            break
+        if _LOCALE_LINE.match(line) or _BOILERPLATE_LINES.match(line):
+            continue
+        prefix = _DATE_PREFIX.match(line)
+        if prefix:
+            header_date = header_date or _find_date(prefix.group(1))
+            line = line[prefix.end() :].strip()
+        elif _DATE_ONLY_LINE.match(line):
+            header_date = header_date or _find_date(line)
+            continue
+        if not title:
+            title = _title_from(line)
+            if title == line:  # a real title line; otherwise it is also the lead paragraph
+                if header_date is None:
+                    header_date = _find_date(line)
+                continue
+        if line == title:  # pages that repeat the headline above the body
+            continue
+        body.append(line)
+    body_text = "\n\n".join(body)
+    if header_date is None:
+        # A dated first paragraph ("BALI, 21 February 2019 – ...") when no header had one.
+        header_date = _find_date(body[0]) if body else None
+    return Seed(
+        name=name,
+        title=title,
+        published_at=header_date,
+        text=body_text,
+        language=_language(title + "\n" + body_text),
+    )
+
+
+def _clean_line(line: str) -> str:
+    line = unicodedata.normalize("NFKC", line)
+    line = re.sub(r"\s*\./\.\s*$", ".", line)  # VNA's end-of-story mark "./."
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def _title_from(line: str) -> str:
+    """The line itself if it reads like a headline; else the lead's first sentence, undated."""
+    if len(line) <= 200 and not line.endswith("."):
+        return line
+    lead = _DATELINE.sub("", line)
+    sentence = re.split(r"(?<=[.!?])\s", lead, maxsplit=1)[0]
+    return sentence.rstrip(".")
+
+
+def _find_date(text: str) -> datetime | None:
+    for pattern in _DATE_PATTERNS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        groups = match.groupdict()
+        month = int(groups["mnum"]) if groups.get("mnum") else _MONTHS[groups["month"][:3].lower()]
+        try:
+            return datetime(int(groups["year"]), month, int(groups["day"]), tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _language(text: str) -> str | None:
+    if not text.strip():
+        return None
+    lang, _score = py3langid.classify(text)
+    return str(lang)

@@ -1,0 +1,707 @@
+"""Story layer: features, cross-lingual similarity and story assignment. No I/O.
+
+Two articles are in the same story when they report the same event, possibly in different
+words or languages. Signals that survive rewording and translation: title and lead overlap
+(same language only), shared names (a gazetteer with multilingual aliases plus capitalised
+words, Cyrillic transliterated: Лавров ~ Lavrov), shared specific numbers and day mentions,
+and publication dates within a window. Hard-negative guards come first: publication dates
+further apart than the window, different event years, or different numbers of the same
+kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same story",
+whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
+training split (docs/dedupe.md); the word lists below are data, in their native scripts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import sys
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+STEM = 6  # compare words by their first 6 letters: a crude stemmer that works across languages
+LEAD_WORDS = 60  # the lead: the first words of the body
+TOP_TERMS = 64  # the most frequent content words kept per article
+WINDOW_DAYS = 7  # publication dates further apart than this are different stories
+# Weights of the parts (same language / different languages) and the link threshold.
+W_TITLE, W_BODY, W_ENTITIES, W_FACTS = 0.35, 0.40, 0.20, 0.05
+X_BODY, X_ENTITIES, X_FACTS = 0.45, 0.45, 0.10
+PLACE_PENALTY = 0.5  # both leads name a place (gazetteer) and none is shared
+STORY_THRESHOLD = (
+    0.22  # best F1 on the SemEval training split (0.18-0.22 within 0.01); precision side
+)
+
+# Russian (and Ukrainian / Belarusian letters) to Latin, close to the BGN/PCGN romanisation
+# that news agencies use (Лавров -> lavrov, Джакарта -> dzhakarta).
+CYRILLIC = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",
+    "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
+    "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
+    "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya", "і": "i",
+    "ї": "yi", "є": "ye", "ґ": "g", "ў": "u",
+}  # fmt: skip
+
+STOPWORDS = """
+the and for that with this from have has had was were are been being will would could should
+shall can may might must not but its his her their they them there then than also into onto
+over under about after before between during while which who whom whose what when where why
+how all any each other some such only own same very just more most many much said says say
+our ours your yours you she him himself herself itself themselves ourselves upon within
+without against among per via one two three new last year years first second next since
+still even both well back made make like being does did doing done out off again further
+once here these those because until above below down ago yet according told
+
+и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
+мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть
+был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть
+надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда
+кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас
+были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот
+через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед
+иногда лучше чуть том нельзя такой им более всегда конечно всю между также который которые
+которых которая которой этих года году год также заявил сообщил отметил время
+
+der die das und ist nicht sich mit auf für dem den des ein eine einer eines einem einen
+von zu im auch als wie bei aus nach noch bis wird werden wurde wurden sind war hat haben
+oder aber über vor zum zur durch sein seine ihre ihr sie wir uns mehr nur schon kann
+dass diese dieser dieses jetzt sehr hier
+
+les des une pour dans par sur est qui que pas plus avec sont son ses aux mais ont leur
+cette comme été tout elle nous vous fait être entre sans après avant aussi dont
+
+los las del una por con para que como más pero sus fue son ser han sobre entre este esta
+también desde hasta porque cuando todo
+
+il lo la gli le di da per con che una non sono nel nella dei delle degli alla alle anche
+come più questo questa ha hanno dal dalla
+
+się nie jest oraz przez jak ale dla tak był była było być jego jej ich ten tym które
+który która także tylko może
+
+bir ve ile bu da de için olarak olan gibi daha çok kadar sonra ancak ise veya
+
+yang dan di ke dari untuk dengan pada dalam ini itu adalah akan juga tidak oleh telah
+sebagai atau bahwa karena tersebut para kata
+
+và của là có cho các được với trong này những một đã không người đến về tại theo khi
+cũng như để từ đó nhiều sẽ vào ra năm ngày tháng
+"""
+
+# Month names (and Russian genitive forms) in the languages the monitor and the evaluation see.
+MONTHS: dict[str, int] = {}
+for _num, _names in enumerate(
+    (
+        "january jan января январь januar janvier enero gennaio januari stycznia ocak",
+        "february feb февраля февраль februar fevrier febrero febbraio februari lutego subat",
+        "march mar марта март marz mars marzo maret marca mart",
+        "april apr апреля апрель avril abril aprile kwietnia nisan",
+        "may мая май mai mayo maggio mei maja mayis",
+        "june jun июня июнь juni juin junio giugno czerwca haziran",
+        "july jul июля июль juli juillet julio luglio lipca temmuz",
+        "august aug августа август aout agosto agustus sierpnia agustos",
+        "september sep sept сентября сентябрь septembre septiembre settembre wrzesnia eylul",
+        "october oct октября октябрь oktober octobre octubre ottobre pazdziernika ekim",
+        "november nov ноября ноябрь novembre noviembre listopada kasim",
+        "december dec декабря декабрь dezember decembre diciembre dicembre desember grudnia aralik",
+    ),
+    start=1,
+):
+    for _name in _names.split():
+        MONTHS[_name] = _num
+
+# Nouns naming a numbered event ("16th ... Meeting", "Hội nghị ... lần thứ 16") -> event type.
+EVENT_NOUNS: dict[str, str] = {}
+for _type, _words in (
+    ("meeting", "meeting meetings som arsom совещание совещания встреча заседание nghi hop "
+     "pertemuan rapat treffen reunion riunione spotkanie"),
+    ("summit", "summit саммит саммита ktt gipfel sommet cumbre vertice szczyt"),
+    ("session", "session сессия сессии phien sidang sitzung sesion sessione sesja"),
+    ("round", "round раунд раунда vong putaran runde ronda"),
+    ("forum", "forum форум форума"),
+    ("conference", "conference конференция конференции konferensi konferenz conferencia"),
+    ("anniversary", "anniversary годовщина годовщины летие niem ulang jahrestag aniversario"),
+):  # fmt: skip
+    for _word in _words.split():
+        EVENT_NOUNS[_word] = _type
+
+# Key names for Russia–ASEAN coverage: canonical name -> (kind, weight, aliases).
+# Weight: how much sharing the entity says about "same event"; ASEAN and Russia are in almost
+# every item this monitor sees, so they count little.
+GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
+    "Lavrov": ("person", 2.0, ("Lavrov", "Лавров", "Lavrốp", "Lavrop")),
+    "Lim Jock Hoi": (
+        "person",
+        3.0,
+        ("Lim Jock Hoi", "Лим Джок Хой", "Лим Джок Хоя", "Лим Джок Хою", "Лим Джок Хоем"),
+    ),
+    "Kao Kim Hourn": ("person", 3.0, ("Kao Kim Hourn", "Као Ким Хорн")),
+    "Putin": ("person", 1.5, ("Putin", "Путин", "Pu-tin")),
+    "Morgulov": ("person", 2.0, ("Morgulov", "Моргулов", "Mô-gu-lốp")),
+    "Rudenko": ("person", 2.0, ("Rudenko", "Руденко")),
+    "Myasnikovich": ("person", 2.0, ("Myasnikovich", "Мясникович")),
+    "Ngo Duc Manh": ("person", 2.0, ("Ngo Duc Manh", "Ngô Đức Mạnh", "Нго Дык Мань")),
+    "Jose Tavares": ("person", 2.0, ("Jose Tavares", "Хосе Таварес")),
+    "Retno Marsudi": ("person", 2.0, ("Retno Marsudi", "Ретно Марсуди")),
+    "Saleumxay Kommasith": ("person", 2.0, ("Saleumxay Kommasith", "Салеумсай Коммасит")),
+    "ASEAN": ("org", 0.3, ("ASEAN", "АСЕАН", "Association of Southeast Asian Nations",
+                           "Hiệp hội các quốc gia Đông Nam Á")),
+    "Russia": ("place", 0.3, ("Russia", "Russian Federation", "Россия", "Российская Федерация",
+                              "Nga", "Liên bang Nga", "Rusia", "Rusland", "Russland")),
+    "Moscow": ("place", 1.5, ("Moscow", "Москва", "Mát-xcơ-va", "Matxcova", "Moskow", "Moskau",
+                              "Moscou", "Moscú", "Mosca")),
+    "Vientiane": ("place", 1.5, ("Vientiane", "Вьентьян", "Viêng Chăn", "Vientian")),
+    "Jakarta": ("place", 1.5, ("Jakarta", "Джакарта", "Gia-các-ta", "Giacacta")),
+    "Bali": ("place", 1.5, ("Bali", "Бали")),
+    "Hanoi": ("place", 1.5, ("Hanoi", "Ханой", "Hà Nội")),
+    "Bangkok": ("place", 1.5, ("Bangkok", "Бангкок", "Băng Cốc")),
+    "Singapore": ("place", 1.0, ("Singapore", "Сингапур", "Xinh-ga-po", "Singapura")),
+    "Kuala Lumpur": ("place", 1.5, ("Kuala Lumpur", "Куала-Лумпур")),
+    "Manila": ("place", 1.5, ("Manila", "Манила")),
+    "Phnom Penh": ("place", 1.5, ("Phnom Penh", "Пномпень", "Phnôm Pênh")),
+    "Naypyidaw": ("place", 1.5, ("Naypyidaw", "Нейпьидо", "Nay Pyi Taw")),
+    "Vladivostok": ("place", 1.5, ("Vladivostok", "Владивосток", "Vla-đi-vô-xtốc")),
+    "St Petersburg": ("place", 1.5, ("St Petersburg", "Saint Petersburg", "Санкт-Петербург",
+                                     "Петербург", "Xanh Pê-téc-bua")),
+    "Sochi": ("place", 1.5, ("Sochi", "Сочи", "Xô-chi")),
+    "Kazan": ("place", 1.5, ("Kazan", "Казань")),
+    "Laos": ("place", 0.8, ("Laos", "Лаос", "Lào", "Lao PDR")),
+    "Vietnam": ("place", 0.8, ("Vietnam", "Viet Nam", "Вьетнам", "Việt Nam")),
+    "Indonesia": ("place", 0.8, ("Indonesia", "Индонезия", "In-đô-nê-xi-a")),
+    "Malaysia": ("place", 0.8, ("Malaysia", "Малайзия", "Ma-lai-xi-a")),
+    "Thailand": ("place", 0.8, ("Thailand", "Таиланд", "Thái Lan")),
+    "Philippines": ("place", 0.8, ("Philippines", "Филиппины", "Phi-líp-pin", "Filipina")),
+    "Cambodia": ("place", 0.8, ("Cambodia", "Камбоджа", "Campuchia", "Kamboja")),
+    "Myanmar": ("place", 0.8, ("Myanmar", "Мьянма")),
+    "Brunei": ("place", 0.8, ("Brunei", "Бруней")),
+    "EAEU": ("org", 0.8, ("EAEU", "EEU", "Eurasian Economic Union", "ЕАЭС",
+                          "Евразийский экономический союз", "Liên minh Kinh tế Á-Âu")),
+    "EEC": ("org", 0.8, ("EEC", "Eurasian Economic Commission", "ЕЭК")),
+    "SCO": ("org", 0.8, ("SCO", "Shanghai Cooperation Organisation", "ШОС")),
+    "East Asia Summit": ("org", 0.8, ("East Asia Summit", "EAS", "ВАС", "Восточноазиатский саммит",
+                                      "Cấp cao Đông Á")),
+    "ASEAN Regional Forum": ("org", 0.8, ("ASEAN Regional Forum", "ARF", "АРФ",
+                                          "Региональный форум АСЕАН", "Diễn đàn Khu vực ASEAN")),
+    "MGIMO": ("org", 1.0, ("MGIMO", "МГИМО")),
+    "SOM": ("org", 1.0, ("Senior Officials Meeting", "Senior Officials’ Meeting", "SOM", "ARSOM",
+                         "СДЛ", "совещание старших должностных лиц",
+                         "quan chức cấp cao", "pejabat senior")),
+    "United Nations": ("org", 0.5, ("United Nations", "UN", "ООН", "Liên hợp quốc", "PBB")),
+}  # fmt: skip
+
+
+# -- normalisation ----------------------------------------------------------------------------
+
+_TRANSLIT = str.maketrans({**CYRILLIC, **{k.upper(): v.capitalize() for k, v in CYRILLIC.items()}})
+_FOLD = str.maketrans({"đ": "d", "Đ": "D", "ø": "o", "ł": "l", "Ł": "L", "ß": "ss", "ı": "i"})
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff]"
+)
+_TOKEN = re.compile(r"\w+")
+_SKELETON = (("dzh", "j"), ("dj", "j"), ("kh", "h"), ("ck", "k"), ("ph", "f"), ("y", "i"))
+
+
+def latinise(text: str) -> str:
+    """Cyrillic transliterated, accents and case folded: 'Лавровым' -> 'lavrovym'."""
+    if text.isascii():
+        return text.casefold()
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT).translate(_FOLD))
+    return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+
+
+@functools.lru_cache(maxsize=8192)
+def _latin_word(word: str) -> str:
+    return latinise(word)
+
+
+@functools.lru_cache(maxsize=8192)
+def _skeleton(token: str) -> str:
+    """Spelling-variant key for names: Sergey/Sergei, Dzhakarta/Jakarta, Jock/Dzhok."""
+    for old, new in _SKELETON:
+        token = token.replace(old, new)
+    return re.sub(r"(.)\1", r"\1", token)
+
+
+def _tokens(text: str) -> list[str]:
+    """Latinised word tokens; unspaced scripts give character bigrams."""
+    out: list[str] = []
+    for word in _TOKEN.findall(latinise(text)):
+        if _UNSPACED.search(word):
+            out.extend(word[i : i + 2] for i in range(max(1, len(word) - 1)))
+        else:
+            out.append(word)
+    return out
+
+
+_STOP = frozenset(t for t in _tokens(STOPWORDS))
+_MONTHS = {latinise(k): v for k, v in MONTHS.items()}
+_EVENT_NOUNS = {latinise(k): v for k, v in EVENT_NOUNS.items()}
+
+
+def _stem(token: str) -> str:
+    return token[:STEM]
+
+
+def _terms(tokens: Iterable[str]) -> list[str]:
+    return [
+        _stem(t)
+        for t in tokens
+        if (len(t) >= 3 or _UNSPACED.match(t)) and not t.isdigit() and t not in _STOP
+    ]
+
+
+def _gaz_key(tokens: Iterable[str]) -> tuple[str, ...]:
+    return tuple(_skeleton(t)[:5] for t in tokens)
+
+
+_GAZ: dict[tuple[str, ...], str] = {}
+_GAZ_WEIGHT: dict[str, float] = {}
+_GAZ_PLACES: frozenset[str] = frozenset(
+    name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "place" and _w >= 1.0
+)
+for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
+    _GAZ_WEIGHT[_name] = _weight
+    for _alias in (_name, *_aliases):
+        _GAZ[_gaz_key(_TOKEN.findall(latinise(_alias)))] = _name
+_GAZ_MAX = max(len(k) for k in _GAZ)
+
+
+# -- features ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoryFeatures:
+    """What the story layer compares: language-independent signals plus lexical ones."""
+
+    language: str | None
+    published_at: datetime | None
+    title_terms: tuple[str, ...]  # stems of title + lead, sorted, unique
+    terms: tuple[str, ...]  # the most frequent content stems of the whole text
+    entities: tuple[str, ...]  # gazetteer names ("Lavrov") and name keys ("=merkel")
+    places: tuple[str, ...]  # gazetteer places named in title + lead
+    numbers: tuple[str, ...]  # specific numbers: decimals and 3+ digits, not years
+    dates: tuple[str, ...]  # day mentions as "MM-DD"
+    ordinals: tuple[str, ...]  # numbered events as "type:N", e.g. "meeting:16"
+    ref_year: int | None  # publication year; else the latest year of a dated mention
+    entity_norm: float = 0.0  # weighted norm of `entities`, precomputed for the cosine
+
+
+_ORDINAL_PATTERNS = (
+    re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\b"),
+    re.compile(r"\b(\d{1,3})-?(?:е|й|я|го|му|м|ое|ий|ый|ая|ого)\b"),
+    re.compile(r"\bl[aầ]n\s+th[uứ]\s+(\d{1,3})\b"),
+    re.compile(r"\bke-?(\d{1,3})\b"),
+    re.compile(r"\b(\d{1,3})(?:e|ème|er|re|º|ª|°)\s"),
+)
+_NUMERIC_DATE = re.compile(
+    r"\b(?:((?:19|20)\d\d)-([01]?\d)-([0-3]?\d)|([0-3]?\d)[./]([01]?\d)[./]((?:19|20)\d\d))\b"
+)
+# Vietnamese day-month without a year: "ngày 3/2" (3 February).
+_VI_DAY = re.compile(r"\bngay\s+([0-3]?\d)[/.-]([01]?\d)\b")
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+_CAPITALISED = re.compile(r"(?<![\w'’])([^\W\d_][\w'’-]*)")
+
+
+def extract_features(
+    title: str, text: str, published_at: datetime | None, language: str | None
+) -> StoryFeatures:
+    """Story features of one article (pure; `published_at` aware UTC or None)."""
+    lead = " ".join(text.split()[:LEAD_WORDS])
+    head = f"{title}\n{lead}"
+    full = f"{title}\n{text}"
+    title_terms = tuple(sorted(set(_terms(_tokens(head)))))
+    tokens = _tokens(full)
+    counts = Counter(_terms(tokens))
+    terms = tuple(sorted(t for t, _ in counts.most_common(TOP_TERMS)))
+    entities, head_places = _entities(full, len(title) + 1 + len(_lead_chars(text)))
+    dates, dated_years = _dates(full, tokens)
+    ref_year = published_at.year if published_at else (max(dated_years) if dated_years else None)
+    return StoryFeatures(
+        language=language,
+        published_at=published_at,
+        title_terms=_interned(title_terms),
+        terms=_interned(terms),
+        entities=_interned(sorted(entities)),
+        places=tuple(sorted(head_places)),
+        numbers=tuple(sorted(_numbers(full))),
+        dates=tuple(sorted(dates)),
+        ordinals=tuple(sorted(_ordinals(full))),
+        ref_year=ref_year,
+        entity_norm=_entity_norm(entities),
+    )
+
+
+def _interned(words: Iterable[str]) -> tuple[str, ...]:
+    """Shared string objects: the index holds thousands of articles with one vocabulary."""
+    return tuple(sys.intern(w) for w in words)
+
+
+def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
+    """Gazetteer names, other capitalised names (as keys), and gazetteer places in the head."""
+    words = [(m.start(), m.group(0)) for m in _TOKEN.finditer(text)]
+    latin = [_latin_word(w) for _, w in words]
+    keys = _gaz_key(latin)
+    found: set[str] = set()
+    head_places: set[str] = set()
+    used: set[int] = set()
+    j = 0
+    while j < len(words):
+        for n in range(min(_GAZ_MAX, len(words) - j), 0, -1):
+            name = _GAZ.get(keys[j : j + n])
+            # Short aliases ("UN", "Nga", "SOM") count only when written with a capital.
+            if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
+                found.add(name)
+                used.update(range(j, j + n))
+                if words[j][0] < head_chars and name in _GAZ_PLACES:
+                    head_places.add(name)
+                j += n - 1
+                break
+        j += 1
+    for k, (start, word) in enumerate(words):
+        token = latin[k]
+        if k in used or not word[:1].isupper() or len(token) < 3 or token in _STOP:
+            continue
+        if token in _MONTHS or token.isdigit():
+            continue
+        before = text[:start].rstrip()
+        if (not before or before[-1] in '.!?:;"“«–—•\n') and not word.isupper():
+            continue  # a capital at the start of a sentence is not evidence of a name
+        found.add("=" + _skeleton(token)[:STEM])
+    return found, head_places
+
+
+def _numbers(text: str) -> set[str]:
+    out: set[str] = set()
+    for match in _NUMBER.finditer(text):
+        raw = match.group(0)
+        if re.fullmatch(r"\d{1,3}(?:[.,]\d{3})+", raw):
+            raw = re.sub(r"[.,]", "", raw)  # thousands separators
+        value = raw.replace(",", ".")
+        digits = value.replace(".", "")
+        if "." not in value and (len(digits) < 3 or re.fullmatch(r"(?:19|20)\d\d", value)):
+            continue  # small counts and years say little; years are handled as dates
+        out.add(value.lstrip("0") or "0")
+    return out
+
+
+def _dates(text: str, tokens: list[str]) -> tuple[set[str], set[int]]:
+    """Day mentions ("MM-DD") and the years of dated mentions (day or month + year)."""
+    dates: set[str] = set()
+    years: set[int] = set()
+    for m in _NUMERIC_DATE.finditer(text):
+        y, mo, d = (m.group(1), m.group(2), m.group(3)) if m.group(1) else m.group(6, 5, 4)
+        if 1 <= int(mo) <= 12 and 1 <= int(d) <= 31:
+            dates.add(f"{int(mo):02d}-{int(d):02d}")
+            years.add(int(y))
+    for m in _VI_DAY.finditer(latinise(text)):
+        if 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(1)) <= 31:
+            dates.add(f"{int(m.group(2)):02d}-{int(m.group(1)):02d}")
+    for i, token in enumerate(tokens):
+        month = _MONTHS.get(token)
+        if token == "thang" and i + 1 < len(tokens) and tokens[i + 1].isdigit():
+            month = int(tokens[i + 1]) if 1 <= int(tokens[i + 1]) <= 12 else None
+            i += 1
+        if month is None:
+            continue
+        near = tokens[max(0, i - 2) : i] + tokens[i + 1 : i + 4]
+        day = next((t for t in near if t.isdigit() and 1 <= int(t) <= 31 and len(t) <= 2), None)
+        year = next((t for t in near if re.fullmatch(r"(?:19|20)\d\d", t)), None)
+        if day:
+            dates.add(f"{month:02d}-{int(day):02d}")
+        if year and (day or token in _MONTHS):
+            years.add(int(year))
+    return dates, years
+
+
+def _ordinals(text: str) -> set[str]:
+    """Numbered events: '16th ... Meeting', '16-е совещание', 'Hội nghị ... lần thứ 16'."""
+    low = text.casefold()
+    marked = low
+    for pattern in _ORDINAL_PATTERNS:
+        marked = pattern.sub(lambda m: f" ordinal{m.group(1)} ", marked)
+    tokens = _tokens(marked)
+    out: set[str] = set()
+    for i, token in enumerate(tokens):
+        if not token.startswith("ordinal") or not token[7:].isdigit():
+            continue
+        best: tuple[int, str] | None = None
+        for j in range(max(0, i - 10), min(len(tokens), i + 7)):  # vi/id: noun first
+            kind = _EVENT_NOUNS.get(tokens[j])
+            if kind and j != i:
+                distance = abs(j - i) * 2 + (j < i)  # ties: the noun after the number
+                if best is None or distance < best[0]:
+                    best = (distance, kind)
+        if best:
+            out.add(f"{best[1]}:{int(token[7:])}")
+    return out
+
+
+# -- similarity -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoryScore:
+    score: float  # 0..1; 0 when a hard-negative guard fired
+    reasons: list[str]
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+def _cosine(a: Iterable[str], b: Iterable[str]) -> tuple[float, set[str]]:
+    sa, sb = set(a), set(b)
+    if not sa or not sb:
+        return 0.0, set()
+    common = sa & sb
+    return len(common) / math.sqrt(len(sa) * len(sb)), common
+
+
+def _entity_weight(name: str) -> float:
+    return _GAZ_WEIGHT.get(name, 1.0)
+
+
+def _entity_norm(entities: Iterable[str]) -> float:
+    return math.sqrt(sum(_entity_weight(e) ** 2 for e in entities))
+
+
+def _entity_cosine(a: StoryFeatures, b: StoryFeatures) -> tuple[float, set[str]]:
+    if not a.entity_norm or not b.entity_norm:
+        return 0.0, set()
+    common = set(a.entities).intersection(b.entities)
+    shared = sum(_entity_weight(e) ** 2 for e in common)
+    return shared / (a.entity_norm * b.entity_norm), common
+
+
+def _by_kind(ordinals: Iterable[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for item in ordinals:
+        kind, number = item.split(":")
+        out.setdefault(kind, set()).add(number)
+    return out
+
+
+def _hard_negative(a: StoryFeatures, b: StoryFeatures) -> str | None:
+    """Why two articles cannot be the same story, whatever their words say; None if they can."""
+    if a.published_at and b.published_at:
+        days = abs((a.published_at - b.published_at).total_seconds()) / 86400
+        if days > WINDOW_DAYS:
+            return f"published {days:.0f} days apart (window {WINDOW_DAYS} d)"
+    elif a.ref_year and b.ref_year and a.ref_year != b.ref_year:
+        return f"different event years: {a.ref_year} vs {b.ref_year}"
+    ka, kb = _by_kind(a.ordinals), _by_kind(b.ordinals)
+    for kind in sorted(ka.keys() & kb.keys()):
+        if not ka[kind] & kb[kind]:
+            first, second = ",".join(sorted(ka[kind])), ",".join(sorted(kb[kind]))
+            return f"different numbered {kind}: {first} vs {second}"
+    return None
+
+
+def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
+    """How likely two articles report the same event, with the reasons in words."""
+    title, _ = _cosine(a.title_terms, b.title_terms)
+    body, _ = _cosine(a.terms, b.terms)
+    ents, common_ents = _entity_cosine(a, b)
+    nums, common_nums = _cosine(a.numbers, b.numbers)
+    dates, common_dates = _cosine(a.dates, b.dates)
+    facts = max(nums, dates)
+    parts = {"title": title, "body": body, "entities": ents, "facts": facts}
+    guard = _hard_negative(a, b)
+    if guard:
+        return StoryScore(0.0, [guard], parts)
+    reasons: list[str] = []
+    same_language = a.language is None or b.language is None or a.language == b.language
+    if same_language:
+        score = W_TITLE * title + W_BODY * body + W_ENTITIES * ents + W_FACTS * facts
+    else:  # words cannot be compared across languages; names, numbers and dates can
+        score = X_BODY * body + X_ENTITIES * ents + X_FACTS * facts
+    if a.places and b.places and not set(a.places) & set(b.places):
+        score *= PLACE_PENALTY
+        reasons.append(
+            f"different places in the lead: {', '.join(a.places)} vs {', '.join(b.places)} "
+            f"(x{PLACE_PENALTY})"
+        )
+    if same_language:
+        reasons.append(f"title+lead overlap {title:.2f}, text overlap {body:.2f}")
+    shown = sorted(e.lstrip("=") for e in common_ents)[:8]
+    reasons.append(f"shared names {ents:.2f}: {', '.join(shown) or 'none'}")
+    if common_nums or common_dates:
+        reasons.append(
+            f"shared numbers/dates {facts:.2f}: {', '.join(sorted(common_nums | common_dates)[:6])}"
+        )
+    return StoryScore(round(min(1.0, score), 4), reasons, parts)
+
+
+def _lead_chars(text: str) -> str:
+    words = text.split()[:LEAD_WORDS]
+    if not words:
+        return ""
+    end = 0
+    for word in words:
+        end = text.index(word, end) + len(word)
+    return text[:end]
+
+
+# -- story assignment ------------------------------------------------------------------------
+
+Kind = Literal["seed", "item"]
+_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMatch:
+    """The story an article was put in, and why."""
+
+    story_id: int
+    is_new: bool  # no earlier article scored over the threshold: a story of its own
+    score: float  # the best score found (also when under the threshold)
+    threshold: float
+    matched_key: str | None  # the article it was linked to (None for a new story)
+    compared_with: str | None  # the best candidate, linked or not
+    reasons: tuple[str, ...]
+    seed_refs: tuple[str, ...]  # seed file names in the story
+
+    def explain(self) -> str:
+        """The decision in plain words."""
+        why = "; ".join(self.reasons)
+        if not self.is_new:
+            return (
+                f"same story as {self.matched_key} (story {self.story_id}): score "
+                f"{self.score:.2f} >= {self.threshold:.2f}; {why}"
+            )
+        if self.compared_with is None:
+            return (
+                f"new story {self.story_id}: no candidate shared a name or title word in the window"
+            )
+        return (
+            f"new story {self.story_id}: best candidate {self.compared_with} scored "
+            f"{self.score:.2f} < {self.threshold:.2f}; {why}"
+        )
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: str
+    features: StoryFeatures
+    day: int
+    story_id: int
+    seed_ref: str | None
+
+
+class StoryIndex:
+    """Articles of the retention window plus all seeds, grouped into stories.
+
+    Candidates for a new article are entries sharing a name or a title word with it, found
+    through an inverted index bucketed by day, within `window_days` of its date; seeds are
+    always candidates (there are few, and some carry no date). Per-article cost therefore
+    depends on how many articles a window holds, not on the size of the history.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = STORY_THRESHOLD,
+        window_days: int = WINDOW_DAYS,
+        next_story_id: int = 1,
+        max_candidates: int = 32,
+    ) -> None:
+        self.threshold = threshold
+        self.window_days = window_days
+        self._next_id = next_story_id
+        self._max_candidates = max_candidates
+        self._entries: dict[int, _Entry] = {}
+        self._seeds: list[int] = []
+        self._postings: dict[int, dict[str, list[int]]] = {}  # day -> index key -> rows
+        self._by_day: dict[int, list[int]] = {}
+        self._seed_refs: dict[int, set[str]] = {}
+        self._row = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def seed_refs(self, story_id: int) -> tuple[str, ...]:
+        return tuple(sorted(self._seed_refs.get(story_id, ())))
+
+    def assign(
+        self, key: str, features: StoryFeatures, at: datetime, *, seed_ref: str | None = None
+    ) -> StoryMatch:
+        """Put an article in the best-matching story (or a new one) and index it."""
+        day = int(at.timestamp() // _DAY)
+        best: tuple[float, int, StoryScore] | None = None
+        for row in self._candidates(features, day):
+            result = story_similarity(features, self._entries[row].features)
+            if best is None or result.score > best[0]:
+                best = (result.score, row, result)
+        linked = best is not None and best[0] >= self.threshold
+        if best is not None and linked:
+            story_id = self._entries[best[1]].story_id
+        else:
+            story_id = self._next_id
+            self._next_id += 1
+        self.add(key, features, at, story_id=story_id, seed_ref=seed_ref)
+        other = self._entries[best[1]].key if best else None
+        return StoryMatch(
+            story_id=story_id,
+            is_new=not linked,
+            score=best[0] if best else 0.0,
+            threshold=self.threshold,
+            matched_key=other if linked else None,
+            compared_with=other,
+            reasons=tuple(best[2].reasons) if best else (),
+            seed_refs=self.seed_refs(story_id),
+        )
+
+    def add(
+        self,
+        key: str,
+        features: StoryFeatures,
+        at: datetime,
+        *,
+        story_id: int,
+        seed_ref: str | None = None,
+    ) -> None:
+        """Index an article whose story is already known (rebuilding from the store)."""
+        row = self._row
+        self._row += 1
+        day = int(at.timestamp() // _DAY)
+        keys = _index_keys(features)
+        self._entries[row] = _Entry(key, features, day, story_id, seed_ref)
+        self._next_id = max(self._next_id, story_id + 1)
+        if seed_ref is not None:
+            self._seeds.append(row)
+            self._seed_refs.setdefault(story_id, set()).add(seed_ref)
+            return
+        self._by_day.setdefault(day, []).append(row)
+        postings = self._postings.setdefault(day, {})
+        for k in keys:
+            postings.setdefault(k, []).append(row)
+
+    def evict_before(self, at: datetime) -> int:
+        """Forget articles (never seeds) dated before the cut-off; returns how many."""
+        cutoff = int(at.timestamp() // _DAY)
+        count = 0
+        for day in [d for d in self._by_day if d < cutoff]:
+            for row in self._by_day.pop(day):
+                del self._entries[row]
+                count += 1
+            self._postings.pop(day, None)
+        return count
+
+    def _candidates(self, features: StoryFeatures, day: int) -> list[int]:
+        votes: Counter[int] = Counter()
+        keys = _index_keys(features)
+        for d in range(day - self.window_days, day + self.window_days + 1):
+            postings = self._postings.get(d)
+            if postings:
+                for k in keys:
+                    votes.update(postings.get(k, ()))
+        rows = [row for row, _ in votes.most_common(self._max_candidates)]
+        return rows + self._seeds
+
+
+def _index_keys(features: StoryFeatures) -> tuple[str, ...]:
+    """Names (not the ubiquitous ones) and title words: what a same-story article shares."""
+    names = [e for e in features.entities if _entity_weight(e) >= 0.8]
+    return tuple(sorted(set(names) | set(features.title_terms[:24])))
