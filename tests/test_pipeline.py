@@ -17,7 +17,7 @@ import pytest
 from monitor.config import PollConfig
 from monitor.fetch import Fetcher, make_client
 from monitor.models import HttpConfig, Source
-from monitor.pipeline import Poller, PollOutcome
+from monitor.pipeline import Poller, PollOutcome, init_worker
 from monitor.store import Store
 from monitor.tag import parse_taxonomy
 from tests.servers import LocalServer
@@ -91,14 +91,13 @@ def poll(
     store.sync_sources(sources, clock())
 
     async def go() -> list[PollOutcome]:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
             async with make_client(http_config) as client:
                 poller = Poller(
                     store,
                     Fetcher(client, http_config),
                     pool,
                     config or PollConfig(),
-                    TAXONOMY,
                     clock=clock,
                 )
                 return await poller.poll_all(sources, force=force, due_only=due_only)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import re
 import unicodedata
+from functools import cache
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only say where a click came from (analytics, newsletters, ads).
@@ -111,14 +112,32 @@ def normalise_text(text: str) -> str:
     """Text reduced for exact comparison: NFKC, case-folded, punctuation and quotes removed,
     whitespace collapsed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    kept = []
-    for char in folded:
-        category = unicodedata.category(char)
-        if category[0] == "P":
-            kept.append(" ")  # punctuation separates words: "end.Next" -> "end next"
-        elif category != "Cf":  # drop format characters: soft hyphen, zero-width space
-            kept.append(char)
-    return " ".join("".join(kept).split())
+    stripped = folded.translate(_strip_table())
+    if _ASTRAL.search(stripped):  # outside the table: the (rare) characters beyond the BMP
+        stripped = "".join(_strip_char(c) if ord(c) > 0xFFFF else c for c in stripped)
+    return " ".join(stripped.split())
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+@cache
+def _strip_table() -> dict[int, str | None]:
+    """Punctuation becomes a space ("end.Next" -> "end next"); format characters (soft hyphen,
+    zero-width space) go. Built once per process for the BMP: str.translate runs in C."""
+    table: dict[int, str | None] = {}
+    for code in range(0x10000):
+        replacement = _strip_char(chr(code))
+        if replacement != chr(code):
+            table[code] = replacement or None
+    return table
+
+
+def _strip_char(char: str) -> str:
+    category = unicodedata.category(char)
+    if category[0] == "P":
+        return " "
+    return "" if category == "Cf" else char
 
 
 def text_fingerprint(text: str) -> str:

@@ -23,7 +23,7 @@ from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import Store
-from monitor.tag import Taxonomy, tag_article
+from monitor.tag import Tags, Taxonomy, tag_article
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -59,19 +59,47 @@ class PollOutcome:
 @dataclass(frozen=True, slots=True)
 class _Extracted:
     page: Page | None
+    title: str
     text: str
     extraction: Literal["full_text", "summary_only", "failed"]
     language: str | None
+    text_hash: str
+    tags: Tags
+
+
+# Set in each worker by `init_worker`: the rules travel to a worker once, not with every page.
+_worker_taxonomy: Taxonomy | None = None
+
+
+def init_worker(taxonomy: Taxonomy) -> None:
+    """Executor initializer: give this worker the topic rules."""
+    global _worker_taxonomy
+    _worker_taxonomy = taxonomy
+
+
+def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
+    """The extraction process pool, each worker holding the topic rules."""
+    warm_up()
+    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(taxonomy,))
 
 
 def _extract_job(
-    body: bytes | None, url: str, summary: str | None, hint: str | None, fast: bool
+    entry_title: str | None,
+    body: bytes | None,
+    url: str,
+    summary: str | None,
+    hint: str | None,
+    fast: bool,
 ) -> _Extracted:
-    """Runs in a worker process: the CPU-bound part of one article."""
+    """Runs in a worker: the CPU-bound part of one article (extract, language, hash, tags)."""
+    if _worker_taxonomy is None:
+        raise RuntimeError("extraction worker started without init_worker(taxonomy)")
     page = extract_page(body, url=url, fast=fast) if body else None
+    title = entry_title or (page.title if page else None) or url
     text, extraction = build_text(page, summary)
     language = detect_language(text, hint=(page.language if page else None) or hint)
-    return _Extracted(page, text, extraction, language)
+    tags = tag_article(_worker_taxonomy, title=title, text=text, language=language)
+    return _Extracted(page, title, text, extraction, language, text_fingerprint(text), tags)
 
 
 def warm_up() -> None:
@@ -96,13 +124,12 @@ def poll_once(
 ) -> list[PollOutcome]:
     """One poll of `sources` with a fresh HTTP client and process pool (the one-shot path)."""
     workers = config.poll.workers or os.cpu_count() or 1
-    warm_up()
 
     async def go() -> list[PollOutcome]:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with make_pool(workers, config.taxonomy) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
-                poller = Poller(store, fetcher, pool, config.poll, config.taxonomy, clock=clock)
+                poller = Poller(store, fetcher, pool, config.poll, clock=clock)
                 return await poller.poll_all(
                     sources, force=force, due_only=due_only, progress=progress
                 )
@@ -119,12 +146,12 @@ class Poller:
         fetcher: Fetcher,
         executor: Executor,
         config: PollConfig,
-        taxonomy: Taxonomy,
         *,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
-        self.taxonomy = taxonomy
+        """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
+        ran `init_worker`)."""
         self.store = store
         self.fetcher = fetcher
         self.executor = executor
@@ -259,6 +286,7 @@ class Poller:
             done = await loop.run_in_executor(
                 self.executor,
                 _extract_job,
+                entry.title,
                 body,
                 page_url,
                 entry.summary,
@@ -267,9 +295,7 @@ class Poller:
             )
         # No await from here on: the dedupe lookups and the insert are one atomic step.
         article = _article(source, entry, done)
-        tags = tag_article(
-            self.taxonomy, title=article.title, text=article.text, language=article.language
-        )
+        tags = done.tags
         now = self.clock()
         if existing_id is not None:
             if self.store.update_item(existing_id, article, now, tags):
@@ -377,20 +403,19 @@ def _article(source: Source, entry: Entry, done: _Extracted) -> Article:
     canonical = canonical_url(entry.url)
     if page is not None and page.canonical_url and _same_site(page.canonical_url, entry.url):
         canonical = canonical_url(page.canonical_url)
-    title = entry.title or (page.title if page else None) or entry.url
     published = entry.published_at or (page.published_at if page else None)
     return Article(
         source=source.name,
         url=entry.url,
         canonical_url=canonical,
         guid=entry.guid,
-        title=title,
+        title=done.title,
         text=done.text,
         summary=entry.summary,
         published_at=published,
         language=done.language,
         extraction=done.extraction,
-        text_hash=text_fingerprint(done.text),
+        text_hash=done.text_hash,
     )
 
 
