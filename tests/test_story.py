@@ -1,0 +1,233 @@
+"""Story layer: the seed events, hard negatives, cross-lingual rewrites, the index."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.dedupe.seeds import parse_seed
+from monitor.dedupe.story import (
+    STORY_THRESHOLD,
+    StoryFeatures,
+    StoryIndex,
+    extract_features,
+    latinise,
+    story_similarity,
+)
+
+CORPUS = Path(__file__).resolve().parents[1] / "config" / "corpus"
+SEEDS = {
+    p.name[:3]: parse_seed(p.name, p.read_text(encoding="utf-8"))
+    for p in sorted(CORPUS.glob("*.txt"))
+}
+FEATURES = {
+    k: extract_features(s.title, s.text, s.published_at, s.language) for k, s in SEEDS.items()
+}
+
+
+def _day(y: int, m: int, d: int) -> datetime:
+    return datetime(y, m, d, tzinfo=UTC)
+
+
+# Hard negatives, written in the wording of seeds 004 and 003 but about other events.
+SOM_17_2021 = (
+    "ASEAN, Russia review strategic partnership at 17th ARSOM",
+    "JAKARTA, 24 June 2021 – The 17th ASEAN-Russia Senior Officials’ Meeting (ARSOM) was held "
+    "via videoconference on 23 June 2021. The senior officials reviewed the implementation of the "
+    "Comprehensive Plan of Action to Promote Cooperation between ASEAN and the Russian Federation "
+    "(2021-2025) and the ASEAN-Russia Dialogue Partnership Financial Fund. The meeting touched "
+    "upon regional and international issues of mutual interest and concern. The 17th ARSOM was "
+    "co-chaired by Deputy Minister of Foreign Affairs of the Russian Federation Igor Morgulov and "
+    "senior officials from ASEAN Member States and the ASEAN Secretariat.",
+    _day(2021, 6, 24),
+)
+LAVROV_VIENTIANE_2016 = (
+    "Press release on Foreign Minister Sergey Lavrov’s visit to Vientiane",
+    "On July 25 and 26, 2016, Foreign Minister Sergey Lavrov will take part in the Russia-ASEAN "
+    "ministerial meeting, the East Asia Summit foreign ministers’ meeting and the ASEAN Regional "
+    "Forum in Vientiane. The ministers will review the implementation of the decisions of the "
+    "Russia-ASEAN summit held in Sochi in May 2016 to mark the 20th anniversary of dialogue "
+    "partnership, and discuss regional security architecture in the Asia-Pacific Region.",
+    _day(2016, 7, 22),
+)
+
+# Rewrites of the Lim Jock Hoi visit (seeds 000-002) in other languages.
+REWRITES = {
+    "ru": (
+        "Лавров провёл переговоры с генсеком АСЕАН",
+        "Москва, 3 февраля. Министр иностранных дел России Сергей Лавров провёл в Москве "
+        "переговоры с генеральным секретарём Ассоциации государств Юго-Восточной Азии (АСЕАН) "
+        "Лим Джок Хоем. Стороны обсудили развитие стратегического партнёрства России и АСЕАН, "
+        "взаимодействие в ООН, борьбу с терроризмом и наркотрафиком. Лавров назвал АСЕАН одной "
+        "из самых влиятельных региональных организаций.",
+    ),
+    "vi": (
+        "Ngoại trưởng Nga Lavrov hội đàm với Tổng Thư ký ASEAN Lim Jock Hoi",
+        "Mát-xcơ-va (TTXVN) - Ngày 3/2, tại Mát-xcơ-va, Bộ trưởng Ngoại giao Nga Sergey Lavrov "
+        "đã hội đàm với Tổng Thư ký ASEAN Lim Jock Hoi. Đại sứ Việt Nam tại Nga Ngô Đức Mạnh cũng "
+        "tham dự cuộc hội đàm. Ngoại trưởng Lavrov đánh giá ASEAN là một trong những tổ chức khu "
+        "vực có ảnh hưởng và thành công nhất.",
+    ),
+    "id": (
+        "Sekjen ASEAN Lim Jock Hoi bertemu Menlu Rusia Sergey Lavrov di Moskow",
+        "Moskow, 3 Februari 2020 - Sekretaris Jenderal ASEAN Lim Jock Hoi melakukan pembicaraan "
+        "dengan Menteri Luar Negeri Rusia Sergey Lavrov di Moskow. Kedua pihak membahas kemitraan "
+        "strategis ASEAN-Rusia serta kerja sama memerangi terorisme dan perdagangan narkoba.",
+    ),
+}
+
+
+def _features(title: str, text: str, at: datetime | None, lang: str | None) -> StoryFeatures:
+    return extract_features(title, text, at, lang)
+
+
+def _seed_index() -> tuple[StoryIndex, dict[str, int]]:
+    index = StoryIndex()
+    stories = {}
+    for key, seed in SEEDS.items():
+        at = seed.published_at or _day(2020, 1, 1)
+        stories[key] = index.assign(key, FEATURES[key], at, seed_ref=seed.name).story_id
+    return index, stories
+
+
+def test_seeds_000_001_002_are_one_story_and_003_004_are_stories_of_their_own() -> None:
+    _, stories = _seed_index()
+    assert stories["000"] == stories["001"] == stories["002"]
+    assert len({stories["000"], stories["003"], stories["004"]}) == 3
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("000", "001"), ("000", "002"), ("001", "002")],
+    ids=["000-001", "000-002", "001-002"],
+)
+def test_the_three_reports_of_the_moscow_visit_link_pairwise(a: str, b: str) -> None:
+    assert story_similarity(FEATURES[a], FEATURES[b]).score >= STORY_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(x, y) for x in ("000", "001", "002", "003") for y in ("003", "004") if x < y],
+    ids=lambda v: str(v),
+)
+def test_different_seed_events_are_not_linked(a: str, b: str) -> None:
+    assert story_similarity(FEATURES[a], FEATURES[b]).score < STORY_THRESHOLD
+
+
+@pytest.mark.parametrize("dated", [True, False], ids=["dated", "undated"])
+def test_the_17th_som_in_2021_is_not_the_16th_in_2019(dated: bool) -> None:
+    title, text, at = SOM_17_2021
+    other = _features(title, text, at if dated else None, "en")
+    seed = FEATURES["004"]
+    if not dated:
+        seed = _features(SEEDS["004"].title, SEEDS["004"].text, None, "en")
+    result = story_similarity(other, seed)
+    assert result.score == 0.0
+    assert any(why in result.reasons[0] for why in ("days apart", "2021 vs 2019", "17 vs 16"))
+
+
+def test_numbered_events_conflict_even_in_the_same_year() -> None:
+    title, text, _ = SOM_17_2021
+    same_year = text.replace("2021", "2019")
+    result = story_similarity(_features(title, same_year, None, "en"), FEATURES["004"])
+    assert result.score == 0.0
+    assert result.reasons == ["different numbered meeting: 17 vs 16"]
+
+
+@pytest.mark.parametrize("dated", [True, False], ids=["dated", "undated"])
+def test_lavrov_in_vientiane_in_2016_is_not_lavrov_in_vientiane_in_2024(dated: bool) -> None:
+    title, text, at = LAVROV_VIENTIANE_2016
+    old = _features(title, text, at if dated else None, "en")
+    result = story_similarity(old, FEATURES["003"])
+    assert result.score == 0.0
+    assert "2016" in result.reasons[0]
+
+
+@pytest.mark.parametrize("lang", sorted(REWRITES), ids=sorted(REWRITES))
+def test_a_rewrite_in_another_language_joins_the_seed_story(lang: str) -> None:
+    index, stories = _seed_index()
+    title, text = REWRITES[lang]
+    match = index.assign(
+        "rewrite", _features(title, text, _day(2020, 2, 3), lang), _day(2020, 2, 3)
+    )
+    assert not match.is_new
+    assert match.story_id == stories["000"]
+    assert set(match.seed_refs) == {SEEDS[k].name for k in ("000", "001", "002")}
+    assert "same story" in match.explain()
+
+
+@pytest.mark.parametrize(
+    ("label", "item"),
+    [("som-17", SOM_17_2021), ("vientiane-2016", LAVROV_VIENTIANE_2016)],
+    ids=["som-17", "vientiane-2016"],
+)
+def test_hard_negatives_start_new_stories_in_the_index(
+    label: str, item: tuple[str, str, datetime]
+) -> None:
+    index, _ = _seed_index()
+    title, text, at = item
+    match = index.assign(label, _features(title, text, at, "en"), at)
+    assert match.is_new
+    assert match.seed_refs == ()
+    assert "new story" in match.explain()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The 16th ASEAN-Russia Senior Officials’ Meeting was held in Bali.", "meeting:16"),
+        ("В Москве прошло 16-е совещание старших должностных лиц Россия – АСЕАН.", "meeting:16"),
+        ("Hội nghị Quan chức cấp cao ASEAN-Nga lần thứ 16 diễn ra tại Bali.", "meeting:16"),
+        ("Pertemuan Pejabat Senior ASEAN-Rusia ke-16 digelar di Bali.", "meeting:16"),
+        ("Preparations for the 19th East Asia Summit in Vientiane.", "summit:19"),
+    ],
+    ids=["en", "ru", "vi", "id", "summit"],
+)
+def test_numbered_events_are_read_in_four_languages(text: str, expected: str) -> None:
+    assert expected in _features("", text, None, None).ordinals
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Переговоры с Сергеем Лавровым", "Lavrov"),
+        ("Ngoại trưởng Lavrốp phát biểu", "Lavrov"),
+        ("Визит в Москву", "Moscow"),
+        ("Hội nghị tại Viêng Chăn", "Vientiane"),
+        ("Встреча в Вьентьяне", "Vientiane"),
+        ("с Лим Джок Хоем", "Lim Jock Hoi"),
+    ],
+    ids=["ru-instrumental", "vi-lavrov", "ru-moscow", "vi-vientiane", "ru-vientiane", "ru-lim"],
+)
+def test_names_are_recognised_across_scripts(text: str, name: str) -> None:
+    assert name in _features("", text, None, None).entities
+
+
+def test_cyrillic_is_transliterated() -> None:
+    assert latinise("Лавров, Москва, Джакарта") == "lavrov, moskva, dzhakarta"
+
+
+def test_publication_dates_outside_the_window_are_never_linked() -> None:
+    title, text = SEEDS["002"].title, SEEDS["002"].text
+    a = _features(title, text, _day(2020, 2, 3), "en")
+    b = _features(title, text, _day(2020, 3, 3), "en")
+    assert story_similarity(a, a).score > 0.9
+    result = story_similarity(a, b)
+    assert result.score == 0.0
+    assert "window" in result.reasons[0]
+
+
+def test_eviction_bounds_the_index_and_keeps_seeds() -> None:
+    index, _ = _seed_index()
+    title, text = SEEDS["002"].title, SEEDS["002"].text
+    start = _day(2021, 1, 1)
+    for day in range(100):
+        at = start + timedelta(days=day)
+        index.assign(f"i{day}", _features(f"{title} {day}", text, at, "en"), at)
+    assert len(index) == 105
+    assert index.evict_before(start + timedelta(days=90)) == 90
+    assert len(index) == 15
+    match = index.assign("late", FEATURES["001"], _day(2020, 2, 3))
+    assert match.seed_refs
