@@ -35,6 +35,14 @@ class PollConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DedupeConfig:
+    """In-memory index windows (config `[dedupe]`); everything stays in the store regardless."""
+
+    retention: timedelta = timedelta(days=90)  # near-duplicate index: items first seen since
+    story_retention: timedelta = timedelta(days=30)  # story index: items first seen since
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpConfig:
     host: str = "127.0.0.1"
     port: int = 25
@@ -76,6 +84,7 @@ class Config:
     data_dir: Path
     taxonomy: Taxonomy
     poll: PollConfig = field(default_factory=PollConfig)
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -131,6 +140,7 @@ class _Reader:
             "topics": self._table,
             "corpus": self._table,
             "poll": self._table,
+            "dedupe": self._table,
             "http": self._table,
             "smtp": self._table,
             "server": self._table,
@@ -157,6 +167,7 @@ class _Reader:
             self.problem("corpus.dir", f"{corpus_dir} is not a directory")
 
         poll = self._poll(data)
+        dedupe = self._dedupe(data)
         http = self._http(data)
         smtp = self._smtp(data)
         server = self._server(data)
@@ -173,6 +184,7 @@ class _Reader:
             data_dir=data_dir,
             taxonomy=taxonomy,
             poll=poll,
+            dedupe=dedupe,
             http=http,
             smtp=smtp,
             server=server,
@@ -291,6 +303,14 @@ class _Reader:
         if values.get("workers", 0) < 0:
             self.problem("poll.workers", "must be 0 (one per core) or more")
         return PollConfig(**values)
+
+    def _dedupe(self, data: Mapping[str, Any]) -> DedupeConfig:
+        spec = {"retention": "duration", "story_retention": "duration"}
+        values = self._section(data, "dedupe", spec)
+        for key, value in values.items():
+            if value <= timedelta(0):
+                self.problem(f"dedupe.{key}", "must be longer than zero")
+        return DedupeConfig(**values)
 
     def _http(self, data: Mapping[str, Any]) -> HttpConfig:
         spec = {

@@ -18,6 +18,9 @@ DATA = Path(__file__).resolve().parent / "demo_data"
 # The analyst already knows these two seeds; the feeds carry the other three, a reprint of one
 # of the known seeds, an AMP twin, and a broken source.
 DEMO_SEEDS = ("000_51428d13349f6c0f.txt", "003_24ad2f7826d9acd6.txt")
+# Polled after the others, as a wire picks stories up after the publishers: its AMP copy of the
+# VNA article is then the duplicate, whatever order the pages happen to arrive in.
+LATER_SOURCES = ("Regional wire (recorded)",)
 
 
 @dataclass(frozen=True, slots=True)

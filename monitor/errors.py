@@ -78,6 +78,15 @@ class ExtractError(MonitorError):
         super().__init__(f"{url}: {detail}")
 
 
+class CorpusError(MonitorError):
+    """A seed file cannot be used: wrong type, unreadable, no text, or a folder not writable.
+    `str(err)` names the file."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {detail}")
+
+
 class StoreError(MonitorError):
     """The database could not be opened, migrated or written."""
 

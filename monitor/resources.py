@@ -18,6 +18,12 @@ def _data_root() -> Path:
     return packaged if packaged.is_dir() else _PACKAGE.parent
 
 
+def is_packaged(path: Path) -> bool:
+    """Whether `path` lies inside an installed wheel's data (site-packages: not the user's)."""
+    packaged = _PACKAGE / "_data"
+    return packaged.is_dir() and path.resolve().is_relative_to(packaged)
+
+
 def default_config_dir() -> Path:
     return _data_root() / "config"
 

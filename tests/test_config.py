@@ -59,6 +59,8 @@ def test_example_config_documents_every_key_and_loads() -> None:
     assert config.http.max_redirects == 5
     assert config.digests[0].output_dir == CONFIG_DIR / "digests"
     assert config.digests[0].formats == ("markdown", "email")
+    assert config.dedupe.retention == timedelta(days=90)
+    assert config.dedupe.story_retention == timedelta(days=30)
 
 
 def test_design_keys_are_accepted_and_relative_paths_follow_the_file(tmp_path: Path) -> None:
@@ -168,3 +170,19 @@ def test_find_config_order(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "monitor.toml").write_text("", "utf-8")
     assert find_config(None, {}, tmp_path) == tmp_path / "config" / "monitor.toml"
+
+
+def test_dedupe_retention_windows_are_read_and_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, '[dedupe]\nretention = "14d"\nstory_retention = "72h"\n')
+    config = load_config(path, {})
+    assert (config.dedupe.retention, config.dedupe.story_retention) == (
+        timedelta(days=14),
+        timedelta(hours=72),
+    )
+    bad = write(
+        tmp_path, '[dedupe]\nretention = "forever"\nstory_retention = "0s"\nwindow = "7d"\n'
+    )
+    keys = {key: reason for _f, key, reason in problems_of(bad)}
+    assert set(keys) == {"dedupe.retention", "dedupe.story_retention", "dedupe.window"}
+    assert "unknown key" in keys["dedupe.window"]
+    assert "longer than zero" in keys["dedupe.story_retention"]

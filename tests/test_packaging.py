@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -107,9 +108,39 @@ def test_demo_runs_offline_from_the_installed_wheel(installed: Path, tmp_path: P
     assert "Serving recorded sources at http://127.0.0.1:" in out
     assert "Ministry behind bot protection (recorded): failed (not_a_feed)" in out
     assert "Regional wire (recorded): ok, 0 new, 1 duplicate" in out
+    assert "Vietnam News Agency (recorded): ok, 1 new, 1 known" in out
     assert (tmp_path / "demo" / "monitor.db").is_file()
     items = run_installed(
         installed, tmp_path, "--config", str(tmp_path / "demo" / "monitor.toml"), "items", "--json"
     )
     assert items.returncode == 0, items.stderr
-    assert len(items.stdout.splitlines()) == 5
+    records = [json.loads(line) for line in items.stdout.splitlines()]
+    assert len(records) == 5
+    by_path = {r["url"].split("/", 3)[3]: r for r in records}
+    reprint = by_path["vna/lavrov-to-attend-asean-ministerial-meetings/"]
+    assert reprint["status"] == "known"
+    assert reprint["duplicate_of"]["kind"] == "seed"
+    assert reprint["duplicate_of"]["ref"] == "003_24ad2f7826d9acd6.txt"
+    twin = next(r for path, r in by_path.items() if path.startswith("vna/") and "/amp/" in path)
+    assert twin["status"] == "duplicate"
+    assert twin["source"] == "Regional wire (recorded)"
+    remarks = by_path["mfa/news/lavrov-lim-jock-hoi-remarks/"]  # seed 001
+    talks = by_path["vna/asean-secretary-general-russian-fm-hold-talks/"]  # seed 002
+    assert remarks["status"] == talks["status"] == "new"
+    assert remarks["story"]["id"] == talks["story"]["id"]
+    assert "000_51428d13349f6c0f.txt" in talks["story"]["seed_refs"]
+    assert {"Russian MFA (recorded)", "Vietnam News Agency (recorded)"} <= set(
+        talks["story"]["sources"]
+    )
+    assert by_path["asean/asean-russia-commit-to-deepen-cooperation/"]["status"] == "new"
+    assert "linked to known seed 000_51428d13349f6c0f.txt" in out
+
+
+def test_corpus_add_refuses_the_packaged_corpus(installed: Path, tmp_path: Path) -> None:
+    seed = tmp_path / "mine.txt"
+    seed.write_text("A title\n\n" + "Lavrov met ASEAN ministers in Vientiane. " * 20, "utf-8")
+    done = run_installed(installed, tmp_path, "corpus", "add", str(seed))
+    assert done.returncode == 2
+    assert "[corpus] dir" in done.stderr
+    assert "not writable" in done.stderr
+    assert not (installed / "monitor" / "_data" / "config" / "corpus" / "mine.txt").exists()

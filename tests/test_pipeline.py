@@ -14,10 +14,11 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from monitor.config import PollConfig
+from monitor.config import DedupeConfig, PollConfig
 from monitor.fetch import Fetcher, make_client
 from monitor.models import HttpConfig, Source
 from monitor.pipeline import Poller, PollOutcome, init_worker
+from monitor.pipeline.index import DedupeIndex
 from monitor.store import Store
 from monitor.tag import parse_taxonomy
 from tests.servers import LocalServer
@@ -27,6 +28,7 @@ EXPECTED = json.loads((PAGES / "expected.json").read_text("utf-8"))
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 TOPICS = Path(__file__).resolve().parents[1] / "config" / "topics.toml"
 TAXONOMY = parse_taxonomy(TOPICS.read_text("utf-8"), file=str(TOPICS))
+NO_CORPUS = Path(__file__).parent / "data" / "no-corpus"  # does not exist: no seeds
 
 
 class Clock:
@@ -87,8 +89,12 @@ def poll(
     config: PollConfig | None = None,
     force: bool = False,
     due_only: bool = False,
+    corpus: Path = NO_CORPUS,
+    dedupe: DedupeConfig | None = None,
 ) -> dict[str, PollOutcome]:
+    """One poll run, like `poll_once`: a fresh dedupe index from `corpus` and the store."""
     store.sync_sources(sources, clock())
+    index = DedupeIndex.load(store, corpus, dedupe or DedupeConfig(), clock())
 
     async def go() -> list[PollOutcome]:
         with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
@@ -98,6 +104,7 @@ def poll(
                     Fetcher(client, http_config),
                     pool,
                     config or PollConfig(),
+                    index=index,
                     clock=clock,
                 )
                 return await poller.poll_all(sources, force=force, due_only=due_only)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.models import Article, DuplicateOf, Source, TopicTag
-from monitor.store import SCHEMA_VERSION, DigestRecord, Store
+from monitor.store import (
+    SCHEMA_VERSION,
+    DedupeRecord,
+    DigestRecord,
+    ItemSignature,
+    SeedRecord,
+    Store,
+    StoryInfo,
+)
 from monitor.tag import Tags
 
 # -- storage -------------------------------------------------------------------------------------
@@ -358,3 +367,114 @@ def test_outbox_records_attempts_and_sends_a_window_once(store: Store) -> None:
         "<d.07@x>",
     )
     assert [a["ok"] for a in store.delivery_log(digest.id)] == [False, True]
+
+
+# -- dedupe: seeds, signatures, decisions (schema version 4) -----------------------------------
+
+
+def dedupe_record(story_id: int, byte: int = 1) -> DedupeRecord:
+    return DedupeRecord(
+        signature=ItemSignature(bytes([byte]) * 520, 40 + byte, '{"v": 1}'),
+        story_id=story_id,
+        near=None if byte == 1 else {"result": "none", "shingles": 40 + byte},
+        story={"story_id": story_id, "is_new": True},
+    )
+
+
+def test_signatures_and_decisions_round_trip_and_stream_by_first_seen(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    old = store.insert_item(
+        article(1), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(3)
+    )
+    new = store.insert_item(
+        article(2, source="TASS"),
+        fetched_at=NOW + timedelta(days=1),
+        status="new",
+        baseline=False,
+        dedupe=dedupe_record(3, byte=2),
+    )
+    bare = store.insert_item(
+        article(3), fetched_at=NOW + timedelta(days=2), status="new", baseline=False
+    )
+    rows = list(store.signatures_since(NOW + timedelta(hours=1), batch=1))
+    assert [(r.item_id, r.source, r.story_id, r.shingles) for r in rows] == [(new, "TASS", 3, 42)]
+    assert rows[0].signature == bytes([2]) * 520
+    assert rows[0].fetched_at == NOW + timedelta(days=1)
+    assert [r.item_id for r in store.signatures_since(NOW, batch=1)] == [old, new]
+    assert store.count_signatures() == 2
+    assert store.decision(old) == (None, {"story_id": 3, "is_new": True})
+    assert store.decision(new) == (
+        {"result": "none", "shingles": 42},
+        {"story_id": 3, "is_new": True},
+    )
+    assert store.decision(bare) is None
+    assert store.max_story_id() == 3
+    assert store.story_info([3, 99]) == {3: StoryInfo(2, ("ASEAN", "TASS"), ())}
+    # A changed item gets its new signature in place of the old one.
+    changed = article(1, text="Corrected text.", text_hash="e" * 64)
+    store.update_item(old, changed, NOW, signature=ItemSignature(b"\x07" * 520, 9, "{}"))
+    assert store.count_signatures() == 2
+    [first, _] = store.signatures_since(NOW)
+    assert (first.item_id, first.signature, first.shingles) == (old, b"\x07" * 520, 9)
+
+
+def test_seeds_upsert_list_delete_and_join_stories(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    seed = SeedRecord(
+        name="000_a.txt",
+        text_hash="a" * 64,
+        title="Seed title",
+        published_at=None,
+        language="en",
+        text_chars=1200,
+        signature=b"\x01" * 520,
+        shingles=200,
+        features='{"v": 1}',
+        story_id=7,
+        added_at=NOW,
+    )
+    store.upsert_seed(seed)
+    store.upsert_seed(replace(seed, text_hash="b" * 64, added_at=NOW + timedelta(days=1)))
+    [stored] = store.list_seeds()
+    assert (stored.text_hash, stored.added_at, stored.signature) == (
+        "b" * 64,
+        NOW + timedelta(days=1),
+        b"\x01" * 520,
+    )
+    assert store.seed_titles() == {"000_a.txt": "Seed title"}
+    assert store.max_story_id() == 7
+    store.insert_item(
+        article(1), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(7)
+    )
+    assert store.story_info([7]) == {7: StoryInfo(1, ("ASEAN",), ("000_a.txt",))}
+    store.delete_seeds(["000_a.txt"])
+    assert store.list_seeds() == []
+    assert store.story_info([7]) == {7: StoryInfo(1, ("ASEAN",), ())}
+
+
+def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v3.db'}"
+    store = Store.open(url, now=NOW)
+    store.sync_sources(SOURCES, NOW)
+    store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False)
+    store.close()
+    with sqlite3.connect(tmp_path / "v3.db") as conn:
+        for table in ("seeds", "signatures", "decisions"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX ix_items_story_id")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (3, '2026-11-01 00:00:00')")
+    upgraded = Store.open(url, now=NOW + timedelta(days=1))
+    assert upgraded.schema_version() == SCHEMA_VERSION == 4
+    inspector = sa.inspect(upgraded.engine)
+    assert {"seeds", "signatures", "decisions"} <= set(inspector.get_table_names())
+    assert "ix_items_story_id" in {i["name"] for i in inspector.get_indexes("items")}
+    [item] = upgraded.list_items()
+    assert (item.title, item.story_id) == ("Title 1", None)
+    assert upgraded.decision(item.id) is None
+    assert list(upgraded.signatures_since(NOW - timedelta(days=1))) == []
+    upgraded.insert_item(
+        article(2), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(1)
+    )
+    assert upgraded.count_signatures() == 1
+    upgraded.close()

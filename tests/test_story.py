@@ -13,6 +13,8 @@ from monitor.dedupe.story import (
     StoryFeatures,
     StoryIndex,
     extract_features,
+    features_from_json,
+    features_to_json,
     latinise,
     story_similarity,
 )
@@ -231,3 +233,16 @@ def test_eviction_bounds_the_index_and_keeps_seeds() -> None:
     assert len(index) == 15
     match = index.assign("late", FEATURES["001"], _day(2020, 2, 3))
     assert match.seed_refs
+
+
+@pytest.mark.parametrize("key", sorted(FEATURES), ids=lambda k: f"seed-{k}")
+def test_features_survive_the_store_round_trip(key: str) -> None:
+    features = FEATURES[key]
+    again = features_from_json(features_to_json(features))
+    assert again == features
+    assert story_similarity(again, FEATURES["000"]) == story_similarity(features, FEATURES["000"])
+
+
+def test_features_json_refuses_what_it_did_not_write() -> None:
+    with pytest.raises(ValueError, match="not story features"):
+        features_from_json('{"language": "en"}')

@@ -14,6 +14,7 @@ training split (docs/dedupe.md); the word lists below are data, in their native 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import sys
@@ -333,6 +334,46 @@ def extract_features(
         ordinals=tuple(sorted(_ordinals(full))),
         ref_year=ref_year,
         entity_norm=_entity_norm(entities),
+    )
+
+
+def features_to_json(features: StoryFeatures) -> str:
+    """Compact JSON for the store, so a restart rebuilds the story index without extracting."""
+    data = {
+        "v": 1,
+        "language": features.language,
+        "published_at": features.published_at.isoformat() if features.published_at else None,
+        "title_terms": features.title_terms,
+        "terms": features.terms,
+        "entities": features.entities,
+        "places": features.places,
+        "numbers": features.numbers,
+        "dates": features.dates,
+        "ordinals": features.ordinals,
+        "ref_year": features.ref_year,
+        "entity_norm": features.entity_norm,  # kept: recomputing may differ in the last bit
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def features_from_json(text: str) -> StoryFeatures:
+    """Inverse of `features_to_json`; raises ValueError on JSON it did not write."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise ValueError("not story features written by features_to_json")
+    published = data["published_at"]
+    return StoryFeatures(
+        language=data["language"],
+        published_at=datetime.fromisoformat(published) if published else None,
+        title_terms=_interned(data["title_terms"]),
+        terms=_interned(data["terms"]),
+        entities=_interned(data["entities"]),
+        places=tuple(data["places"]),
+        numbers=tuple(data["numbers"]),
+        dates=tuple(data["dates"]),
+        ordinals=tuple(data["ordinals"]),
+        ref_year=data["ref_year"],
+        entity_norm=float(data["entity_norm"]),
     )
 
 

@@ -73,6 +73,10 @@ def collect(
     ]
     story_ids = sorted({i.story_id for i in new if i.story_id is not None})
     labels = {t.id: t.label for t in config.taxonomy.topics}
+    # A new item in the same story as a seed is a follow-up of a known story (DESIGN §2).
+    story_seeds = {
+        sid: info.seed_refs for sid, info in store.story_info(story_ids).items() if info.seed_refs
+    }
     return DigestInput(
         name=digest.name,
         window_start=window.start,
@@ -82,8 +86,8 @@ def collect(
         items=new,
         suppressed=suppressed,
         stories=store.story_members(story_ids),
-        seed_titles=dict(seed_titles or {}),
-        story_seed_refs={},
+        seed_titles={**store.seed_titles(), **(seed_titles or {})},
+        story_seed_refs=story_seeds,
         health=store.failures_between(window.start, window.end),
         topic_order=config.taxonomy.topic_ids,
         topic_labels=labels,

@@ -16,13 +16,16 @@ from urllib.parse import urlsplit
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
+from monitor.dedupe.near import sign_text, signature_from_bytes, signature_to_bytes
+from monitor.dedupe.story import extract_features, features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap
 from monitor.errors import FetchError, ParseError, SourceError
 from monitor.extract import build_text, detect_language, extract_page
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
 from monitor.parse import looks_like_challenge, parse_feed
-from monitor.store import Store
+from monitor.pipeline.index import DedupeIndex
+from monitor.store import ItemSignature, Store
 from monitor.tag import Tags, Taxonomy, tag_article
 
 log = logging.getLogger("monitor.pipeline")
@@ -65,6 +68,9 @@ class _Extracted:
     language: str | None
     text_hash: str
     tags: Tags
+    signature: bytes  # near.signature_to_bytes of the text
+    shingles: int
+    features: str  # story.features_to_json
 
 
 # Set in each worker by `init_worker`: the rules travel to a worker once, not with every page.
@@ -90,8 +96,10 @@ def _extract_job(
     summary: str | None,
     hint: str | None,
     fast: bool,
+    published_at: datetime | None = None,
 ) -> _Extracted:
-    """Runs in a worker: the CPU-bound part of one article (extract, language, hash, tags)."""
+    """Runs in a worker: the CPU-bound part of one article (extract, language, hash, tags,
+    MinHash signature, story features)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
     page = extract_page(body, url=url, fast=fast) if body else None
@@ -99,7 +107,21 @@ def _extract_job(
     text, extraction = build_text(page, summary)
     language = detect_language(text, hint=(page.language if page else None) or hint)
     tags = tag_article(_worker_taxonomy, title=title, text=text, language=language)
-    return _Extracted(page, title, text, extraction, language, text_fingerprint(text), tags)
+    signature, shingles = sign_text(text)
+    published = page.published_at if page else None
+    features = extract_features(title, text, published_at or published, language)
+    return _Extracted(
+        page,
+        title,
+        text,
+        extraction,
+        language,
+        text_fingerprint(text),
+        tags,
+        signature_to_bytes(signature),
+        shingles,
+        features_to_json(features),
+    )
 
 
 def warm_up() -> None:
@@ -122,14 +144,16 @@ def poll_once(
     due_only: bool = False,
     progress: Progress | None = None,
 ) -> list[PollOutcome]:
-    """One poll of `sources` with a fresh HTTP client and process pool (the one-shot path)."""
+    """One poll of `sources` with a fresh HTTP client, process pool and dedupe index (the
+    one-shot path: the index is rebuilt from the corpus and the stored signatures)."""
     workers = config.poll.workers or os.cpu_count() or 1
+    index = DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
         with make_pool(workers, config.taxonomy) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
-                poller = Poller(store, fetcher, pool, config.poll, clock=clock)
+                poller = Poller(store, fetcher, pool, config.poll, index=index, clock=clock)
                 return await poller.poll_all(
                     sources, force=force, due_only=due_only, progress=progress
                 )
@@ -138,7 +162,7 @@ def poll_once(
 
 
 class Poller:
-    """Polls sources: fetch, parse, extract (in `executor`), exact dedupe, store."""
+    """Polls sources: fetch, parse, extract (in `executor`), dedupe in three layers, store."""
 
     def __init__(
         self,
@@ -147,12 +171,14 @@ class Poller:
         executor: Executor,
         config: PollConfig,
         *,
+        index: DedupeIndex,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
-        ran `init_worker`)."""
+        ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`)."""
         self.store = store
+        self.index = index
         self.fetcher = fetcher
         self.executor = executor
         self.config = config
@@ -262,7 +288,17 @@ class Poller:
             else:
                 fresh.append((entry, None))  # a canonical twin: stored as a duplicate below
         budget = fresh[: self.config.max_pages_per_poll]
-        await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in budget))
+        # A canonical twin of an earlier entry of this feed (an AMP or tracking-URL variant)
+        # waits for it, so the feed's first listing is the one stored as the original.
+        firsts: list[tuple[Entry, int | None]] = []
+        twins: list[tuple[Entry, int | None]] = []
+        seen_urls: set[str] = set()
+        for entry, existing in budget:
+            key = canonical_url(entry.url)
+            (twins if key in seen_urls and existing is None else firsts).append((entry, existing))
+            seen_urls.add(key)
+        for batch in (firsts, twins):
+            await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in batch))
 
     async def _article(
         self,
@@ -292,23 +328,52 @@ class Poller:
                 entry.summary,
                 hint,
                 self.config.fast_extraction,
+                entry.published_at,
             )
-        # No await from here on: the dedupe lookups and the insert are one atomic step.
+        # No await from here on: the dedupe lookups, the index updates and the insert are one
+        # atomic step, so two copies of one article in a poll cannot both be "new".
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()
+        stored_signature = ItemSignature(done.signature, done.shingles, done.features)
+        signature = signature_from_bytes(done.signature)
         if existing_id is not None:
-            if self.store.update_item(existing_id, article, now, tags):
+            if self.store.update_item(existing_id, article, now, tags, stored_signature):
+                self.index.remember(
+                    article.url,
+                    source=source.name,
+                    signature=signature,
+                    shingles=done.shingles,
+                    at=now,
+                )
                 outcome.updated += 1
             else:
                 outcome.unchanged += 1
             return
-        status, dup = self._classify(source, entry, article)
+        decision = self.index.decide(
+            key=article.url,
+            source=source.name,
+            signature=signature,
+            shingles=done.shingles,
+            features=features_from_json(done.features),
+            exact=self._classify(source, entry, article),
+            at=now,
+        )
+        status = decision.status
         baseline = cutoff is not None and (
             article.published_at is None or article.published_at < cutoff
         )
         item_id = self.store.insert_item(
-            article, fetched_at=now, status=status, baseline=baseline, duplicate_of=dup, tags=tags
+            article,
+            fetched_at=now,
+            status=status,
+            baseline=baseline,
+            duplicate_of=decision.duplicate_of,
+            tags=tags,
+            dedupe=decision.record(stored_signature),
+        )
+        self.index.remember(
+            article.url, source=source.name, signature=signature, shingles=done.shingles, at=now
         )
         outcome.item_ids.append(item_id)
         if baseline:

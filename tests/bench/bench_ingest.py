@@ -33,6 +33,7 @@ from monitor.config import Config, PollConfig  # noqa: E402
 from monitor.fetch import Fetcher, make_client  # noqa: E402
 from monitor.models import HttpConfig, Source  # noqa: E402
 from monitor.pipeline import Poller, PollOutcome, make_pool, poll_once  # noqa: E402
+from monitor.pipeline.index import DedupeIndex  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.tag import parse_taxonomy  # noqa: E402
 
@@ -58,6 +59,8 @@ def _serve(pages: list[bytes], ready: multiprocessing.Queue[int]) -> None:
     now = format_datetime(datetime.now(UTC))
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real sites do
+
         def do_GET(self) -> None:
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
             if self.path in ("/feed.xml", "/warm.xml"):
@@ -148,11 +151,15 @@ def steady(feed: str, workers: int, expected: int) -> tuple[float, float]:
         async def go() -> tuple[float, float, PollOutcome]:
             with make_pool(workers, config.taxonomy) as pool:
                 async with make_client(config.http) as client:
+                    index = DedupeIndex.load(
+                        store, config.corpus_dir, config.dedupe, datetime.now(UTC)
+                    )
                     poller = Poller(
                         store,
                         Fetcher(client, config.http),
                         pool,
                         config.poll,
+                        index=index,
                         clock=lambda: datetime.now(UTC),
                     )
                     await poller.poll_source(sources[0])

@@ -1,8 +1,10 @@
-"""Command line: poll, items, explain, sources, check-config. I/O: terminal, files, network."""
+"""Command line: poll, digest, items, explain, retag. I/O: terminal, files, network.
+
+The management commands (sources, corpus, check-config, demo) are in `monitor.cli.manage`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -15,23 +17,17 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-import jinja2
 
 from monitor import __version__
 from monitor.config import Config, DigestConfig, find_config, load_config
-from monitor.digest.render import TEMPLATES, make_environment
+from monitor.dedupe.explain import DedupeFacts, explain_dedupe
 from monitor.durations import parse_time
 from monitor.errors import (
     ConfigError,
     MonitorError,
-    ParseError,
-    Problem,
-    SourceError,
     StoreError,
 )
-from monitor.fetch import Fetcher, make_client
-from monitor.models import Item, Source, SourceHealth
-from monitor.parse import parse_feed
+from monitor.models import Item, Source
 from monitor.pipeline import PollOutcome, poll_once
 from monitor.pipeline.digest import (
     SendOutcome,
@@ -42,9 +38,7 @@ from monitor.pipeline.digest import (
     render,
     send_digest,
 )
-from monitor.resources import default_templates_dir
-from monitor.sources import parse_opml, render_opml, render_sources
-from monitor.store import Store
+from monitor.store import Store, StoryInfo
 from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
 
 EXIT_USAGE = 2
@@ -353,11 +347,14 @@ def items(
                 source=source_name,
                 topic=topic,
             )
-        if limit is not None:
-            found = found[-limit:]
+            if limit is not None:
+                found = found[-limit:]
+            stories = store.story_info([i.story_id for i in found if i.story_id is not None])
         if as_json:
             for item in found:
-                click.echo(json.dumps(item_json(item, with_text=with_text), ensure_ascii=False))
+                story = None if item.story_id is None else stories.get(item.story_id)
+                record = item_json(item, with_text=with_text, story=story)
+                click.echo(json.dumps(record, ensure_ascii=False))
             return
         _print_items_table(found)
 
@@ -371,8 +368,10 @@ def _time_option(name: str, value: str | None, now: datetime) -> datetime | None
         _fail(f"{name}: {exc}", EXIT_USAGE)
 
 
-def item_json(item: Item, *, with_text: bool = False) -> dict[str, Any]:
-    """The DESIGN §3 `items --json` object."""
+def item_json(
+    item: Item, *, with_text: bool = False, story: StoryInfo | None = None
+) -> dict[str, Any]:
+    """The DESIGN §3 `items --json` object; `story` is the item's story (`Store.story_info`)."""
     dup = item.duplicate_of
     data: dict[str, Any] = {
         "id": item.id,
@@ -387,7 +386,14 @@ def item_json(item: Item, *, with_text: bool = False) -> dict[str, Any]:
         "duplicate_of": None
         if dup is None
         else {"kind": dup.kind, "ref": dup.ref, "similarity": dup.similarity, "method": dup.method},
-        "story": None,
+        "story": None
+        if item.story_id is None
+        else {
+            "id": item.story_id,
+            "size": story.size if story else 1,
+            "sources": list(story.sources) if story else [item.source],
+            "seed_refs": list(story.seed_refs) if story else [],
+        },
         "topics": [
             {
                 "id": t.id,
@@ -471,6 +477,7 @@ def explain(state: _State, ref: str) -> None:
         if item is None:
             _fail(f"no stored item with id or URL {ref!r}", EXIT_USAGE)
         revisions = store.revisions(item.id)
+        facts = _dedupe_facts(store, item)
     lines = [
         f"item {item.id}: {item.title}",
         f"  source: {item.source}  url: {item.url}",
@@ -479,28 +486,44 @@ def explain(state: _State, ref: str) -> None:
         f"  text: {item.text_chars} characters ({item.extraction}), language {item.language}",
         f"status: {item.status}"
         + (" (baseline: before the first poll's backfill)" if item.baseline else ""),
-        "exact layer:",
     ]
-    dup = item.duplicate_of
-    if dup is None:
-        lines.append(
-            "  no stored item has the same GUID in this source, the same canonical URL, "
-            "or the same normalised text"
-        )
-    elif dup.method == "canonical_url":
-        lines.append(f"  duplicate: same canonical URL as {dup.ref} (exact match)")
-    elif dup.method == "text_hash":
-        lines.append(f"  duplicate: same normalised text as {dup.ref} (exact match)")
-    else:
-        lines.append(
-            f"  {item.status}: {dup.kind} {dup.ref}, method {dup.method}, "
-            f"similarity {dup.similarity:.3f}"
-        )
     for rev in revisions:
         lines.append(f"  changed at {_iso(rev['changed_at'])}: was {rev['old_title']!r}")
+    lines += explain_dedupe(facts)
     lines += _explain_tags(state.config, item)
     for line in lines:
         click.echo(_terminal_safe(line))
+
+
+def _dedupe_facts(store: Store, item: Item) -> DedupeFacts:
+    """What the store knows about an item's dedupe decisions and its story."""
+    recorded = store.decision(item.id)
+    near, story = recorded if recorded is not None else (None, None)
+    members: list[Item] = []
+    seed_refs: tuple[str, ...] = ()
+    if item.story_id is not None:
+        members = store.story_members([item.story_id]).get(item.story_id, [])
+        info = store.story_info([item.story_id]).get(item.story_id)
+        seed_refs = info.seed_refs if info else ()
+    titles = store.seed_titles()
+    keys = {k for k in _compared_keys(near, story) if k not in titles}
+    found = {k: store.get_item(k) for k in sorted(keys)}
+    return DedupeFacts(
+        item=item,
+        near=near,
+        story=story,
+        recorded=recorded is not None,
+        members=members,
+        seed_refs=seed_refs,
+        seed_titles=titles,
+        items_by_key={k: v for k, v in found.items() if v is not None},
+    )
+
+
+def _compared_keys(near: dict[str, Any] | None, story: dict[str, Any] | None) -> list[str]:
+    keys = [near.get("compared_with") if near else None]
+    keys += [story.get("matched_key"), story.get("compared_with")] if story else []
+    return [k for k in keys if isinstance(k, str)]
 
 
 def _explain_tags(config: Config, item: Item) -> list[str]:
@@ -544,207 +567,7 @@ def retag(state: _State) -> None:
     click.echo(f"re-tagged {count} item(s) with {config.topics_file}")
 
 
-# -- sources ------------------------------------------------------------------------------------
+# The management commands register themselves on `cli` (imported last: they use the above).
+from monitor.cli import manage  # noqa: E402
 
-
-@cli.group()
-def sources() -> None:
-    """Manage and test sources."""
-
-
-@sources.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.pass_obj
-def sources_list(state: _State, as_json: bool) -> None:
-    """Each source's health: last success, failures, last error."""
-    with _errors(), _opened_store(state.config) as store:
-        health = store.list_source_health([s.name for s in state.config.sources])
-    for h in health:
-        if as_json:
-            click.echo(json.dumps(health_json(h), ensure_ascii=False))
-        else:
-            last = _iso(h.last_success_at) or "never"
-            line = f"{h.name}: {h.status}, last success {last}"
-            if h.consecutive_failures:
-                line += (
-                    f", {h.consecutive_failures} failure(s), {h.last_error_class}: {h.last_error}"
-                )
-            click.echo(_terminal_safe(line))
-
-
-def health_json(h: SourceHealth) -> dict[str, Any]:
-    """The DESIGN §4 `sources list --json` object."""
-    return {
-        "name": h.name,
-        "url": h.url,
-        "status": h.status,
-        "last_success_at": _iso(h.last_success_at),
-        "consecutive_failures": h.consecutive_failures,
-        "last_error_class": h.last_error_class,
-        "last_error": h.last_error,
-        "next_check_at": _iso(h.next_check_at),
-    }
-
-
-@sources.command("check")
-@click.option("--source", "names", multiple=True, metavar="NAME", help="Only this source.")
-@click.pass_obj
-def sources_check(state: _State, names: tuple[str, ...]) -> None:
-    """Fetch and parse each source once, store nothing, and report."""
-    with _errors():
-        config = state.config
-        selected = _select_sources(config, names)
-        results = asyncio.run(_check_sources(config, selected))
-    failed = 0
-    for source, message in results:
-        failed += message.startswith("FAIL")
-        click.echo(_terminal_safe(f"{source.name}: {message}"))
-    if failed == len(results) and results:
-        sys.exit(EXIT_NOTHING_DONE)
-
-
-async def _check_sources(config: Config, selected: Sequence[Source]) -> list[tuple[Source, str]]:
-    from monitor.discover import discover_links, parse_sitemap
-
-    async with make_client(config.http) as client:
-        fetcher = Fetcher(client, config.http)
-
-        async def one(source: Source) -> tuple[Source, str]:
-            try:
-                result = await fetcher.fetch(source.url)
-                if source.kind == "feed":
-                    count = len(
-                        parse_feed(result.body, url=result.final_url, headers=result.headers)
-                    )
-                elif source.kind == "sitemap":
-                    found, children = parse_sitemap(result.body, url=result.final_url)
-                    count = len(found) + len(children)
-                else:
-                    count = len(
-                        discover_links(result.body, url=result.final_url, selector=source.selector)
-                    )
-                    if not count:
-                        raise ParseError(source.url, "the listing page has no article links")
-            except SourceError as exc:
-                return source, f"FAIL ({exc.error_class}) {exc}"
-            return source, (
-                f"ok, HTTP {result.status}, {count} entries, {len(result.body)} bytes "
-                f"in {result.elapsed_ms} ms"
-            )
-
-        return list(await asyncio.gather(*(one(s) for s in selected)))
-
-
-@sources.command("import")
-@click.argument("opml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.pass_obj
-def sources_import(state: _State, opml: Path) -> None:
-    """Add the feeds of an OPML file to the sources file (existing names are kept)."""
-    with _errors():
-        config = state.config
-        imported = parse_opml(opml.read_bytes(), file=str(opml))
-        known = {s.name for s in config.sources} | {s.url for s in config.sources}
-        added = [s for s in imported if s.name not in known and s.url not in known]
-        if added:
-            target = config.sources_file
-            try:
-                with target.open("a", encoding="utf-8") as out:
-                    out.write("\n" + render_sources(added))
-            except OSError as exc:
-                _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_USAGE)
-        click.echo(
-            f"imported {len(added)} source(s) into {config.sources_file}; "
-            f"{len(imported) - len(added)} already present"
-        )
-
-
-@sources.command("export")
-@click.pass_obj
-def sources_export(state: _State) -> None:
-    """Print the sources as OPML."""
-    with _errors():
-        click.echo(render_opml(state.config.sources), nl=False)
-
-
-# -- check-config -------------------------------------------------------------------------------
-
-
-@cli.command("check-config")
-@click.pass_obj
-def check_config(state: _State) -> None:
-    """Validate the config and the files it names."""
-    with _errors():
-        config = state.config
-        problems = list(_template_problems(config))
-        if problems:
-            raise ConfigError(problems)
-    click.echo(
-        f"{config.path}: ok; {len(config.sources)} source(s), "
-        f"{len(config.taxonomy.topic_ids)} topic(s), {len(config.digests)} digest(s), "
-        f"storage {config.storage_url.split('@')[-1]}"
-    )
-
-
-def _template_problems(config: Config) -> Iterator[Problem]:
-    """Every digest's templates (with its overrides) compile."""
-    for d in config.digests:
-        env = make_environment(d.templates_dir, default_templates_dir())
-        for name in TEMPLATES:
-            try:
-                env.get_template(name)
-            except jinja2.TemplateSyntaxError as exc:
-                where = f"{exc.filename or name}:{exc.lineno}"
-                yield Problem(
-                    str(config.path), f"digests ({d.name}).templates_dir", f"{where}: {exc}"
-                )
-            except jinja2.TemplateNotFound as exc:
-                yield Problem(
-                    str(config.path), f"digests ({d.name}).templates_dir", f"missing {exc}"
-                )
-
-
-# -- demo ---------------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option(
-    "--dir",
-    "workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where to keep the demo's config and database (default: a new temporary directory).",
-)
-def demo(workdir: Path | None) -> None:
-    """Offline tour: serve recorded sources on 127.0.0.1, poll them, show what was found."""
-    from monitor.demo import prepare, serve
-
-    with _errors(), serve() as base:
-        # The demo's own config, whatever MONITOR_* variables the user has set.
-        config = load_config(prepare(workdir, base), {})
-        click.echo(f"Serving recorded sources at {base}; polling {len(config.sources)} sources")
-        with _opened_store(config) as store, _progress(len(config.sources)) as advance:
-            outcomes = poll_once(config, store, config.sources, clock=utcnow, progress=advance)
-            found = store.list_items()
-            health = store.list_source_health()
-    click.echo("")
-    _print_poll_summary(outcomes)
-    click.echo("\nItems (id, status, published, source, title):")
-    for item in found:
-        when = (item.published_at or item.fetched_at).strftime("%Y-%m-%d")
-        dup = (
-            f" [{item.duplicate_of.method} of {item.duplicate_of.ref}]" if item.duplicate_of else ""
-        )
-        click.echo(
-            _terminal_safe(
-                f"  {item.id:>3}  {item.status:<9}  {when}  {item.source}: {item.title[:70]}{dup}"
-            )
-        )
-    click.echo("\nSource health:")
-    for h in health:
-        error = f" - {h.last_error_class}: {h.last_error}" if h.last_error_class else ""
-        click.echo(_terminal_safe(f"  {h.name}: {h.status}{error}"))
-    folder = config.path.parent
-    click.echo(
-        f"\nThe demo's config and database are in {folder}\n"
-        f"  monitor --config {config.path} items --json\n"
-        f"  monitor --config {config.path} explain 1"
-    )
+__all__ = ["cli", "item_json", "main", "manage"]

@@ -1,0 +1,260 @@
+"""The in-memory dedupe indexes, built from the seed corpus and the store. I/O: files, database.
+
+`DedupeIndex.load` signs only what it has not signed before: an unchanged seed file (same
+name, same bytes) and every stored item come back from their stored signatures and features.
+Items first seen within `[dedupe] retention` go into the near-duplicate index and those within
+`story_retention` into the story index; seeds are always in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from datasketch import LeanMinHash
+
+from monitor.config import DedupeConfig
+from monitor.corpus import corpus_files, seed_from_bytes
+from monitor.dedupe.near import (
+    CONTAINMENT_THRESHOLD,
+    JACCARD_THRESHOLD,
+    MIN_SHINGLES,
+    NearIndex,
+    NearMatch,
+    sign_text,
+    signature_from_bytes,
+    signature_to_bytes,
+)
+from monitor.dedupe.story import (
+    StoryFeatures,
+    StoryIndex,
+    StoryMatch,
+    extract_features,
+    features_from_json,
+    features_to_json,
+)
+from monitor.errors import CorpusError
+from monitor.models import DuplicateOf, Status
+from monitor.store import DedupeRecord, ItemSignature, SeedRecord, Store
+
+log = logging.getLogger("monitor.dedupe")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the near-duplicate and story layers decided for one new article."""
+
+    status: Status
+    duplicate_of: DuplicateOf | None
+    near: NearMatch | None
+    near_record: dict[str, Any] | None  # for `explain`; None when the exact layer decided
+    story: StoryMatch
+
+    def record(self, signature: ItemSignature) -> DedupeRecord:
+        """What the store keeps with the item."""
+        return DedupeRecord(
+            signature=signature,
+            story_id=self.story.story_id,
+            near=self.near_record,
+            story=story_record(self.story),
+        )
+
+
+class DedupeIndex:
+    """Seeds and recent items in a `NearIndex` and a `StoryIndex`."""
+
+    def __init__(self, config: DedupeConfig, *, next_story_id: int = 1) -> None:
+        self.config = config
+        self.near = NearIndex()
+        self.stories = StoryIndex(next_story_id=next_story_id)
+        self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
+
+    @classmethod
+    def load(
+        cls, store: Store, corpus_dir: Path, config: DedupeConfig, now: datetime
+    ) -> DedupeIndex:
+        """Build the indexes: stored items of the retention windows, then the seed corpus."""
+        index = cls(config, next_story_id=store.max_story_id() + 1)
+        index._load_items(store, now)
+        index._load_seeds(store, corpus_dir, now)
+        return index
+
+    def _load_items(self, store: Store, now: datetime) -> None:
+        near_since = now - self.config.retention
+        story_since = now - self.config.story_retention
+        for row in store.signatures_since(min(near_since, story_since)):
+            try:
+                if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
+                    self.near.add(
+                        row.url,
+                        signature_from_bytes(row.signature),
+                        kind="item",
+                        ref=row.url,
+                        source=row.source,
+                        at=row.fetched_at,
+                        size=row.shingles,
+                    )
+                if row.fetched_at >= story_since and row.story_id is not None:
+                    features = features_from_json(row.features)
+                    self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+            except ValueError as exc:  # a row this version cannot read: skip it, say so
+                log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
+
+    def _load_seeds(self, store: Store, corpus_dir: Path, now: datetime) -> None:
+        stored = {s.name: s for s in store.list_seeds()}
+        present: set[str] = set()
+        changed: list[tuple[str, bytes, str]] = []
+        for path in corpus_files(corpus_dir):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                log.warning("seed_unreadable file=%s error=%s", path, exc)
+                continue
+            present.add(path.name)
+            text_hash = hashlib.sha256(data).hexdigest()
+            row = stored.get(path.name)
+            if row is not None and row.text_hash == text_hash:
+                self._add_seed(row)  # unchanged: its stored signature, features and story
+            else:
+                changed.append((path.name, data, text_hash))
+        store.delete_seeds(sorted(set(stored) - present))
+        for name, data, text_hash in changed:
+            try:
+                seed = seed_from_bytes(name, data)
+            except CorpusError as exc:
+                log.warning("seed_unusable %s", exc)
+                continue
+            signature, shingles = sign_text(seed.text)
+            features = extract_features(seed.title, seed.text, seed.published_at, seed.language)
+            match = self.stories.assign(name, features, now, seed_ref=name)
+            self.near.add(
+                name, signature, kind="seed", ref=name, source=None, at=now, size=shingles
+            )
+            store.upsert_seed(
+                SeedRecord(
+                    name=name,
+                    text_hash=text_hash,
+                    title=seed.title,
+                    published_at=seed.published_at,
+                    language=seed.language,
+                    text_chars=len(seed.text),
+                    signature=signature_to_bytes(signature),
+                    shingles=shingles,
+                    features=features_to_json(features),
+                    story_id=match.story_id,
+                    added_at=now,
+                )
+            )
+            self.seeds_signed.append(name)
+            log.info("seed_signed name=%s story=%d", name, match.story_id)
+
+    def _add_seed(self, row: SeedRecord) -> None:
+        try:
+            signature = signature_from_bytes(row.signature)
+            features = features_from_json(row.features)
+        except ValueError as exc:
+            log.warning("seed_row_unreadable name=%s error=%s", row.name, exc)
+            return
+        self.near.add(
+            row.name,
+            signature,
+            kind="seed",
+            ref=row.name,
+            source=None,
+            at=row.added_at,
+            size=row.shingles,
+        )
+        self.stories.add(row.name, features, row.added_at, story_id=row.story_id, seed_ref=row.name)
+
+    # -- per article ----------------------------------------------------------------------------
+
+    def decide(
+        self,
+        *,
+        key: str,
+        source: str,
+        signature: LeanMinHash,
+        shingles: int,
+        features: StoryFeatures,
+        exact: tuple[Status, DuplicateOf | None],
+        at: datetime,
+    ) -> Decision:
+        """Near-duplicate layer (unless the exact layer already found a duplicate), then the
+        story layer, which also indexes the article's features under `key` (its URL)."""
+        status, dup = exact
+        match: NearMatch | None = None
+        near: dict[str, Any] | None = None
+        if dup is None:
+            match = self.near.query(signature, source=source, size=shingles)
+            near = near_record(match, shingles, len(self.near))
+            if match is not None:
+                status = "known" if match.kind == "seed" else "duplicate"
+                dup = DuplicateOf(match.kind, match.ref, match.similarity, match.method)
+        story = self.stories.assign(key, features, at)
+        return Decision(status, dup, match, near, story)
+
+    def remember(
+        self, key: str, *, source: str, signature: LeanMinHash, shingles: int, at: datetime
+    ) -> None:
+        """Index a stored item's signature for the near-duplicate queries that follow."""
+        self.near.add(key, signature, kind="item", ref=key, source=source, at=at, size=shingles)
+
+    def evict(self, now: datetime) -> tuple[int, int]:
+        """Drop items past the retention windows (never seeds); returns (near, story) counts."""
+        return (
+            self.near.evict_before(now - self.config.retention),
+            self.stories.evict_before(now - self.config.story_retention),
+        )
+
+
+def near_record(match: NearMatch | None, shingles: int, indexed: int) -> dict[str, Any]:
+    """The near layer's decision as `explain` shows it."""
+    base = {
+        "shingles": shingles,
+        "jaccard_threshold": JACCARD_THRESHOLD,
+        "containment_threshold": CONTAINMENT_THRESHOLD,
+        "indexed": indexed,
+    }
+    if match is not None:
+        return base | {
+            "result": "match",
+            "kind": match.kind,
+            "ref": match.ref,
+            "similarity": match.similarity,
+            "method": match.method,
+            "threshold": match.threshold,
+            "compared_with": match.compared_with,
+            "jaccard": match.jaccard,
+            "containment": match.containment,
+            "explanation": match.explain(),
+        }
+    if shingles < MIN_SHINGLES:
+        explanation = (
+            f"not judged: the text has {shingles} word 3-shingles, fewer than {MIN_SHINGLES}"
+        )
+        return base | {"result": "too_short", "explanation": explanation}
+    explanation = (
+        f"no near-duplicate among {indexed} indexed seeds and items (items of the same source "
+        f"are not compared): no candidate reached estimated Jaccard >= {JACCARD_THRESHOLD:.2f} "
+        f"or containment >= {CONTAINMENT_THRESHOLD:.2f} (MinHash, word 3-shingles)"
+    )
+    return base | {"result": "none", "explanation": explanation}
+
+
+def story_record(match: StoryMatch) -> dict[str, Any]:
+    """The story layer's decision as `explain` shows it."""
+    return {
+        "story_id": match.story_id,
+        "is_new": match.is_new,
+        "score": match.score,
+        "threshold": match.threshold,
+        "matched_key": match.matched_key,
+        "compared_with": match.compared_with,
+        "reasons": list(match.reasons),
+        "seed_refs": list(match.seed_refs),
+        "explanation": match.explain(),
+    }

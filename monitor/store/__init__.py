@@ -1,0 +1,496 @@
+"""SQLAlchemy Core storage: schema, versioned migrations, source state and items. I/O: database.
+
+`Store` is one class assembled from themed parts: sources and items here, the digest outbox in
+`outbox`, seeds, signatures and dedupe decisions in `dedupe`; the tables are in `schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from monitor.errors import StoreError
+from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth
+from monitor.store.dedupe import (
+    DedupeRecord,
+    DedupeStore,
+    ItemSignature,
+    SeedRecord,
+    StoredSignature,
+    StoryInfo,
+    insert_dedupe,
+    replace_signature,
+)
+from monitor.store.outbox import OutboxStore
+from monitor.store.rows import (
+    DigestRecord,
+    ExistingItem,
+    create_engine,
+    dup_values,
+    health_from_row,
+    item_from_row,
+    item_query,
+    replace_tags,
+    safe_url,
+    with_tags,
+)
+from monitor.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    digest_items,
+    digests,
+    fetch_log,
+    item_revisions,
+    item_topics,
+    items,
+    metadata,
+    schema_version,
+    sources,
+)
+from monitor.tag import Tags
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "DedupeRecord",
+    "DigestRecord",
+    "ExistingItem",
+    "ItemSignature",
+    "SeedRecord",
+    "Store",
+    "StoredSignature",
+    "StoryInfo",
+]
+
+
+class Store(OutboxStore, DedupeStore):
+    """The database. Each public method is one transaction."""
+
+    @classmethod
+    def open(cls, url: str, *, now: datetime) -> Store:
+        """Connect, create or migrate the schema. Raises StoreError naming the database."""
+        try:
+            engine = create_engine(url)
+            store = cls(engine)
+            store._migrate(now)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database {safe_url(url)}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open database {safe_url(url)}: {exc}") from exc
+        return store
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def _migrate(self, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table("schema_version"):
+                metadata.create_all(conn)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+                return
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            current = int(current or 0)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {current} is newer than this monitor "
+                    f"({SCHEMA_VERSION}); upgrade monitor"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+                conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
+
+    def schema_version(self) -> int:
+        with self._begin() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar_one())
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
+        """Make the sources table match the config; a changed URL resets the validators."""
+        with self._begin() as conn:
+            rows = {r.name: r for r in conn.execute(sa.select(sources))}
+            for s in configured:
+                row = rows.get(s.name)
+                if row is None:
+                    conn.execute(
+                        sources.insert().values(
+                            name=s.name,
+                            url=s.url,
+                            kind=s.kind,
+                            priority=s.priority,
+                            consecutive_failures=0,
+                            created_at=now,
+                        )
+                    )
+                elif (row.url, row.kind, row.priority) != (s.url, s.kind, s.priority):
+                    values: dict[str, Any] = {"kind": s.kind, "priority": s.priority}
+                    if row.url != s.url:
+                        values |= {
+                            "url": s.url,
+                            "etag": None,
+                            "last_modified": None,
+                            "next_check_at": None,
+                            "retry_after_until": None,
+                        }
+                    conn.execute(sources.update().where(sources.c.id == row.id).values(**values))
+            self._source_ids = {
+                r.name: r.id for r in conn.execute(sa.select(sources.c.name, sources.c.id))
+            }
+
+    def source_health(self, name: str) -> SourceHealth:
+        with self._begin() as conn:
+            row = conn.execute(sa.select(sources).where(sources.c.name == name)).one_or_none()
+        if row is None:
+            raise StoreError(f"unknown source {name!r}")
+        return health_from_row(row)
+
+    def list_source_health(self, names: Sequence[str] | None = None) -> list[SourceHealth]:
+        query = sa.select(sources).order_by(sources.c.priority, sources.c.name)
+        if names is not None:
+            query = query.where(sources.c.name.in_(list(names)))
+        with self._begin() as conn:
+            return [health_from_row(r) for r in conn.execute(query)]
+
+    def record_success(
+        self,
+        name: str,
+        *,
+        now: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        next_check_at: datetime,
+        outcome: str,
+        http_status: int | None,
+        bytes_received: int,
+        elapsed_ms: int,
+        new_items: int,
+    ) -> None:
+        sid = self.source_id(name)
+        with self._begin() as conn:
+            first = conn.execute(
+                sa.select(sources.c.first_polled_at).where(sources.c.id == sid)
+            ).scalar()
+            conn.execute(
+                sources.update()
+                .where(sources.c.id == sid)
+                .values(
+                    etag=etag,
+                    last_modified=last_modified,
+                    last_attempt_at=now,
+                    last_success_at=now,
+                    consecutive_failures=0,
+                    last_error_class=None,
+                    last_error=None,
+                    next_check_at=next_check_at,
+                    retry_after_until=None,
+                    first_polled_at=first or now,
+                )
+            )
+            conn.execute(
+                fetch_log.insert().values(
+                    source_id=sid,
+                    at=now,
+                    outcome=outcome,
+                    http_status=http_status,
+                    bytes_received=bytes_received,
+                    elapsed_ms=elapsed_ms,
+                    new_items=new_items,
+                )
+            )
+
+    def record_failure(
+        self,
+        name: str,
+        *,
+        now: datetime,
+        error_class: str,
+        error: str,
+        next_check_at: datetime,
+        retry_after_until: datetime | None,
+        http_status: int | None,
+        elapsed_ms: int,
+    ) -> int:
+        """Record a failed poll; returns the new count of consecutive failures."""
+        sid = self.source_id(name)
+        with self._begin() as conn:
+            conn.execute(
+                sources.update()
+                .where(sources.c.id == sid)
+                .values(
+                    last_attempt_at=now,
+                    consecutive_failures=sources.c.consecutive_failures + 1,
+                    last_error_class=error_class,
+                    last_error=error[:2000],
+                    next_check_at=next_check_at,
+                    retry_after_until=retry_after_until,
+                )
+            )
+            conn.execute(
+                fetch_log.insert().values(
+                    source_id=sid,
+                    at=now,
+                    outcome="failed",
+                    http_status=http_status,
+                    error_class=error_class,
+                    error=error[:2000],
+                    elapsed_ms=elapsed_ms,
+                )
+            )
+            return int(
+                conn.execute(
+                    sa.select(sources.c.consecutive_failures).where(sources.c.id == sid)
+                ).scalar_one()
+            )
+
+    def failures_between(self, start: datetime, end: datetime) -> list[SourceHealth]:
+        """Sources with at least one failed poll in [start, end), for the digest's health block."""
+        failed = (
+            sa.select(fetch_log.c.source_id)
+            .where(fetch_log.c.outcome == "failed", fetch_log.c.at >= start, fetch_log.c.at < end)
+            .distinct()
+        )
+        query = (
+            sa.select(sources)
+            .where(sources.c.id.in_(failed))
+            .order_by(sources.c.priority, sources.c.name)
+        )
+        with self._begin() as conn:
+            return [health_from_row(r) for r in conn.execute(query)]
+
+    # -- items --------------------------------------------------------------------------------
+
+    def find_item(self, source: str, guid: str | None, canonical: str) -> ExistingItem | None:
+        """The stored item this entry is: same GUID in the same source, or same canonical URL."""
+        sid = self.source_id(source)
+        cond = items.c.canonical_url == canonical
+        if guid:
+            cond = sa.or_(cond, sa.and_(items.c.source_id == sid, items.c.guid == guid))
+        # Prefer the same source's row, then the oldest.
+        query = (
+            sa.select(
+                items.c.id,
+                sources.c.name,
+                items.c.url,
+                items.c.guid,
+                items.c.title,
+                items.c.text_hash,
+                items.c.updated_at,
+            )
+            .join(sources, sources.c.id == items.c.source_id)
+            .where(cond)
+            .order_by(sa.case((items.c.source_id == sid, 0), else_=1), items.c.id)
+            .limit(1)
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else ExistingItem(*row)
+
+    def find_by_text_hash(self, text_hash: str) -> ExistingItem | None:
+        if not text_hash:
+            return None
+        query = (
+            sa.select(
+                items.c.id,
+                sources.c.name,
+                items.c.url,
+                items.c.guid,
+                items.c.title,
+                items.c.text_hash,
+                items.c.updated_at,
+            )
+            .join(sources, sources.c.id == items.c.source_id)
+            .where(items.c.text_hash == text_hash)
+            .order_by(items.c.id)
+            .limit(1)
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else ExistingItem(*row)
+
+    def insert_item(
+        self,
+        article: Article,
+        *,
+        fetched_at: datetime,
+        status: str,
+        baseline: bool,
+        duplicate_of: DuplicateOf | None = None,
+        tags: Tags | None = None,
+        dedupe: DedupeRecord | None = None,
+    ) -> int:
+        """Store a new item with its tags, signature, story and dedupe decisions in one
+        transaction (an item never exists without its signature); returns its id."""
+        with self._begin() as conn:
+            result = conn.execute(
+                items.insert().values(
+                    source_id=self.source_id(article.source),
+                    guid=article.guid,
+                    url=article.url,
+                    canonical_url=article.canonical_url,
+                    title=article.title,
+                    summary=article.summary,
+                    text=article.text,
+                    text_hash=article.text_hash,
+                    text_chars=len(article.text),
+                    language=article.language,
+                    extraction=article.extraction,
+                    status=status,
+                    baseline=baseline,
+                    published_at=article.published_at,
+                    fetched_at=fetched_at,
+                    updated_at=fetched_at,
+                    story_id=None if dedupe is None else dedupe.story_id,
+                    **dup_values(duplicate_of),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            item_id = int(key[0])
+            if tags is not None:
+                replace_tags(conn, item_id, tags)
+            if dedupe is not None:
+                insert_dedupe(conn, item_id, dedupe)
+            return item_id
+
+    def update_item(
+        self,
+        item_id: int,
+        article: Article,
+        now: datetime,
+        tags: Tags | None = None,
+        signature: ItemSignature | None = None,
+    ) -> bool:
+        """Replace an item's text, title (tags and signature), recording the old version.
+        False if unchanged. The item keeps its status, story and recorded decisions."""
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(items.c.title, items.c.text, items.c.text_hash).where(
+                    items.c.id == item_id
+                )
+            ).one()
+            if row.text_hash == article.text_hash and row.title == article.title:
+                conn.execute(items.update().where(items.c.id == item_id).values(updated_at=now))
+                return False
+            conn.execute(
+                item_revisions.insert().values(
+                    item_id=item_id,
+                    changed_at=now,
+                    old_title=row.title,
+                    old_text_hash=row.text_hash,
+                    new_text_hash=article.text_hash,
+                    old_text=row.text,
+                )
+            )
+            conn.execute(
+                items.update()
+                .where(items.c.id == item_id)
+                .values(
+                    title=article.title,
+                    text=article.text,
+                    text_hash=article.text_hash,
+                    text_chars=len(article.text),
+                    summary=article.summary,
+                    extraction=article.extraction,
+                    language=article.language,
+                    updated_at=now,
+                )
+            )
+            if tags is not None:
+                replace_tags(conn, item_id, tags)
+            if signature is not None:
+                replace_signature(conn, item_id, signature)
+            return True
+
+    def revisions(self, item_id: int) -> list[dict[str, Any]]:
+        query = (
+            sa.select(item_revisions)
+            .where(item_revisions.c.item_id == item_id)
+            .order_by(item_revisions.c.id)
+        )
+        with self._begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def list_items(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        statuses: Sequence[str] | None = None,
+        source: str | None = None,
+        topic: str | None = None,
+        not_in_digest: str | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Items by first-seen time (`fetched_at`), oldest first, with their tags."""
+        query = item_query()
+        if since is not None:
+            query = query.where(items.c.fetched_at >= since)
+        if until is not None:
+            query = query.where(items.c.fetched_at < until)
+        if statuses:
+            query = query.where(items.c.status.in_(list(statuses)))
+        if source is not None:
+            query = query.where(sources.c.name == source)
+        if topic is not None:
+            tagged = sa.select(item_topics.c.item_id).where(item_topics.c.topic_id == topic)
+            query = query.where(items.c.id.in_(tagged))
+        if not_in_digest is not None:
+            # Items that a sent (or pending) digest of this name already carries.
+            carried = (
+                sa.select(digest_items.c.item_id)
+                .join(digests, digests.c.id == digest_items.c.digest_id)
+                .where(digests.c.name == not_in_digest, digests.c.status != "empty")
+            )
+            query = query.where(items.c.id.not_in(carried))
+        query = query.order_by(items.c.fetched_at, items.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._begin() as conn:
+            rows = list(conn.execute(query))
+            return with_tags(conn, [item_from_row(r) for r in rows])
+
+    def get_item(self, ref: str) -> Item | None:
+        """An item by numeric id or by URL (as given or canonical)."""
+        query = item_query()
+        if ref.isdigit():
+            query = query.where(items.c.id == int(ref))
+        else:
+            query = query.where(sa.or_(items.c.url == ref, items.c.canonical_url == ref))
+        with self._begin() as conn:
+            row = conn.execute(query.order_by(items.c.id).limit(1)).one_or_none()
+            return None if row is None else with_tags(conn, [item_from_row(row)])[0]
+
+    def save_tags(self, item_id: int, tags: Tags) -> None:
+        """Replace an item's topic tags and facet values."""
+        with self._begin() as conn:
+            replace_tags(conn, item_id, tags)
+
+    def retag(self, tag: Callable[[Item], Tags], *, batch: int = 500) -> int:
+        """Recompute every item's tags with `tag`, one transaction per batch; returns the count."""
+        done = 0
+        last_id = 0
+        while True:
+            page = self._items_after(last_id, batch)
+            if not page:
+                return done
+            results = [(item.id, tag(item)) for item in page]
+            with self._begin() as conn:
+                for item_id, tags in results:
+                    replace_tags(conn, item_id, tags)
+            done += len(page)
+            last_id = page[-1].id
+
+    def count_items(self) -> int:
+        with self._begin() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one())
+
+    def _items_after(self, last_id: int, limit: int) -> list[Item]:
+        query = item_query()
+        query = query.where(items.c.id > last_id).order_by(items.c.id).limit(limit)
+        with self._begin() as conn:
+            return [item_from_row(r) for r in conn.execute(query)]
+
+    # -- digests (the outbox) --------------------------------------------------------------------

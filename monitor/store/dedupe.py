@@ -1,0 +1,259 @@
+"""Seeds, item signatures and dedupe decisions in the database. I/O: database.
+
+Signatures and story features are written in the same transaction as their item (see
+`Store.insert_item`), so a restart rebuilds the in-memory indexes from these rows and never
+signs the history again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from monitor.models import Item
+from monitor.store.rows import StoreBase, item_from_row, item_query, with_tags
+from monitor.store.schema import decisions, items, seeds, signatures, sources
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSignature:
+    """An item's MinHash signature and story features, as stored."""
+
+    signature: bytes  # near.signature_to_bytes
+    shingles: int
+    features: str  # story.features_to_json
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeRecord:
+    """What the near-duplicate and story layers store with a new item."""
+
+    signature: ItemSignature
+    story_id: int
+    near: Mapping[str, Any] | None  # the near layer's decision; None when exact decided
+    story: Mapping[str, Any]  # the story layer's decision
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRecord:
+    """A seed file as last signed."""
+
+    name: str
+    text_hash: str
+    title: str
+    published_at: datetime | None
+    language: str | None
+    text_chars: int
+    signature: bytes
+    shingles: int
+    features: str
+    story_id: int
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignature:
+    """One item's stored signature and story features, for rebuilding the indexes."""
+
+    item_id: int
+    url: str
+    source: str
+    fetched_at: datetime
+    signature: bytes
+    shingles: int
+    features: str
+    story_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryInfo:
+    """A story as `items --json` shows it."""
+
+    size: int  # stored items in the story
+    sources: tuple[str, ...]  # sorted
+    seed_refs: tuple[str, ...]  # seed file names in the story, sorted
+
+
+class DedupeStore(StoreBase):
+    """Seeds, signatures, story lookups and the decisions `explain` prints."""
+
+    # -- seeds ----------------------------------------------------------------------------------
+
+    def list_seeds(self) -> list[SeedRecord]:
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(seeds).order_by(seeds.c.name))
+            return [SeedRecord(**r._mapping) for r in rows]
+
+    def upsert_seed(self, seed: SeedRecord) -> None:
+        """Insert or replace the row of seed `seed.name`."""
+        values = {
+            "name": seed.name,
+            "text_hash": seed.text_hash,
+            "title": seed.title,
+            "published_at": seed.published_at,
+            "language": seed.language,
+            "text_chars": seed.text_chars,
+            "signature": seed.signature,
+            "shingles": seed.shingles,
+            "features": seed.features,
+            "story_id": seed.story_id,
+            "added_at": seed.added_at,
+        }
+        with self._begin() as conn:
+            conn.execute(seeds.delete().where(seeds.c.name == seed.name))
+            conn.execute(seeds.insert().values(**values))
+
+    def delete_seeds(self, names: Sequence[str]) -> None:
+        """Forget seeds whose files left the corpus."""
+        if names:
+            with self._begin() as conn:
+                conn.execute(seeds.delete().where(seeds.c.name.in_(list(names))))
+
+    def seed_titles(self) -> dict[str, str]:
+        with self._begin() as conn:
+            return {r.name: r.title for r in conn.execute(sa.select(seeds.c.name, seeds.c.title))}
+
+    # -- signatures -----------------------------------------------------------------------------
+
+    def signatures_since(self, at: datetime, *, batch: int = 1000) -> Iterator[StoredSignature]:
+        """Signatures of items first seen at or after `at`, oldest first, read in batches (one
+        short transaction each) so that memory holds one batch, not the history."""
+        last_id = 0
+        while True:
+            query = (
+                sa.select(
+                    items.c.id,
+                    items.c.url,
+                    sources.c.name,
+                    items.c.fetched_at,
+                    signatures.c.signature,
+                    signatures.c.shingles,
+                    signatures.c.features,
+                    items.c.story_id,
+                )
+                .join(items, items.c.id == signatures.c.item_id)
+                .join(sources, sources.c.id == items.c.source_id)
+                .where(items.c.fetched_at >= at, items.c.id > last_id)
+                .order_by(items.c.id)
+                .limit(batch)
+            )
+            with self._begin() as conn:
+                page = [StoredSignature(*row) for row in conn.execute(query)]
+            yield from page
+            if len(page) < batch:
+                return
+            last_id = page[-1].item_id
+
+    def count_signatures(self) -> int:
+        with self._begin() as conn:
+            query = sa.select(sa.func.count()).select_from(signatures)
+            return int(conn.execute(query).scalar_one())
+
+    # -- stories --------------------------------------------------------------------------------
+
+    def max_story_id(self) -> int:
+        """The highest story id given to an item or a seed (0 when there is none)."""
+        with self._begin() as conn:
+            by_items = conn.execute(sa.select(sa.func.max(items.c.story_id))).scalar()
+            by_seeds = conn.execute(sa.select(sa.func.max(seeds.c.story_id))).scalar()
+        return max(int(by_items or 0), int(by_seeds or 0))
+
+    def story_info(self, story_ids: Sequence[int]) -> dict[int, StoryInfo]:
+        """Size, sources and seed file names of each story (stories without items included
+        when a seed is in them)."""
+        wanted = sorted(set(story_ids))
+        if not wanted:
+            return {}
+        sizes: dict[int, int] = {}
+        names: dict[int, set[str]] = {}
+        refs: dict[int, list[str]] = {}
+        with self._begin() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                counted = (
+                    sa.select(items.c.story_id, sa.func.count())
+                    .where(items.c.story_id.in_(chunk))
+                    .group_by(items.c.story_id)
+                )
+                sizes.update({int(s): int(n) for s, n in conn.execute(counted)})
+                by_source = (
+                    sa.select(items.c.story_id, sources.c.name)
+                    .join(sources, sources.c.id == items.c.source_id)
+                    .where(items.c.story_id.in_(chunk))
+                    .distinct()
+                )
+                for story_id, name in conn.execute(by_source):
+                    names.setdefault(int(story_id), set()).add(name)
+                by_seed = (
+                    sa.select(seeds.c.story_id, seeds.c.name)
+                    .where(seeds.c.story_id.in_(chunk))
+                    .order_by(seeds.c.name)
+                )
+                for story_id, name in conn.execute(by_seed):
+                    refs.setdefault(int(story_id), []).append(name)
+        return {
+            sid: StoryInfo(
+                sizes.get(sid, 0), tuple(sorted(names.get(sid, ()))), tuple(refs.get(sid, ()))
+            )
+            for sid in wanted
+            if sid in sizes or sid in refs
+        }
+
+    def story_members(self, story_ids: Sequence[int]) -> dict[int, list[Item]]:
+        """Every stored member of these stories, whenever it was seen."""
+        if not story_ids:
+            return {}
+        query = item_query().where(items.c.story_id.in_(list(story_ids))).order_by(items.c.id)
+        out: dict[int, list[Item]] = {}
+        with self._begin() as conn:
+            for item in with_tags(conn, [item_from_row(r) for r in conn.execute(query)]):
+                assert item.story_id is not None
+                out.setdefault(item.story_id, []).append(item)
+        return out
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def decision(self, item_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+        """(near, story) as the layers recorded them for `explain`; None for an item stored
+        before the layers existed."""
+        query = sa.select(decisions.c.near, decisions.c.story).where(decisions.c.item_id == item_id)
+        with self._begin() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return (json.loads(row.near) if row.near else None), json.loads(row.story)
+
+
+def insert_dedupe(conn: Connection, item_id: int, record: DedupeRecord) -> None:
+    """An item's signature and decisions, inside the transaction that inserts the item."""
+    _insert_signature(conn, item_id, record.signature)
+    conn.execute(
+        decisions.insert().values(
+            item_id=item_id,
+            near=None if record.near is None else json.dumps(record.near, ensure_ascii=False),
+            story=json.dumps(record.story, ensure_ascii=False),
+        )
+    )
+
+
+def replace_signature(conn: Connection, item_id: int, signature: ItemSignature) -> None:
+    """A changed item's new signature and features (its story and decisions stay)."""
+    conn.execute(signatures.delete().where(signatures.c.item_id == item_id))
+    _insert_signature(conn, item_id, signature)
+
+
+def _insert_signature(conn: Connection, item_id: int, signature: ItemSignature) -> None:
+    conn.execute(
+        signatures.insert().values(
+            item_id=item_id,
+            signature=signature.signature,
+            shingles=signature.shingles,
+            features=signature.features,
+        )
+    )

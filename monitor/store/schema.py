@@ -1,0 +1,265 @@
+"""The database schema: tables, column types and versioned migrations. No I/O of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+SCHEMA_VERSION = 4
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=5),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("first_polled_at", UTCDateTime),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error_class", sa.String(32)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_check_at", UTCDateTime),
+    sa.Column("retry_after_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("guid", sa.Text),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("canonical_url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("text_chars", sa.Integer, nullable=False),
+    sa.Column("language", sa.String(8)),
+    sa.Column("extraction", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("baseline", sa.Boolean, nullable=False, default=False),
+    sa.Column("published_at", UTCDateTime),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("dup_kind", sa.String(8)),
+    sa.Column("dup_ref", sa.Text),
+    sa.Column("dup_similarity", sa.Float),
+    sa.Column("dup_method", sa.String(32)),
+    sa.Column("story_id", sa.Integer),
+    sa.Index("ix_items_source_guid", "source_id", "guid"),
+    sa.Index("ix_items_canonical_url", "canonical_url"),
+    sa.Index("ix_items_text_hash", "text_hash"),
+    sa.Index("ix_items_fetched_at", "fetched_at"),
+    sa.Index("ix_items_story_id", "story_id"),  # schema version 4
+)
+
+# An item whose text or title changed later keeps its identity; the change is recorded here.
+item_revisions = sa.Table(
+    "item_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), nullable=False, index=True),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("old_title", sa.Text, nullable=False),
+    sa.Column("old_text_hash", sa.String(64), nullable=False),
+    sa.Column("new_text_hash", sa.String(64), nullable=False),
+    sa.Column("old_text", sa.Text, nullable=False),
+)
+
+# One row per poll of a source: what the digest's health block and `sources list` read.
+fetch_log = sa.Table(
+    "fetch_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | not_modified | failed
+    sa.Column("http_status", sa.Integer),
+    sa.Column("error_class", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("bytes_received", sa.Integer, nullable=False, default=0),
+    sa.Column("elapsed_ms", sa.Integer, nullable=False, default=0),
+    sa.Column("new_items", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_fetch_log_source_at", "source_id", "at"),
+)
+
+# Topic tags with their evidence, and facet values, per item (schema version 2).
+item_topics = sa.Table(
+    "item_topics",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("topic_id", sa.String(64), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON [[term, lang, count], ...]
+    sa.Index("ix_item_topics_topic", "topic_id"),
+)
+
+item_facets = sa.Table(
+    "item_facets",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # countries | organisations | officials
+    sa.Column("value", sa.String(200), primary_key=True),
+    sa.Index("ix_item_facets_value", "kind", "value"),
+)
+
+
+# The digest outbox (schema version 3): a rendered digest is stored before it is sent, so an
+# SMTP outage loses nothing and a retry reuses the same Message-ID.
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=False, unique=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("markdown", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | empty
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("name", "window_start", "window_end", name="uq_digests_window"),
+)
+
+# Which items a digest included: "seen" (items) stays separate from "included in digest N".
+digest_items = sa.Table(
+    "digest_items",
+    metadata,
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Index("ix_digest_items_item", "item_id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # email | markdown
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+
+# The dedupe layers (schema version 4). Seeds: the corpus as last signed, so an unchanged file
+# is not signed again and keeps its story.
+seeds = sa.Table(
+    "seeds",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),  # the file name: duplicate_of.ref
+    sa.Column("text_hash", sa.String(64), nullable=False),  # sha256 of the file's bytes
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("published_at", UTCDateTime),
+    sa.Column("language", sa.String(8)),
+    sa.Column("text_chars", sa.Integer, nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),  # near.signature_to_bytes
+    sa.Column("shingles", sa.Integer, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # story.features_to_json
+    sa.Column("story_id", sa.Integer, nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),  # when this version was signed
+)
+
+# One row per item, written with the item: a restart rebuilds both indexes from these rows
+# without signing or extracting anything again.
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Column("shingles", sa.Integer, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),
+)
+
+# What the near-duplicate and story layers decided for an item, for `monitor explain`.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("near", sa.Text),  # JSON; null when the exact layer had already decided
+    sa.Column("story", sa.Text, nullable=False),  # JSON
+)
+
+
+def _create_tables(*names: str) -> Callable[[Connection], None]:
+    """A migration that adds whole tables. Tables are never changed in place: a later change
+    to one of them is a migration of its own that checks what already exists."""
+
+    def migrate(conn: Connection) -> None:
+        metadata.create_all(conn, tables=[metadata.tables[n] for n in names], checkfirst=True)
+
+    return migrate
+
+
+def _create_index(table: str, name: str) -> Callable[[Connection], None]:
+    """A migration that adds an index (stories are looked up by `items.story_id`)."""
+
+    def migrate(conn: Connection) -> None:
+        index = next(i for i in metadata.tables[table].indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+    return migrate
+
+
+def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    def migrate(conn: Connection) -> None:
+        for step in steps:
+            step(conn)
+
+    return migrate
+
+
+# Upgrades from each stored version to the next: MIGRATIONS[v] takes a database from v to v+1.
+# A new database is created at SCHEMA_VERSION directly from `metadata`.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _create_tables("item_topics", "item_facets"),
+    2: _create_tables("digests", "digest_items", "delivery_attempts"),
+    3: _steps(
+        _create_tables("seeds", "signatures", "decisions"),
+        _create_index("items", "ix_items_story_id"),
+    ),
+}
