@@ -212,7 +212,19 @@ def latinise(text: str) -> str:
     if text.isascii():
         return text.casefold()
     text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT).translate(_FOLD))
-    return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = text.translate(_combining_marks())
+    if _ASTRAL.search(text):  # beyond the table: drop astral combining marks one by one
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.casefold()
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _combining_marks() -> dict[int, None]:
+    """Every combining mark of the BMP, to delete with str.translate (C speed)."""
+    return {code: None for code in range(0x10000) if unicodedata.combining(chr(code))}
 
 
 @functools.lru_cache(maxsize=8192)
