@@ -844,8 +844,15 @@ def chromium() -> str:
 
 def test_html_fits_narrow_and_wide_screens(chromium: str) -> None:
     """No horizontal scrolling at 320, 375 and 800 px, even with hostile long titles."""
+    # The shipped taxonomy's labels are long ("Regional architecture: EAS, ARF, ADMM-Plus,
+    # SOM/ARSOM, ASEAN centrality"): a tag chip must wrap, not push the page wider.
+    long_labels = {
+        topic: label + ": EAS, ARF, ADMM-Plus, SOM/ARSOM, ASEAN centrality, Greater Eurasia"
+        for topic, label in TOPIC_LABELS.items()
+    }
     for inp in (
         sample_input(),
+        sample_input(topic_labels=long_labels),
         _hostile("Ｗ" * 150 + " " + "x" * 400, "https://e.example/" + "p" * 900),
     ):
         widths = chromium_check.measure_widths(chromium, render(inp).html, (320, 375, 800))
