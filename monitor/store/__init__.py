@@ -269,6 +269,16 @@ class Store(OutboxStore, DedupeStore):
         if guid:
             cond = sa.or_(cond, sa.and_(items.c.source_id == sid, items.c.guid == guid))
         # Prefer the same source's row, then the oldest.
+        return self._first_existing(cond, sa.case((items.c.source_id == sid, 0), else_=1))
+
+    def find_by_text_hash(self, text_hash: str) -> ExistingItem | None:
+        if not text_hash:
+            return None
+        return self._first_existing(items.c.text_hash == text_hash)
+
+    def _first_existing(
+        self, cond: sa.ColumnElement[bool], *order: sa.ColumnElement[Any]
+    ) -> ExistingItem | None:
         query = (
             sa.select(
                 items.c.id,
@@ -281,29 +291,7 @@ class Store(OutboxStore, DedupeStore):
             )
             .join(sources, sources.c.id == items.c.source_id)
             .where(cond)
-            .order_by(sa.case((items.c.source_id == sid, 0), else_=1), items.c.id)
-            .limit(1)
-        )
-        with self._begin() as conn:
-            row = conn.execute(query).one_or_none()
-        return None if row is None else ExistingItem(*row)
-
-    def find_by_text_hash(self, text_hash: str) -> ExistingItem | None:
-        if not text_hash:
-            return None
-        query = (
-            sa.select(
-                items.c.id,
-                sources.c.name,
-                items.c.url,
-                items.c.guid,
-                items.c.title,
-                items.c.text_hash,
-                items.c.updated_at,
-            )
-            .join(sources, sources.c.id == items.c.source_id)
-            .where(items.c.text_hash == text_hash)
-            .order_by(items.c.id)
+            .order_by(*order, items.c.id)
             .limit(1)
         )
         with self._begin() as conn:
