@@ -8,7 +8,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
@@ -111,7 +111,7 @@ def _extract_job(
     published = page.published_at if page else None
     features = extract_features(title, text, published_at or published, language)
     return _Extracted(
-        page,
+        replace(page, text="") if page else None,  # its text is `text`: do not send it twice
         title,
         text,
         extraction,
