@@ -421,11 +421,19 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
             continue
         if token in _MONTHS or token.isdigit():
             continue
-        before = text[:start].rstrip()
-        if (not before or before[-1] in '.!?:;"“«–—•\n') and not word.isupper():
+        before = _previous_char(text, start)
+        if (not before or before in '.!?:;"“«–—•\n') and not word.isupper():
             continue  # a capital at the start of a sentence is not evidence of a name
         found.add("=" + _skeleton(token)[:STEM])
     return found, head_places
+
+
+def _previous_char(text: str, start: int) -> str:
+    """The last non-space character before `start` ("" if none), without copying the text."""
+    i = start - 1
+    while i >= 0 and text[i].isspace():
+        i -= 1
+    return text[i] if i >= 0 else ""
 
 
 def _numbers(text: str) -> set[str]:
