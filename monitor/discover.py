@@ -170,7 +170,7 @@ def discover_links(body: bytes, *, url: str, selector: str | None = None) -> lis
         base = urljoin(url, base_href.strip())
     if selector is None:
         anchors = [a for a in root.iter("a") if a.get("href") and not _in_navigation(a)]
-        site = _site(url)
+        site = site_of(url)
         page_path = urlsplit(url).path
     else:
         anchors = _selected_anchors(root, selector, url=url)
@@ -184,7 +184,7 @@ def discover_links(body: bytes, *, url: str, selector: str | None = None) -> lis
         if link == page:
             continue
         if selector is None and (
-            _site(link) != site
+            site_of(link) != site
             or anchor.get("hreflang")
             or not _looks_like_article(link, page_path)
         ):
@@ -267,7 +267,8 @@ def _split_language(path: str) -> tuple[str | None, list[str]]:
     return None, segments
 
 
-def _site(link: str) -> str:
+def site_of(link: str) -> str:
+    """The host a link belongs to, lower-cased, `www.`-insensitive."""
     host = (urlsplit(link).hostname or "").lower()
     return host.removeprefix("www.")
 

@@ -18,7 +18,7 @@ from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
 from monitor.dedupe.near import sign_text, signature_from_bytes, signature_to_bytes
 from monitor.dedupe.story import extract_features, features_from_json, features_to_json
-from monitor.discover import discover_links, parse_sitemap
+from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError
 from monitor.extract import build_text, detect_language, extract_page
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
@@ -492,12 +492,7 @@ def _changed(entry: Entry, stored_title: str, stored_at: datetime) -> bool:
 
 
 def _same_site(a: str, b: str) -> bool:
-    def host(url: str) -> str:
-        name = (urlsplit(url).hostname or "").lower()
-        return name.removeprefix("www.")
-
-    path = urlsplit(a).path
-    return host(a) == host(b) and path not in ("", "/")
+    return site_of(a) == site_of(b) and urlsplit(a).path not in ("", "/")
 
 
 def _newest_first(entry: Entry) -> tuple[int, float]:
