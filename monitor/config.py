@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Problem
 from monitor.models import HttpConfig, Source
 from monitor.resources import default_config_dir, user_data_dir
+from monitor.schedule import cron_trigger
 from monitor.sources import parse_sources
 from monitor.tag import Taxonomy, parse_taxonomy
 
 SECURITY = ("none", "starttls", "ssl")
 FORMATS = ("markdown", "email")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class PollConfig:
     backoff_base: timedelta = timedelta(minutes=5)
     backoff_cap: timedelta = timedelta(hours=6)
     max_pages_per_poll: int = 100  # article pages fetched per source per poll
+    min_interval: timedelta = timedelta(minutes=1)  # the shortest source interval accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,15 @@ class SmtpConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: off
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """`monitor run` (config `[daemon]`)."""
+
+    drain_timeout: timedelta = timedelta(seconds=30)  # SIGTERM: in-flight work gets this long
+    outbox_interval: timedelta = timedelta(minutes=1)  # how often pending digests are retried
+    log_format: str = "text"  # text | json
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     digests: tuple[DigestConfig, ...] = ()
 
     def source(self, name: str) -> Source | None:
@@ -144,6 +155,7 @@ class _Reader:
             "http": self._table,
             "smtp": self._table,
             "server": self._table,
+            "daemon": self._table,
             "digests": self._array,
         }
         self._unknown(data, sections, "")
@@ -155,9 +167,10 @@ class _Reader:
         else:
             storage_url = self._resolve_sqlite(storage_url)
 
+        poll = self._poll(data)
         sources_sec = self._section(data, "sources", {"file": str})
         sources_file = self.base / sources_sec.get("file", "sources.toml")
-        sources = self._load_sources(sources_file)
+        sources = self._load_sources(sources_file, poll.min_interval)
         topics_sec = self._section(data, "topics", {"file": str})
         topics_file = self.base / topics_sec.get("file", "topics.toml")
         taxonomy = self._load_taxonomy(topics_file)
@@ -166,11 +179,11 @@ class _Reader:
         if "dir" in corpus_sec and not corpus_dir.is_dir():
             self.problem("corpus.dir", f"{corpus_dir} is not a directory")
 
-        poll = self._poll(data)
         dedupe = self._dedupe(data)
         http = self._http(data)
         smtp = self._smtp(data)
         server = self._server(data)
+        daemon = self._daemon(data)
         digests = self._digests(data, data_dir)
         if self.problems or taxonomy is None:  # no taxonomy always comes with a problem
             raise ConfigError(self.problems)
@@ -188,6 +201,7 @@ class _Reader:
             http=http,
             smtp=smtp,
             server=server,
+            daemon=daemon,
             digests=digests,
         )
 
@@ -259,14 +273,14 @@ class _Reader:
             self.problem("storage.url", f"unsupported database URL {url!r} (sqlite or postgresql)")
         return url
 
-    def _load_sources(self, path: Path) -> list[Source]:
+    def _load_sources(self, path: Path, min_interval: timedelta) -> list[Source]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             self.problem("sources.file", f"cannot read {path}: {exc.strerror or exc}")
             return []
         try:
-            return parse_sources(text, file=str(path))
+            return parse_sources(text, file=str(path), min_interval=min_interval)
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return []
@@ -297,8 +311,11 @@ class _Reader:
             "backoff_base": "duration",
             "backoff_cap": "duration",
             "max_pages_per_poll": int,
+            "min_interval": "duration",
         }
         values = self._section(data, "poll", spec)
+        if "min_interval" in values and values["min_interval"] < timedelta(seconds=1):
+            self.problem("poll.min_interval", "must be at least 1s")
         self._positive(values, "poll.", "max_pages_per_poll")
         if values.get("workers", 0) < 0:
             self.problem("poll.workers", "must be 0 (one per core) or more")
@@ -350,9 +367,29 @@ class _Reader:
 
     def _server(self, data: Mapping[str, Any]) -> ServerConfig:
         values = self._section(data, "server", {"host": str, "port": int})
+        # A container sets these without a config file of its own (see the Dockerfile).
+        if self.env.get("MONITOR_SERVER_HOST"):
+            values["host"] = self.env["MONITOR_SERVER_HOST"]
+        if self.env.get("MONITOR_SERVER_PORT"):
+            try:
+                values["port"] = int(self.env["MONITOR_SERVER_PORT"])
+            except ValueError:
+                self.problem("server.port", "MONITOR_SERVER_PORT is not a number")
         if "port" in values and not 0 <= values["port"] < 65536:
             self.problem("server.port", f"must be a TCP port or 0 (off), got {values['port']}")
         return ServerConfig(**values)
+
+    def _daemon(self, data: Mapping[str, Any]) -> DaemonConfig:
+        spec = {"drain_timeout": "duration", "outbox_interval": "duration", "log_format": str}
+        values = self._section(data, "daemon", spec)
+        for key in ("drain_timeout", "outbox_interval"):
+            if key in values and values[key] <= timedelta(0):
+                self.problem(f"daemon.{key}", "must be longer than zero")
+        if values.get("log_format", "text") not in LOG_FORMATS:
+            self.problem(
+                "daemon.log_format", f"must be one of {LOG_FORMATS}, got {values['log_format']!r}"
+            )
+        return DaemonConfig(**values)
 
     def _digests(self, data: Mapping[str, Any], data_dir: Path) -> tuple[DigestConfig, ...]:
         raw = data.get("digests", [])
@@ -434,6 +471,6 @@ class _Reader:
         if schedule is None:
             return
         try:
-            CronTrigger.from_crontab(schedule, timezone=timezone)
+            cron_trigger(schedule, timezone)
         except ValueError as exc:
             self.problem(f"{label}.schedule", f"not a cron expression ({exc}): {schedule!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
@@ -17,10 +18,10 @@ from monitor.models import Source, SourceKind
 KINDS: tuple[SourceKind, ...] = ("feed", "sitemap", "page")
 SOURCE_KEYS = ("name", "url", "kind", "interval", "language", "priority", "selector")
 DEFAULT_INTERVAL = "30m"
-MIN_INTERVAL_SECONDS = 60
+MIN_INTERVAL = timedelta(minutes=1)  # `[poll] min_interval` can lower it (local tests)
 
 
-def parse_sources(text: str, *, file: str) -> list[Source]:
+def parse_sources(text: str, *, file: str, min_interval: timedelta = MIN_INTERVAL) -> list[Source]:
     """Parse a sources TOML file; raise ConfigError listing every problem found."""
     try:
         data = tomllib.loads(text)
@@ -40,7 +41,7 @@ def parse_sources(text: str, *, file: str) -> list[Source]:
         if not isinstance(entry, dict):
             problems.append(Problem(file, where, "must be a table"))
             continue
-        source = _parse_source(cast(dict[str, Any], entry), where, file, problems)
+        source = _parse_source(cast(dict[str, Any], entry), where, file, problems, min_interval)
         if source is not None:
             sources.append(source)
     problems.extend(_duplicate_names(sources, file))
@@ -50,7 +51,11 @@ def parse_sources(text: str, *, file: str) -> list[Source]:
 
 
 def _parse_source(
-    entry: dict[str, Any], where: str, file: str, problems: list[Problem]
+    entry: dict[str, Any],
+    where: str,
+    file: str,
+    problems: list[Problem],
+    min_interval: timedelta = MIN_INTERVAL,
 ) -> Source | None:
     start = len(problems)
     label = f"{where} ({entry['name']})" if isinstance(entry.get("name"), str) else where
@@ -74,8 +79,11 @@ def _parse_source(
         if not isinstance(interval_text, str):
             raise ValueError(f"{interval_text!r} is not a duration string like '30m'")
         interval = parse_duration(interval_text)
-        if interval.total_seconds() < MIN_INTERVAL_SECONDS:
-            raise ValueError(f"{interval_text!r} is shorter than the minimum of 1m")
+        if interval < min_interval:
+            raise ValueError(
+                f"{interval_text!r} is shorter than the minimum of "
+                f"{format_duration(min_interval)} ([poll] min_interval)"
+            )
     except ValueError as exc:
         problems.append(Problem(file, f"{label}.interval", str(exc)))
     language = entry.get("language")

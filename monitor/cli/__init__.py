@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from monitor import __version__
+from monitor import __version__, logs
 from monitor.config import Config, DigestConfig, find_config, load_config
 from monitor.dedupe.explain import DedupeFacts, explain_dedupe
 from monitor.durations import parse_time
@@ -53,6 +53,7 @@ def utcnow() -> datetime:
 @dataclass
 class _State:
     config_path: str | None
+    verbose: int = 0
     _config: Config | None = None
 
     @property
@@ -106,12 +107,36 @@ def _opened_store(config: Config, *, sync: bool = True) -> Iterator[Store]:
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """News monitor and digest mailer."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    ctx.obj = _State(config_path)
+    logs.configure(level, os.environ.get("MONITOR_LOG_FORMAT", "text"))
+    ctx.obj = _State(config_path, verbose=verbose)
 
 
 def main() -> None:
     cli(prog_name="monitor")
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or JSON (default: [daemon] log_format, or $MONITOR_LOG_FORMAT).",
+)
+@click.pass_obj
+def run(state: _State, log_format: str | None) -> None:
+    """The daemon: scheduled polls and digests until SIGTERM/SIGINT, then drain and exit 0.
+    SIGHUP re-reads the config."""
+    with _errors():
+        config = state.config
+        fmt = log_format or os.environ.get("MONITOR_LOG_FORMAT") or config.daemon.log_format
+        logs.configure(logging.DEBUG if state.verbose > 1 else logging.INFO, fmt)
+        for noisy in ("apscheduler", "httpx", "httpcore"):  # one line per request or job run
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        from monitor.daemon import run_daemon  # the daemon's imports only for the daemon
+
+        sys.exit(run_daemon(config, os.environ))
 
 
 # -- poll ---------------------------------------------------------------------------------------

@@ -130,33 +130,49 @@ def send_digest(
     """Render the window once, store it in the outbox, then deliver it. The same (name,
     window) is never rendered or sent twice; a retry reuses the stored rendering and its
     Message-ID."""
+    staged = stage_digest(store, config, digest, window, now=now, seed_titles=seed_titles)
+    if isinstance(staged, SendOutcome):
+        return staged
+    return deliver(store, config, digest, staged, now=now, ssl_context=ssl_context)
+
+
+def stage_digest(
+    store: Store,
+    config: Config,
+    digest: DigestConfig,
+    window: Window,
+    *,
+    now: datetime,
+    seed_titles: Mapping[str, str] | None = None,
+) -> DigestRecord | SendOutcome:
+    """The outbox record of (name, window), rendered and stored now if it is not there yet;
+    a SendOutcome when there is nothing to deliver (already sent, or empty)."""
     record = store.find_digest(digest.name, window.start, window.end)
     if record is not None and record.status != "pending":
         return SendOutcome(record, "already_sent" if record.status == "sent" else "empty")
-    if record is None:
-        inp = collect(
-            store, config, digest, window, for_sending=True, now=now, seed_titles=seed_titles
-        )
-        rendered = render(digest, inp)
-        empty = not inp.items and not digest.send_empty
-        record = store.create_digest(
-            name=digest.name,
-            window_start=window.start,
-            window_end=window.end,
-            message_id=message_id_for(
-                digest.name, window.start, window.end, domain=domain_of(config.smtp.sender)
-            ),
-            subject=rendered.subject,
-            markdown=rendered.markdown,
-            html=rendered.html,
-            text=rendered.text,
-            item_ids=[i.id for i in inp.items],
-            status="empty" if empty else "pending",
-            now=now,
-        )
-        if empty:
-            return SendOutcome(record, "empty")
-    return deliver(store, config, digest, record, now=now, ssl_context=ssl_context)
+    if record is not None:
+        return record
+    inp = collect(store, config, digest, window, for_sending=True, now=now, seed_titles=seed_titles)
+    rendered = render(digest, inp)
+    empty = not inp.items and not digest.send_empty
+    record = store.create_digest(
+        name=digest.name,
+        window_start=window.start,
+        window_end=window.end,
+        message_id=message_id_for(
+            digest.name, window.start, window.end, domain=domain_of(config.smtp.sender)
+        ),
+        subject=rendered.subject,
+        markdown=rendered.markdown,
+        html=rendered.html,
+        text=rendered.text,
+        item_ids=[i.id for i in inp.items],
+        status="empty" if empty else "pending",
+        now=now,
+    )
+    if empty:
+        return SendOutcome(record, "empty")
+    return record
 
 
 def deliver(

@@ -6,10 +6,13 @@ import asyncio
 import logging
 import os
 import random
+import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -53,6 +56,7 @@ class PollOutcome:
     bytes_received: int = 0
     elapsed_ms: int = 0
     item_ids: list[int] = field(default_factory=list)
+    extract_seconds: list[float] = field(default_factory=list)  # per article, in the worker
 
     @property
     def stored(self) -> int:
@@ -71,6 +75,7 @@ class _Extracted:
     signature: bytes  # near.signature_to_bytes of the text
     shingles: int
     features: str  # story.features_to_json
+    seconds: float  # the worker's time for all of the above
 
 
 # Set in each worker by `init_worker`: the rules travel to a worker once, not with every page.
@@ -78,9 +83,22 @@ _worker_taxonomy: Taxonomy | None = None
 
 
 def init_worker(taxonomy: Taxonomy) -> None:
-    """Executor initializer: give this worker the topic rules."""
+    """Executor initializer: give this worker the topic rules. Workers ignore SIGINT and
+    SIGTERM: a Ctrl-C or a supervisor signals the whole process group, and the parent decides
+    when its workers stop (after the in-flight extractions, when it drains)."""
     global _worker_taxonomy
     _worker_taxonomy = taxonomy
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Leave when the parent is gone (`kill -9`): an orphaned worker would wait forever."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
@@ -102,6 +120,7 @@ def _extract_job(
     MinHash signature, story features)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
+    started = time.perf_counter()
     page = extract_page(body, url=url, fast=fast) if body else None
     title = entry_title or (page.title if page else None) or url
     text, extraction = build_text(page, summary)
@@ -121,6 +140,7 @@ def _extract_job(
         signature_to_bytes(signature),
         shingles,
         features_to_json(features),
+        time.perf_counter() - started,
     )
 
 
@@ -214,15 +234,20 @@ class Poller:
         return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def poll_source(
-        self, source: Source, *, due_only: bool = False, force: bool = False
+        self,
+        source: Source,
+        *,
+        due_only: bool = False,
+        force: bool = False,
+        slack: timedelta = timedelta(0),
     ) -> PollOutcome:
-        """Poll one source now. `due_only` honours the stored next check time (the daemon);
-        a Retry-After embargo is honoured unless `force`."""
+        """Poll one source now. `due_only` honours the stored next check time (the daemon),
+        give or take `slack`; a Retry-After embargo is honoured unless `force`."""
         now = self.clock()
         state = self.store.source_health(source.name)
         if not force and state.retry_after_until and now < state.retry_after_until:
             return PollOutcome(source.name, "skipped", next_check_at=state.retry_after_until)
-        if due_only and state.next_check_at and now < state.next_check_at:
+        if due_only and state.next_check_at and now + slack < state.next_check_at:
             return PollOutcome(source.name, "skipped", next_check_at=state.next_check_at)
         first_poll = state.first_polled_at is None
         try:
@@ -332,6 +357,7 @@ class Poller:
             )
         # No await from here on: the dedupe lookups, the index updates and the insert are one
         # atomic step, so two copies of one article in a poll cannot both be "new".
+        outcome.extract_seconds.append(done.seconds)
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()

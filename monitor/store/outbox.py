@@ -89,6 +89,11 @@ class OutboxStore(StoreBase):
         with self._begin() as conn:
             return [DigestRecord(**r._mapping) for r in conn.execute(query)]
 
+    def count_pending_digests(self) -> int:
+        query = sa.select(sa.func.count()).select_from(digests).where(digests.c.status == "pending")
+        with self._begin() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def record_attempt(
         self,
         digest_id: int,

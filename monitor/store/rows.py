@@ -61,6 +61,11 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """A trivial query; raises StoreError when the database cannot answer."""
+        with self._begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         try:

@@ -1,0 +1,464 @@
+"""`monitor run`: scheduled polls and digests, SIGHUP reload, a draining shutdown, /healthz and
+/metrics. I/O: network, database, files, signals.
+
+APScheduler 3 (`AsyncIOScheduler`, in-memory job store) only decides *when*: its jobs are
+rebuilt from the config at every start and reload, and all state (next check times, the
+digest outbox, the last window of each digest) lives in our own tables. So a restart, or a
+`kill -9`, resumes from the database: a digest that fell due while the daemon was down is
+sent once at start-up, and a pending one is retried by the outbox job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, DigestConfig, load_config
+from monitor.corpus import corpus_files
+from monitor.errors import ConfigError, MonitorError, StoreError
+from monitor.fetch import Fetcher, make_client
+from monitor.metrics import CONTENT_TYPE, Metrics
+from monitor.pipeline.digest import SendOutcome, deliver, deliver_due, next_window, stage_digest
+from monitor.pipeline.index import DedupeIndex
+from monitor.pipeline.poll import Clock, Poller, make_pool
+from monitor.schedule import cron_trigger, due_slack, missed_fire, poll_jitter
+from monitor.server import Endpoint, Response, json_response
+from monitor.store import Store
+
+log = logging.getLogger("monitor.daemon")
+
+POLL_MISFIRE_GRACE = 300  # seconds: a poll more than 5 minutes late waits for its next turn
+DIGEST_MISFIRE_GRACE = 6 * 3600  # seconds: a digest up to 6 hours late is still sent
+START_SPREAD = 10.0  # seconds over which the first polls after start are spread
+MAINTENANCE_INTERVAL = timedelta(hours=1)
+# A stop signal repeated within this many seconds is the same stop delivered twice (`timeout`
+# and some supervisors signal both the process and its group), not a second request.
+SIGNAL_ECHO = 0.5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Runtime:
+    """What one config generation polls with: an HTTP client, the extraction processes and a
+    Poller. A reload builds a new one; the old one closes once its last job is done."""
+
+    def __init__(self, config: Config, store: Store, index: DedupeIndex, clock: Clock) -> None:
+        workers = config.poll.workers or os.cpu_count() or 1
+        self.pool = make_pool(workers, config.taxonomy)
+        self.client = make_client(config.http)
+        fetcher = Fetcher(self.client, config.http)
+        self.poller = Poller(store, fetcher, self.pool, config.poll, index=index, clock=clock)
+        self.users = 0
+
+    @contextmanager
+    def use(self) -> Iterator[Poller]:
+        self.users += 1
+        try:
+            yield self.poller
+        finally:
+            self.users -= 1
+
+    async def close(self, *, kill: bool = False) -> None:
+        await self.client.aclose()
+        if kill:  # a drain that timed out: do not wait for an extraction nobody will use
+            self.kill_workers()
+        self.pool.shutdown(wait=not kill, cancel_futures=True)
+
+    def kill_workers(self) -> None:
+        """SIGKILL the extraction processes (they ignore SIGTERM and SIGINT: see init_worker)."""
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            process.kill()
+
+
+class Daemon:
+    """Runs until SIGTERM or SIGINT; `run` returns the exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str],
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.metrics = Metrics(
+            queue_depth=lambda: float(len(self._inflight)),
+            outbox_pending=self._outbox_pending,
+        )
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+        self._delivery = asyncio.Lock()  # one delivery at a time: never the same digest twice
+        self._first_signal_at: float | None = None
+        self._endpoint: Endpoint | None = None
+        self._corpus_stamp = _corpus_stamp(config)
+        self.endpoint_port: int | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        self.store = Store.open(config.storage_url, now=self.clock())
+        try:
+            self.store.sync_sources(config.sources, self.clock())
+            started = time.perf_counter()
+            self.index = DedupeIndex.load(
+                self.store, config.corpus_dir, config.dedupe, self.clock()
+            )
+            log.info(
+                "index_loaded entries=%d seconds=%.2f",
+                len(self.index.near),
+                time.perf_counter() - started,
+            )
+            self.runtime = _Runtime(config, self.store, self.index, self.clock)
+            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+            self._register_jobs()
+            self.scheduler.start()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._on_stop_signal, signum)
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+            await self._start_endpoint()
+            log.info(
+                "daemon_started pid=%d sources=%d digests=%d endpoint=%s",
+                os.getpid(),
+                len(config.sources),
+                len(config.digests),
+                f"{config.server.host}:{self.endpoint_port}" if self.endpoint_port else "off",
+            )
+            self._catch_up()
+            await self._stopping.wait()
+            return await self._drain()
+        finally:
+            self.store.close()
+
+    def _on_stop_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self._first_signal_at is not None:
+            if now - self._first_signal_at < SIGNAL_ECHO:
+                return  # the same stop, delivered again (to the process and to its group)
+            log.warning("daemon_exit_now signal=%s: second signal, not draining", name)
+            self.runtime.kill_workers()
+            os._exit(128 + signum)
+        self._first_signal_at = now
+        log.info(
+            "daemon_stopping signal=%s in_flight=%d drain_timeout=%.0fs",
+            name,
+            len(self._inflight),
+            self.config.daemon.drain_timeout.total_seconds(),
+        )
+        self._stopping.set()
+
+    async def _drain(self) -> int:
+        """Stop scheduling, let in-flight jobs finish within the drain timeout, cancel the rest,
+        close everything. Each store write is its own transaction, so nothing is half-written."""
+        self.scheduler.pause()
+        timeout = self.config.daemon.drain_timeout.total_seconds()
+        started = time.perf_counter()
+        pending: set[asyncio.Task[Any]] = set()
+        running = self._inflight | self._background
+        if running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        self.scheduler.shutdown(wait=False)
+        if self._endpoint is not None:
+            await self._endpoint.close()
+        await self.runtime.close(kill=bool(pending))
+        log.info(
+            "daemon_stopped drained=%d cancelled=%d seconds=%.2f",
+            len(running) - len(pending),
+            len(pending),
+            time.perf_counter() - started,
+        )
+        return 0
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def _register_jobs(self) -> None:
+        """(Re)build every job from the config; nothing about jobs is persisted."""
+        scheduler = self.scheduler
+        scheduler.remove_all_jobs()
+        now = datetime.now(UTC)
+        common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        for source in self.config.sources:
+            seconds = source.interval.total_seconds()
+            scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(seconds=seconds, jitter=poll_jitter(source.interval), timezone=UTC),
+                args=[source.name],
+                id=f"poll:{source.name}",
+                name=f"poll {source.name}",
+                misfire_grace_time=POLL_MISFIRE_GRACE,
+                next_run_time=now
+                + timedelta(seconds=self.rng.uniform(0, min(seconds, START_SPREAD))),
+                **common,
+            )
+        for digest in self.config.digests:
+            scheduler.add_job(
+                self._digest_job,
+                cron_trigger(digest.schedule, digest.timezone),
+                args=[digest.name],
+                id=f"digest:{digest.name}",
+                name=f"digest {digest.name}",
+                misfire_grace_time=DIGEST_MISFIRE_GRACE,
+                **common,
+            )
+        scheduler.add_job(
+            self._outbox_job,
+            IntervalTrigger(seconds=self.config.daemon.outbox_interval.total_seconds()),
+            id="outbox",
+            name="outbox",
+            misfire_grace_time=DIGEST_MISFIRE_GRACE,
+            **common,
+        )
+        scheduler.add_job(
+            self._maintenance_job,
+            IntervalTrigger(seconds=MAINTENANCE_INTERVAL.total_seconds()),
+            id="maintenance",
+            name="maintenance",
+            misfire_grace_time=DIGEST_MISFIRE_GRACE,
+            **common,
+        )
+
+    def _catch_up(self) -> None:
+        """At start: retry what the outbox holds, and send once each digest whose schedule
+        fired while the daemon was down (its window runs from the last recorded one to now)."""
+        self._spawn(self._outbox_job())
+        now = self.clock()
+        for digest in self.config.digests:
+            trigger = cron_trigger(digest.schedule, digest.timezone)
+            fire = missed_fire(trigger, self.store.last_window_end(digest.name), now)
+            if fire is not None:
+                log.info("digest_missed name=%s due_at=%s", digest.name, fire.isoformat())
+                self._spawn(self._digest_job(digest.name, reason="missed"))
+
+    async def _poll_job(self, name: str) -> None:
+        source = self.config.source(name)
+        if source is None or self._stopping.is_set():
+            return
+        runtime = self.runtime
+        with self._tracked(), runtime.use() as poller:
+            try:
+                outcome = await poller.poll_source(
+                    source, due_only=True, slack=due_slack(source.interval)
+                )
+            except StoreError as exc:
+                log.error("poll_store_error source=%r error=%s", name, exc)
+                return
+            except Exception:  # a bug hit by this source's content: the daemon goes on
+                log.critical("poll_bug source=%r", name, exc_info=True)
+                return
+        self.metrics.observe_poll(outcome, time.time())
+
+    async def _digest_job(self, name: str, *, reason: str = "schedule") -> None:
+        digest = self._digest(name)
+        if digest is None:
+            return
+        with self._tracked():
+            try:
+                outcome = await self._send(digest)
+            except MonitorError as exc:
+                log.error("digest_job_failed name=%s error=%s", name, exc)
+                self.metrics.digests.labels(name, "error").inc()
+                return
+        self.metrics.digests.labels(name, outcome.status).inc()
+        record = outcome.record
+        log.info(
+            "digest_job name=%s reason=%s status=%s window_start=%s window_end=%s items=%s",
+            name,
+            reason,
+            outcome.status,
+            record.window_start.isoformat(),
+            record.window_end.isoformat(),
+            "n/a"
+            if outcome.status == "already_sent"
+            else len(self.store.digest_item_ids(record.id)),
+        )
+
+    async def _send(self, digest: DigestConfig) -> SendOutcome:
+        async with self._delivery:
+            # Staged on the event loop, where every item insert also runs: an item is either
+            # committed before the window ends or first seen after it, never lost between two.
+            now = self.clock()
+            window = next_window(self.store, digest.name, now)
+            staged = stage_digest(self.store, self.config, digest, window, now=now)
+            if isinstance(staged, SendOutcome):
+                return staged
+            return await asyncio.to_thread(
+                deliver, self.store, self.config, digest, staged, now=now
+            )
+
+    async def _outbox_job(self) -> None:
+        with self._tracked():
+            async with self._delivery:
+                try:
+                    outcomes = await asyncio.to_thread(
+                        deliver_due, self.store, self.config, self.clock()
+                    )
+                except MonitorError as exc:
+                    log.error("outbox_failed error=%s", exc)
+                    return
+        for outcome in outcomes:
+            self.metrics.digests.labels(outcome.record.name, outcome.status).inc()
+            log.info(
+                "outbox_retry name=%s status=%s attempts=%d",
+                outcome.record.name,
+                outcome.status,
+                outcome.record.attempts,
+            )
+
+    async def _maintenance_job(self) -> None:
+        near, story = self.index.evict(self.clock())
+        if near or story:
+            log.info("index_evicted near=%d story=%d", near, story)
+
+    # -- reload ----------------------------------------------------------------------------------
+
+    def _on_reload_signal(self) -> None:
+        if not self._stopping.is_set():
+            self._spawn(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the config; on any problem keep running on the old one and log each."""
+        try:
+            new = load_config(self.config.path, self.env)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error(
+                    "reload_rejected file=%s key=%s reason=%r",
+                    problem.file,
+                    problem.key,
+                    problem.reason,
+                )
+            log.error(
+                "reload_rejected problems=%d: still running on the old config", len(exc.problems)
+            )
+            self.metrics.reloads.labels("rejected").inc()
+            return False
+        old = self.config
+        if new.storage_url != old.storage_url:
+            log.warning("reload_storage_ignored: a new [storage] url takes effect on restart")
+            new = replace(new, storage_url=old.storage_url)
+        self.store.sync_sources(new.sources, self.clock())
+        stamp = _corpus_stamp(new)
+        if stamp != self._corpus_stamp or new.dedupe != old.dedupe:
+            self.index = DedupeIndex.load(self.store, new.corpus_dir, new.dedupe, self.clock())
+            self._corpus_stamp = stamp
+            log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
+        retired, self.runtime = self.runtime, _Runtime(new, self.store, self.index, self.clock)
+        self._spawn(self._retire(retired))
+        self.config = new
+        self._register_jobs()
+        if new.server != old.server:
+            if self._endpoint is not None:
+                await self._endpoint.close()
+                self._endpoint = None
+            await self._start_endpoint()
+        self.metrics.reloads.labels("ok").inc()
+        log.info("reload_ok sources=%d digests=%d", len(new.sources), len(new.digests))
+        return True
+
+    async def _retire(self, runtime: _Runtime) -> None:
+        while runtime.users:
+            await asyncio.sleep(0.2)
+        await runtime.close()
+
+    # -- endpoint --------------------------------------------------------------------------------
+
+    async def _start_endpoint(self) -> None:
+        server = self.config.server
+        self.endpoint_port = None
+        if not server.port:
+            return
+        self._endpoint = Endpoint({"/healthz": self._healthz, "/metrics": self._metrics})
+        self.endpoint_port = await self._endpoint.start(server.host, server.port)
+
+    def _healthz(self) -> Response:
+        scheduler_ok = self.scheduler.state == STATE_RUNNING and not self._stopping.is_set()
+        store_error = None
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            store_error = str(exc)
+        ok = scheduler_ok and store_error is None
+        return json_response(
+            200 if ok else 503,
+            {
+                "status": "ok" if ok else "unavailable",
+                "scheduler": "running" if scheduler_ok else "stopped",
+                "store": "ok" if store_error is None else store_error,
+                "in_flight": len(self._inflight),
+                "sources": len(self.config.sources),
+            },
+        )
+
+    def _metrics(self) -> Response:
+        return Response(200, self.metrics.render(), CONTENT_TYPE)
+
+    def _outbox_pending(self) -> float:
+        try:
+            return float(self.store.count_pending_digests())
+        except StoreError:
+            return float("nan")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _tracked(self) -> Iterator[None]:
+        """Count the current task as in flight: the drain waits for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _digest(self, name: str) -> DigestConfig | None:
+        return next((d for d in self.config.digests if d.name == name), None)
+
+
+def _corpus_stamp(config: Config) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the seed files: has the corpus changed?"""
+    out = []
+    for path in corpus_files(config.corpus_dir):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        out.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(out)
+
+
+def run_daemon(config: Config, env: Mapping[str, str]) -> int:
+    """`monitor run`: the daemon until a signal; returns the exit code."""
+    return asyncio.run(Daemon(config, env=env).run())
