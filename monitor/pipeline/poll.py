@@ -442,12 +442,17 @@ class Poller:
         outcome.bytes_received = result.bytes_received
         outcome.elapsed_ms = result.elapsed_ms
         log.info(
-            "poll_ok source=%r status=%s new=%d duplicate=%d unchanged=%d",
+            "poll_ok source=%r status=%s new=%d duplicate=%d known=%d baseline=%d updated=%d "
+            "unchanged=%d page_failures=%d",
             source.name,
             outcome.outcome,
             outcome.new,
             outcome.duplicate,
+            outcome.known,
+            outcome.baseline,
+            outcome.updated,
             outcome.unchanged,
+            outcome.page_failures,
         )
         return outcome
 
