@@ -33,6 +33,7 @@ class PollConfig:
     backoff_cap: timedelta = timedelta(hours=6)
     max_pages_per_poll: int = 100  # article pages fetched per source per poll
     min_interval: timedelta = timedelta(minutes=1)  # the shortest source interval accepted
+    parallel_sources: int = 32  # sources polled at once (their pages share the HTTP limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +313,10 @@ class _Reader:
             "backoff_cap": "duration",
             "max_pages_per_poll": int,
             "min_interval": "duration",
+            "parallel_sources": int,
         }
         values = self._section(data, "poll", spec)
+        self._positive(values, "poll.", "parallel_sources")
         if "min_interval" in values and values["min_interval"] < timedelta(seconds=1):
             self.problem("poll.min_interval", "must be at least 1s")
         self._positive(values, "poll.", "max_pages_per_poll")

@@ -67,6 +67,7 @@ class Entry:
     updated_at: datetime | None = None
     author: str | None = None
     language: str | None = None
+    has_page: bool = True  # False: no link of its own (`url` is the feed's, see parse.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -15,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from monitor.dedupe.exact import ENTRY_FRAGMENT
 from monitor.errors import ParseError
 from monitor.models import Entry
 
@@ -158,6 +160,15 @@ def _raw_ids(body: bytes, base: str) -> dict[str, str]:
     return ids
 
 
+def linkless_url(base: str, guid: str | None, *parts: object) -> str:
+    """The URL of an entry without an http(s) link of its own: the feed's URL with a
+    `#monitor-entry-<hash>` fragment, the hash of its id (or of what it says). Such an entry is
+    kept, like every entry the feed yields; its text is what the feed carries."""
+    key = guid or "\x00".join(str(p) for p in parts)
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
+    return f"{base.split('#', 1)[0]}#{ENTRY_FRAGMENT}{digest}"
+
+
 def _feedparser_entry(
     entry: Any, base: str, feed_language: str | None, raw_ids: Mapping[str, str]
 ) -> Entry | None:
@@ -170,11 +181,14 @@ def _feedparser_entry(
     link = absolute_http_url(link, base)
     if link is None and guid and not relative_id:
         link = absolute_http_url(guid, base)
-    if link is None:
-        return None
     summary = entry.get("summary")
     if not summary and entry.get("content"):
         summary = entry["content"][0].get("value")
+    title = html_to_text(entry.get("title"))
+    summary = html_to_text(summary)
+    has_page = link is not None
+    if link is None:
+        link = linkless_url(base, guid, title, summary, sorted(entry.items(), key=str))
     language = None
     for key in ("title_detail", "summary_detail"):
         language = language or language_code((entry.get(key) or {}).get("language"))
@@ -184,8 +198,9 @@ def _feedparser_entry(
     return Entry(
         url=link,
         guid=guid,
-        title=html_to_text(entry.get("title")),
-        summary=html_to_text(summary),
+        title=title,
+        summary=summary,
+        has_page=has_page,
         # Atom requires <updated> and makes <published> optional: the best date we have.
         published_at=published or updated,
         updated_at=updated,
@@ -230,17 +245,20 @@ def _json_entry(
     link = absolute_http_url(_str(item.get("url")), base)
     if link is None and guid and guid.lower().startswith("http"):
         link = absolute_http_url(guid, base)
-    if link is None:
-        return None
     summary = _str(item.get("summary")) or _str(item.get("content_text"))
-    summary = summary or _str(item.get("content_html"))
+    summary = html_to_text(summary or _str(item.get("content_html")))
+    title = html_to_text(_str(item.get("title")))
+    has_page = link is not None
+    if link is None:
+        link = linkless_url(base, guid, title, summary, sorted(item.items(), key=str))
     published = iso_datetime(item.get("date_published"))
     updated = iso_datetime(item.get("date_modified"))
     return Entry(
         url=link,
         guid=guid,
-        title=html_to_text(_str(item.get("title"))),
-        summary=html_to_text(summary),
+        title=title,
+        summary=summary,
+        has_page=has_page,
         published_at=published or updated,
         updated_at=updated,
         author=_json_author(item) or feed_author,

@@ -134,6 +134,23 @@ def test_demo_runs_offline_from_the_installed_wheel(installed: Path, tmp_path: P
     )
     assert by_path["asean/asean-russia-commit-to-deepen-cooperation/"]["status"] == "new"
     assert "linked to known seed 000_51428d13349f6c0f.txt" in out
+    # Tags with the words that triggered them.
+    assert "diplomacy: score" in out
+    assert "secretary general (en)" in out
+    # The Markdown digest: a story from several outlets that follows up a seed, tags, the
+    # suppressed reprint and twin, the broken source in the health block; then the HTML path.
+    digest = out[out.index("The digest (Markdown") :]
+    assert "Follow-up to: “ASEAN Secretary General to visit Russia and hold talks with Lavrov”" in (
+        digest
+    )
+    assert "Also covered by: [Vietnam News Agency (recorded)]" in digest
+    assert "Tags: **Diplomacy" in digest
+    assert "## Suppressed: 2 known or duplicate items" in digest
+    assert "## Source health" in digest
+    assert "**Ministry behind bot protection (recorded)**" in digest
+    html_path = tmp_path / "demo" / "digest.html"
+    assert f"The HTML email version: {html_path}" in out
+    assert "Follow-up to:" in html_path.read_text("utf-8")
 
 
 def test_corpus_add_refuses_the_packaged_corpus(installed: Path, tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.dedupe.exact import canonical_url
 from monitor.errors import ParseError
 from monitor.models import Entry
-from monitor.parse import MAX_ENTRIES, html_to_text, parse_feed
+from monitor.parse import MAX_ENTRIES, html_to_text, linkless_url, parse_feed
 
 DATA = Path(__file__).parent / "data" / "feeds"
 FEED_RS = sorted(p for p in (DATA / "feed-rs").iterdir() if not p.name.endswith(".serde.json"))
@@ -31,16 +32,18 @@ def _iso(value: str | None) -> datetime | None:
 def test_feed_rs_fixture_matches_expected_links_titles_and_dates(path: Path) -> None:
     expected = _expected(path)
     assert expected is not None
-    # Entries without a link fall back to an http(s) id, else they are skipped.
-    want = [
-        e
-        for e in expected["entries"]  # type: ignore[attr-defined]
-        if e["links"] or e["id"].startswith("http")
-    ]
+    # Entries without a link fall back to an http(s) id, else to the feed URL plus an
+    # identity fragment (kept, with no page to fetch).
+    want = expected["entries"]  # type: ignore[index]
     entries = parse_feed(path.read_bytes(), url=FEED_URL)
     assert len(entries) == len(want)
     for entry, exp in zip(entries, want, strict=True):
         assert entry.url.startswith(("http://", "https://"))
+        if not (exp["links"] or exp["id"].startswith("http")):
+            assert entry.url.startswith(FEED_URL + "#monitor-entry-")
+            assert not entry.has_page
+            continue
+        assert entry.has_page
         link = exp["links"][0]["href"] if exp["links"] else exp["id"]
         # feed-rs lower-cases hosts and adds a root slash; we keep the link as the feed gave it
         assert entry.url.lower().rstrip("/").endswith(link.lstrip("./").lower().rstrip("/"))
@@ -85,10 +88,14 @@ def test_atom_relative_ids_stay_ids_and_are_not_turned_into_links() -> None:
     <entry><id>t3_nolink</id><title>no link, id is no URL</title></entry>
     <entry><id>http://x.example/abs</id><title>no link, id is a URL</title></entry></feed>"""
     entries = parse_feed(body, url=FEED_URL)
-    assert [(e.guid, e.url) for e in entries] == [
-        ("t3_abc", "https://example.org/a/1"),
-        ("http://x.example/abs", "http://x.example/abs"),
+    assert [(e.guid, e.url, e.has_page) for e in entries] == [
+        ("t3_abc", "https://example.org/a/1", True),
+        ("t3_nolink", linkless_url(FEED_URL, "t3_nolink"), False),
+        ("http://x.example/abs", "http://x.example/abs", True),
     ]
+    # Its identity survives canonicalisation, so two link-less entries are not twins.
+    assert "#monitor-entry-" in canonical_url(entries[1].url)
+    assert canonical_url(entries[1].url) != canonical_url(linkless_url(FEED_URL, "t3_other"))
 
 
 def test_reddit_atom_keeps_its_raw_ids() -> None:
@@ -124,16 +131,17 @@ def test_json_that_is_not_a_json_feed_is_not_a_feed() -> None:
 
 
 # feedparser's own test cases: (file, expected (url, title) pairs or the error class)
+LINKLESS = "(the feed URL with a #monitor-entry- fragment)"
 FEEDPARSER_CASES = [
     ("illformed_rss_item_link_corrupted_ampersands.xml", [("http://link/get?a=1&b=2", None)]),
     ("illformed_always_strip_doctype.xml", []),
     ("illformed_aaa_illformed.xml", []),
     ("illformed_undeclared_namespace.xml", []),
     ("illformed_rss_empty_document.xml", "parse"),
-    ("illformed_rss_incomplete_cdata.xml", []),
+    ("illformed_rss_incomplete_cdata.xml", [(LINKLESS, None)]),
     ("wellformed_rss_item_link.xml", [("http://example.com/", None)]),
     ("wellformed_rss_item_guid_isPermaLink_map_link.xml", [("http://guid.example.com/", None)]),
-    ("wellformed_rss_item_guid_not_permalink_not_url.xml", []),
+    ("wellformed_rss_item_guid_not_permalink_not_url.xml", [(LINKLESS, None)]),
     (
         "wellformed_atom10_entry_link_alternate_map_link_3.xml",
         [("http://www.example.com/alternate", None)],
@@ -153,8 +161,12 @@ def test_feedparser_cases(name: str, want: list[tuple[str, str | None]] | str) -
         with pytest.raises(ParseError) as info:
             parse_feed(body, url=url)
         assert info.value.error_class == want
-    else:
-        assert [(e.url, e.title) for e in parse_feed(body, url=url)] == want
+    else:  # an entry without a link is kept, with no page to fetch
+        got = [
+            (LINKLESS if e.url.startswith(url + "#monitor-entry-") else e.url, e.title)
+            for e in parse_feed(body, url=url)
+        ]
+        assert got == want
 
 
 def test_summary_html_becomes_plain_text() -> None:
@@ -279,4 +291,8 @@ def test_entries_are_capped() -> None:
 def test_non_http_links_are_dropped(link: str) -> None:
     items = f"<item><guid isPermaLink='false'>x1</guid><link>{link}</link></item>"
     items += "<item><link>https://example.com/ok</link></item>"
-    assert [e.url for e in parse_feed(_rss(items), url=FEED_URL)] == ["https://example.com/ok"]
+    hostile, ok = parse_feed(_rss(items), url=FEED_URL)
+    assert ok.url == "https://example.com/ok"
+    # The entry stays, its link does not: it has the feed's URL and no page to fetch.
+    assert hostile.url == linkless_url(FEED_URL, "x1")
+    assert not hostile.has_page

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from monitor.fetch import Fetcher, make_client
 from monitor.models import Source, SourceHealth
 from monitor.parse import parse_feed
 from monitor.pipeline import poll_once
+from monitor.pipeline.digest import Window, collect, render
 from monitor.pipeline.index import DedupeIndex
 from monitor.resources import default_templates_dir
 from monitor.sources import parse_opml, render_opml, render_sources
@@ -227,6 +229,13 @@ def demo(workdir: Path | None) -> None:
             health = store.list_source_health()
             stories = store.story_info([i.story_id for i in found if i.story_id is not None])
             titles = store.seed_titles()
+            # A preview of everything polled: the digest an analyst would get.
+            preview = config.digests[0]
+            window = Window(datetime(2000, 1, 1, tzinfo=UTC), utcnow())
+            rendered = render(
+                preview,
+                collect(store, config, preview, window, for_sending=False, now=window.end),
+            )
     click.echo("")
     _print_poll_summary(outcomes)
     click.echo("\nItems (id, status, published, story, source, title):")
@@ -249,11 +258,29 @@ def demo(workdir: Path | None) -> None:
         for ref in info.seed_refs:
             line += f"; linked to known seed {ref} ({titles.get(ref, '?')})"
         click.echo(_terminal_safe(line))
+    click.echo("\nTopic tags, with the words that triggered them:")
+    for item in found:
+        if item.status != "new" or not item.topics:
+            continue
+        click.echo(_terminal_safe(f"  {item.id:>3}  {item.title[:70]}"))
+        for tag in item.topics[:3]:
+            words = ", ".join(f"{term} ({lang}) ×{count}" for term, lang, count in tag.evidence[:4])
+            click.echo(
+                _terminal_safe(
+                    f"       {tag.id}: score {tag.score:g} >= {tag.threshold:g}, from {words}"
+                )
+            )
     click.echo("\nSource health:")
     for h in health:
         error = f" - {h.last_error_class}: {h.last_error}" if h.last_error_class else ""
         click.echo(_terminal_safe(f"  {h.name}: {h.status}{error}"))
     folder = config.path.parent
+    html_path = folder / "digest.html"
+    html_path.write_text(rendered.html, "utf-8")
+    (folder / "digest.md").write_text(rendered.markdown, "utf-8")
+    click.echo("\nThe digest (Markdown; also in " + str(folder / "digest.md") + "):\n")
+    click.echo(rendered.markdown.rstrip("\n"))
+    click.echo(f"\nThe HTML email version: {html_path}")
     known = next((i.id for i in found if i.status == "known"), 1)
     click.echo(
         f"\nThe demo's config and database are in {folder}\n"

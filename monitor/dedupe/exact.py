@@ -28,6 +28,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+ENTRY_FRAGMENT = "monitor-entry-"
 
 
 def canonical_url(url: str) -> str:
@@ -52,7 +53,10 @@ def canonical_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"  # IPv6 literal
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, _path(parts.path), _query(parts.query), ""))
+    # An entry without a link of its own is the feed URL plus `#monitor-entry-<hash>`
+    # (parse.py): that fragment is its identity, so it stays.
+    fragment = parts.fragment if parts.fragment.startswith(ENTRY_FRAGMENT) else ""
+    return urlunsplit((scheme, netloc, _path(parts.path), _query(parts.query), fragment))
 
 
 def _host(hostname: str) -> str:

@@ -83,11 +83,16 @@ _worker_taxonomy: Taxonomy | None = None
 
 
 def init_worker(taxonomy: Taxonomy) -> None:
-    """Executor initializer: give this worker the topic rules. Workers ignore SIGINT and
-    SIGTERM: a Ctrl-C or a supervisor signals the whole process group, and the parent decides
-    when its workers stop (after the in-flight extractions, when it drains)."""
+    """Executor initializer: give this worker (a process or a thread) the topic rules."""
     global _worker_taxonomy
     _worker_taxonomy = taxonomy
+
+
+def _init_process_worker(taxonomy: Taxonomy) -> None:
+    """`init_worker` for a worker process. It ignores SIGINT and SIGTERM: a Ctrl-C or a
+    supervisor signals the whole process group, and the parent decides when its workers stop
+    (after the in-flight extractions, when it drains). It leaves when its parent is gone."""
+    init_worker(taxonomy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
@@ -104,7 +109,9 @@ def _exit_with(parent: int) -> None:
 def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
     """The extraction process pool, each worker holding the topic rules."""
     warm_up()
-    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(taxonomy,))
+    return ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy,)
+    )
 
 
 def _extract_job(
@@ -205,6 +212,10 @@ class Poller:
         self.clock = clock
         self.rng = rng or random.Random()
         self._page_slots = asyncio.Semaphore(max(4, 2 * _workers(executor)))
+        # Sources in flight at once. Parsing, deduping and storing run on the event loop; with
+        # thousands of sources started together, one turn of the loop would carry all their
+        # work and a fetch waiting for its next read would miss its deadline.
+        self._source_slots = asyncio.Semaphore(max(1, config.parallel_sources))
 
     async def poll_all(
         self,
@@ -243,6 +254,12 @@ class Poller:
     ) -> PollOutcome:
         """Poll one source now. `due_only` honours the stored next check time (the daemon),
         give or take `slack`; a Retry-After embargo is honoured unless `force`."""
+        async with self._source_slots:
+            return await self._poll_source(source, due_only=due_only, force=force, slack=slack)
+
+    async def _poll_source(
+        self, source: Source, *, due_only: bool, force: bool, slack: timedelta
+    ) -> PollOutcome:
         now = self.clock()
         state = self.store.source_health(source.name)
         if not force and state.retry_after_until and now < state.retry_after_until:
@@ -337,8 +354,9 @@ class Poller:
             body: bytes | None = None
             page_url = entry.url
             try:
-                page = await self.fetcher.fetch(entry.url, accept=PAGE_ACCEPT)
-                body, page_url = page.body, page.final_url
+                if entry.has_page:  # else the feed's own text is all there is
+                    page = await self.fetcher.fetch(entry.url, accept=PAGE_ACCEPT)
+                    body, page_url = page.body, page.final_url
             except FetchError as exc:
                 outcome.page_failures += 1
                 log.info("page_failed source=%r url=%s error=%s", source.name, entry.url, exc)

@@ -37,7 +37,7 @@ class Term:
 class Near:
     """Proximity rule: every part occurs within `within` words of an occurrence of part 0."""
 
-    label: str  # shown as evidence, e.g. near("Russia", "ASEAN", within=10)
+    label: str  # shown as evidence, e.g. "terroris*… ~ @cooperation (within 20 words)"
     lang: str
     parts: int
     within: int

@@ -312,7 +312,9 @@ def _near_rules(
         for part, group in enumerate(parts):
             alternatives = out.alternatives(group, f"{where}.terms[{part}]")
             items = group if isinstance(group, list) else [group]
-            shown.append("|".join(str(a) for a in items))
+            first = str(items[0])
+            more = len(items) > 1 or first.startswith("@")  # "@set": one of the set's terms
+            shown.append(first.removeprefix("@") + ("…" if more else ""))
             for item, term in alternatives:
                 pattern = out.pattern(term, item)
                 if pattern is not None:
@@ -326,7 +328,8 @@ def _near_rules(
             or not isinstance(within, int)
         ):
             continue
-        label = f"near({', '.join(shown)}, within={within})"
+        # Short enough for a digest's tag chips: the first alternative of each part.
+        label = f"{' ~ '.join(shown)} (within {within} words)"
         rules.append(Near(label, lang, len(parts), within, weight))
     return rules
 
