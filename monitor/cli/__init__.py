@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -379,7 +380,7 @@ def items(
             for item in found:
                 story = None if item.story_id is None else stories.get(item.story_id)
                 record = item_json(item, with_text=with_text, story=story)
-                click.echo(json.dumps(record, ensure_ascii=False))
+                click.echo(json_line(record))
             return
         _print_items_table(found)
 
@@ -451,9 +452,8 @@ def _print_items_table(found: Sequence[Item]) -> None:
     if not sys.stdout.isatty():
         for item in found:
             when = _iso(item.published_at or item.fetched_at)
-            click.echo(
-                _terminal_safe(f"{item.id}\t{item.status}\t{when}\t{item.source}\t{item.title}")
-            )
+            title = _clip(item.title, 300)
+            click.echo(_terminal_safe(f"{item.id}\t{item.status}\t{when}\t{item.source}\t{title}"))
         return
     from rich.console import Console
     from rich.table import Table
@@ -466,11 +466,25 @@ def _print_items_table(found: Sequence[Item]) -> None:
             item.status + (" (baseline)" if item.baseline else ""),
             shown.strftime("%Y-%m-%d %H:%M"),
             _terminal_safe(item.source),
-            _terminal_safe(item.title[:120]),
+            _terminal_safe(_clip(item.title, 120)),
             item.language or "?",
             item.extraction,
         )
     Console().print(table)
+
+
+_JSON_UNSAFE = re.compile("[\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_line(record: Any) -> str:
+    """One JSON object on one line. Bidi overrides and C1 controls from untrusted text are
+    written as \\u escapes (the same JSON value), so they cannot reorder a terminal's line."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _terminal_safe(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from monitor.cli import (
     _State,
     _terminal_safe,
     cli,
+    json_line,
     utcnow,
 )
 from monitor.config import Config, load_config
@@ -59,7 +59,7 @@ def sources_list(state: _State, as_json: bool) -> None:
         health = store.list_source_health([s.name for s in state.config.sources])
     for h in health:
         if as_json:
-            click.echo(json.dumps(health_json(h), ensure_ascii=False))
+            click.echo(json_line(health_json(h)))
         else:
             last = _iso(h.last_success_at) or "never"
             line = f"{h.name}: {h.status}, last success {last}"
@@ -325,7 +325,7 @@ def corpus_list(state: _State, as_json: bool) -> None:
                     "text_chars": len(seed.text),
                     "story_id": story,
                 }
-                click.echo(json.dumps(record, ensure_ascii=False))
+                click.echo(json_line(record))
                 continue
             when = seed.published_at.strftime("%Y-%m-%d") if seed.published_at else "no date"
             shown = f"story {story}" if story is not None else "not indexed yet"

@@ -35,6 +35,7 @@ log = logging.getLogger("monitor.pipeline")
 
 Outcome = Literal["ok", "not_modified", "failed", "skipped"]
 MAX_CHILD_SITEMAPS = 5
+MAX_TITLE = 1000  # characters stored of a title; a feed's 1 MB "title" is not one
 
 
 @dataclass(slots=True)
@@ -518,12 +519,13 @@ def _article(source: Source, entry: Entry, done: _Extracted) -> Article:
     if page is not None and page.canonical_url and _same_site(page.canonical_url, entry.url):
         canonical = canonical_url(page.canonical_url)
     published = entry.published_at or (page.published_at if page else None)
+    title = done.title if len(done.title) <= MAX_TITLE else done.title[: MAX_TITLE - 1] + "…"
     return Article(
         source=source.name,
         url=entry.url,
         canonical_url=canonical,
         guid=entry.guid,
-        title=done.title,
+        title=title,
         text=done.text,
         summary=entry.summary,
         published_at=published,
