@@ -40,7 +40,11 @@ def hostile_feed(server: LocalServer) -> bytes:
     items = [
         (TITLES["script"], server.url("/page.html"), "<img src=x onerror=alert('summary')>"),
         (TITLES["crlf"], "javascript:alert('feed-link')", "A link with a script scheme"),
-        (TITLES["bidi"], "data:text/html,<script>alert('data')</script>", "A link with a data scheme"),
+        (
+            TITLES["bidi"],
+            "data:text/html,<script>alert('data')</script>",
+            "A link with a data scheme",
+        ),
         (HUGE_TITLE, server.url("/huge-title"), "A one-megabyte title"),
     ]
     body = "".join(
