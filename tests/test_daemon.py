@@ -357,3 +357,32 @@ def _rss(server: LocalServer) -> bytes:
         f"<pubDate>{format_datetime(NOW - timedelta(hours=1))}</pubDate></item>"
         "</channel></rss>"
     ).encode()
+
+
+def test_while_draining_healthz_says_503_and_a_second_signal_exits_at_once(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = write_config(
+        tmp_path, {"Hangs": http_server.url("/hang")}, server_port=port, drain="60s", digests=False
+    )
+    config.write_text(config.read_text("utf-8").replace("deadline = 10.0", "deadline = 60.0"))
+    with DaemonProcess(config) as daemon:
+        daemon.wait_for("the hanging fetch", lambda: http_server.requests_for("/hang"))
+        daemon.signal(signal.SIGTERM)
+        draining = daemon.wait_for(
+            "503 while draining",
+            lambda: (h := health(port)) is not None and h["http_status"] == 503 and h,
+        )
+        assert draining["status"] == "unavailable"
+        assert draining["scheduler"] == "stopped"
+        assert draining["in_flight"] == 1
+        time.sleep(0.6)  # a repeat within half a second is the same stop delivered twice
+        started = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        code = daemon.process.wait(10)
+        took = time.monotonic() - started
+        log = daemon.log()
+    assert code == 128 + signal.SIGTERM, log
+    assert took < 5, log
+    assert "daemon_exit_now signal=SIGTERM" in log
