@@ -11,7 +11,6 @@ from pathlib import Path
 
 from monitor.dedupe.seeds import Seed, parse_seed
 from monitor.errors import CorpusError
-from monitor.extract import detect_language, extract_page
 from monitor.resources import is_packaged
 
 SUFFIXES = (".txt", ".md", ".html")
@@ -55,6 +54,8 @@ def seed_from_bytes(name: str, data: bytes) -> Seed:
     if suffix != ".html":
         seed = parse_seed(name, data.decode("utf-8-sig", errors="replace"))
     else:
+        from monitor.extract import detect_language, extract_page  # trafilatura: only for HTML
+
         page = extract_page(data, url=f"https://corpus.invalid/{name}")
         if page is None or not page.text.strip():
             raise CorpusError(name, "the HTML has no article text the extractor can find")

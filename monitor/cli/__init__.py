@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -29,7 +29,6 @@ from monitor.errors import (
     StoreError,
 )
 from monitor.models import Item, Source
-from monitor.pipeline import PollOutcome, poll_once
 from monitor.pipeline.digest import (
     SendOutcome,
     Window,
@@ -41,6 +40,9 @@ from monitor.pipeline.digest import (
 )
 from monitor.store import Store, StoryInfo
 from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
+
+if TYPE_CHECKING:
+    from monitor.pipeline import PollOutcome
 
 EXIT_USAGE = 2
 EXIT_NOTHING_DONE = 3
@@ -152,6 +154,8 @@ def poll(state: _State, names: tuple[str, ...], force: bool) -> None:
     with _errors():
         config = state.config
         selected = _select_sources(config, names)
+        from monitor.pipeline import poll_once
+
         with _opened_store(config) as store, _progress(len(selected)) as advance:
             outcomes = poll_once(
                 config, store, selected, clock=utcnow, force=force, progress=advance
@@ -254,6 +258,8 @@ def digest(
         chosen = _digest_config(config, name)
         now = utcnow()
         if not no_poll:
+            from monitor.pipeline import poll_once
+
             with _opened_store(config) as store, _progress(len(config.sources)) as advance:
                 outcomes = poll_once(config, store, config.sources, clock=utcnow, progress=advance)
             _print_poll_summary(outcomes, err=True)  # stdout carries the digest

@@ -36,9 +36,7 @@ from monitor.errors import ConfigError, CorpusError, ParseError, Problem, Source
 from monitor.fetch import Fetcher, make_client
 from monitor.models import Source, SourceHealth
 from monitor.parse import parse_feed
-from monitor.pipeline import poll_once
 from monitor.pipeline.digest import Window, collect, render
-from monitor.pipeline.index import DedupeIndex
 from monitor.resources import default_templates_dir
 from monitor.sources import parse_opml, render_opml, render_sources
 
@@ -214,6 +212,7 @@ def _template_problems(config: Config) -> Iterator[Problem]:
 def demo(workdir: Path | None) -> None:
     """Offline tour: serve recorded sources on 127.0.0.1, poll them, show what was found."""
     from monitor.demo import prepare, serve
+    from monitor.pipeline import poll_once
 
     with _errors(), serve() as base:
         # The demo's own config, whatever MONITOR_* variables the user has set.
@@ -345,6 +344,8 @@ def corpus_add(state: _State, paths: tuple[Path, ...]) -> None:
     with _errors():
         config = state.config
         try:
+            from monitor.pipeline.index import DedupeIndex
+
             added = add_to_corpus(config.corpus_dir, list(paths))
         except CorpusError as exc:
             _fail(str(exc), EXIT_USAGE)
