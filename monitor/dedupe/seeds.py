@@ -140,3 +140,9 @@ def _language(text: str) -> str | None:
         return None
     lang, _score = py3langid.classify(text)
     return str(lang)
+
+
+def release_language_model() -> None:
+    """Drop py3langid's lazily loaded model (about 75 MB). The daemon's parent process needs
+    it only to read new seed files; the extraction workers load their own."""
+    py3langid.langid.IDENTIFIER = None

@@ -8,6 +8,7 @@ Items first seen within `[dedupe] retention` go into the near-duplicate index an
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from monitor.dedupe.near import (
     signature_from_bytes,
     signature_to_bytes,
 )
+from monitor.dedupe.seeds import release_language_model
 from monitor.dedupe.story import (
     StoryFeatures,
     StoryIndex,
@@ -81,6 +83,10 @@ class DedupeIndex:
         index = cls(config, next_story_id=store.max_story_id() + 1)
         index._load_items(store, now)
         index._load_seeds(store, corpus_dir, now)
+        if index.seeds_signed:
+            gc.collect()
+            release_language_model()
+            gc.collect()
         return index
 
     def _load_items(self, store: Store, now: datetime) -> None:

@@ -23,7 +23,6 @@ from monitor.dedupe.near import sign_text, signature_from_bytes, signature_to_by
 from monitor.dedupe.story import extract_features, features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError
-from monitor.extract import build_text, detect_language, extract_page
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
 from monitor.parse import looks_like_challenge, parse_feed
@@ -94,6 +93,7 @@ def _init_process_worker(taxonomy: Taxonomy) -> None:
     supervisor signals the whole process group, and the parent decides when its workers stop
     (after the in-flight extractions, when it drains). It leaves when its parent is gone."""
     init_worker(taxonomy)
+    warm_up()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
@@ -108,8 +108,8 @@ def _exit_with(parent: int) -> None:
 
 
 def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
-    """The extraction process pool, each worker holding the topic rules."""
-    warm_up()
+    """The extraction process pool, each worker holding the topic rules and the extractor.
+    The parent never loads trafilatura or the language model: only workers use them."""
     return ProcessPoolExecutor(
         max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy,)
     )
@@ -128,6 +128,8 @@ def _extract_job(
     MinHash signature, story features)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
+    from monitor.extract import build_text, detect_language, extract_page
+
     started = time.perf_counter()
     page = extract_page(body, url=url, fast=fast) if body else None
     title = entry_title or (page.title if page else None) or url
@@ -153,8 +155,10 @@ def _extract_job(
 
 
 def warm_up() -> None:
-    """Load the language model before the pool forks, so workers share it instead of each
-    loading it (about a second apiece)."""
+    """In a worker: import the extractor and load the language model (about a second) before
+    the first article, not during it."""
+    from monitor.extract import detect_language
+
     detect_language("warm up the language identifier model once", hint=None)
 
 
