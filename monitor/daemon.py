@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
@@ -132,6 +133,7 @@ class Daemon:
             )
             self.runtime = _Runtime(config, self.store, self.index, self.clock)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+            self.scheduler.add_listener(self._on_job_skipped, EVENT_JOB_MAX_INSTANCES)
             self._register_jobs()
             self.scheduler.start()
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -334,6 +336,11 @@ class Daemon:
         near, story = self.index.evict(self.clock())
         if near or story:
             log.info("index_evicted near=%d story=%d", near, story)
+
+    def _on_job_skipped(self, event: JobSubmissionEvent) -> None:
+        """A run that found the previous one still going (a poll slower than its interval):
+        counted, not logged each time (APScheduler's own warning is turned down in `run`)."""
+        self.metrics.skipped_runs.labels(event.job_id.split(":", 1)[0]).inc()
 
     # -- reload ----------------------------------------------------------------------------------
 

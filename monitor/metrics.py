@@ -60,6 +60,12 @@ class Metrics:
         self.digests = Counter(
             "monitor_digest_sends", "Digest jobs by outcome.", ["name", "status"], registry=r
         )
+        self.skipped_runs = Counter(
+            "monitor_job_runs_skipped",
+            "Scheduled runs skipped because the previous run of the job was still going.",
+            ["job"],
+            registry=r,
+        )
         self.reloads = Counter(
             "monitor_config_reloads", "SIGHUP reloads by result.", ["result"], registry=r
         )

@@ -196,9 +196,17 @@ def test_sigterm_during_a_slow_fetch_lets_it_finish_then_exits_zero(
 ) -> None:
     pages(http_server)
     url = http_server.add("/slow.xml", _rss(http_server), delay=3.0)
-    config = write_config(tmp_path, {"Slow": url}, drain="15s", digests=False)
+    port = free_port()
+    config = write_config(tmp_path, {"Slow": url}, drain="15s", digests=False, server_port=port)
     with DaemonProcess(config) as daemon:
         daemon.wait_for("the slow fetch", lambda: http_server.requests_for("/slow.xml"))
+
+        def skipped() -> float:
+            _, body = http_get(f"http://127.0.0.1:{port}/metrics")
+            return metric(body.decode(), "monitor_job_runs_skipped_total", job="poll")
+
+        # The 1 s job fires while the 3 s fetch runs: counted, not run twice, not logged.
+        daemon.wait_for("a skipped run in /metrics", skipped)
         started = time.monotonic()
         daemon.signal(signal.SIGTERM)
         code = daemon.process.wait(30)
@@ -207,6 +215,7 @@ def test_sigterm_during_a_slow_fetch_lets_it_finish_then_exits_zero(
     assert code == 0, log
     assert took < 15, log
     assert "cancelled=0" in log, log
+    assert "maximum number of running instances" not in log
     # The fetch that was in flight finished, and its item was stored before the exit.
     assert stored_urls(tmp_path) == [http_server.url("/som.html")]
 

@@ -137,6 +137,9 @@ def run(state: _State, log_format: str | None) -> None:
         logs.configure(logging.DEBUG if state.verbose > 1 else logging.INFO, fmt)
         for noisy in ("apscheduler", "httpx", "httpcore"):  # one line per request or job run
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # "skipped: maximum number of running instances" each second of a slow poll: counted
+        # in /metrics (monitor_job_runs_skipped_total) instead.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         from monitor.daemon import run_daemon  # the daemon's imports only for the daemon
 
         sys.exit(run_daemon(config, os.environ))
