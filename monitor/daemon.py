@@ -17,6 +17,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -270,6 +271,12 @@ class Daemon:
             except StoreError as exc:
                 log.error("poll_store_error source=%r error=%s", name, exc)
                 return
+            except BrokenProcessPool:
+                # A worker died (the OOM killer, a crash in a parser): nothing of this poll was
+                # recorded, so the next one redoes it, with new workers.
+                log.error("workers_died source=%r: starting new extraction workers", name)
+                self._replace_broken(runtime)
+                return
             except Exception:  # a bug hit by this source's content: the daemon goes on
                 log.critical("poll_bug source=%r", name, exc_info=True)
                 return
@@ -388,10 +395,17 @@ class Daemon:
         log.info("reload_ok sources=%d digests=%d", len(new.sources), len(new.digests))
         return True
 
-    async def _retire(self, runtime: _Runtime) -> None:
+    def _replace_broken(self, runtime: _Runtime) -> None:
+        if runtime is not self.runtime or self._stopping.is_set():
+            return  # already replaced (several polls saw the same death), or stopping
+        self.runtime = _Runtime(self.config, self.store, self.index, self.clock)
+        self.metrics.worker_restarts.inc()
+        self._spawn(self._retire(runtime, kill=True))
+
+    async def _retire(self, runtime: _Runtime, *, kill: bool = False) -> None:
         while runtime.users:
             await asyncio.sleep(0.2)
-        await runtime.close()
+        await runtime.close(kill=kill)
 
     # -- endpoint --------------------------------------------------------------------------------
 

@@ -66,6 +66,11 @@ class Metrics:
             ["job"],
             registry=r,
         )
+        self.worker_restarts = Counter(
+            "monitor_worker_restarts",
+            "Extraction process pools replaced after a worker died.",
+            registry=r,
+        )
         self.reloads = Counter(
             "monitor_config_reloads", "SIGHUP reloads by result.", ["result"], registry=r
         )

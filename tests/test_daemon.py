@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import os
 import signal
 import time
 from collections import Counter
@@ -395,3 +396,34 @@ def test_while_draining_healthz_says_503_and_a_second_signal_exits_at_once(
     assert code == 128 + signal.SIGTERM, log
     assert took < 5, log
     assert "daemon_exit_now signal=SIGTERM" in log
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_dead_extraction_worker_is_replaced_and_its_poll_redone(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    pages(http_server)
+    url = feed(http_server, ["som"])
+    config = write_config(tmp_path, {"A": url}, digests=False)
+    with DaemonProcess(config) as daemon:
+        daemon.wait_for("the first item", lambda: len(stored_urls(tmp_path)) == 1)
+        for worker in daemon.wait_for("the workers", lambda: children(daemon.pid)):
+            os.kill(worker, signal.SIGKILL)  # as the OOM killer would
+        feed(http_server, ["som", "vte"])
+        daemon.wait_log("workers_died")
+        daemon.wait_for("the second item, by new workers", lambda: len(stored_urls(tmp_path)) == 2)
+        assert daemon.stop() == 0
+        log = daemon.log()
+    assert "Traceback" not in log

@@ -437,12 +437,17 @@ def test_a_challenge_page_where_a_listing_was_expected_is_not_a_feed(
 def test_page_budget_limits_article_fetches_per_poll(
     http_server: LocalServer, db: Store, clock: Clock, http_config: HttpConfig
 ) -> None:
-    http_server.add("/feed.xml", rss(three_articles(http_server)))
+    # With an ETag: the entries left over must not wait behind a 304 until the feed changes.
+    http_server.add("/feed.xml", rss(three_articles(http_server)), etag='"v1"')
     source = Source("Local", http_server.url("/feed.xml"))
     config = replace(PollConfig(), max_pages_per_poll=2)
     assert poll(db, [source], clock, http_config, config=config)["Local"].new == 2
+    assert db.source_health("Local").etag is None  # entries left: no validators kept
     clock.advance(timedelta(minutes=30))
     assert poll(db, [source], clock, http_config, config=config)["Local"].new == 1
+    assert db.source_health("Local").etag == '"v1"'  # all taken: the next poll may get a 304
+    clock.advance(timedelta(minutes=30))
+    assert poll(db, [source], clock, http_config, config=config)["Local"].outcome == "not_modified"
 
 
 def test_items_are_tagged_with_evidence_as_they_are_stored(

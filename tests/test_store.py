@@ -111,6 +111,29 @@ def test_a_database_from_a_newer_monitor_is_refused(tmp_path: Path) -> None:
         Store.open(url, now=NOW)
 
 
+def test_a_first_start_killed_before_recording_the_version_is_finished_next_time(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url, now=NOW).close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # as a kill -9 right after CREATE TABLE
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("DROP TABLE digests")
+    again = Store.open(url, now=NOW)
+    assert again.schema_version() == SCHEMA_VERSION
+    assert again.count_pending_digests() == 0  # the missing table was created
+    again.close()
+
+
+def test_an_unknown_schema_version_is_refused_by_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url, now=NOW).close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        conn.execute("UPDATE schema_version SET version = 0")
+    with pytest.raises(StoreError, match="schema version 0 is not one this monitor knows"):
+        Store.open(url, now=NOW)
+
+
 def test_an_unopenable_database_names_itself(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory", "utf-8")

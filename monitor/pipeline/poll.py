@@ -88,16 +88,19 @@ def init_worker(taxonomy: Taxonomy) -> None:
     _worker_taxonomy = taxonomy
 
 
-def _init_process_worker(taxonomy: Taxonomy) -> None:
-    """`init_worker` for a worker process. It ignores SIGINT and SIGTERM: a Ctrl-C or a
-    supervisor signals the whole process group, and the parent decides when its workers stop
-    (after the in-flight extractions, when it drains). It leaves when its parent is gone."""
-    init_worker(taxonomy)
-    warm_up()
+def _init_process_worker(taxonomy: Taxonomy, parent: int) -> None:
+    """`init_worker` for a worker process of `parent`. It leaves when its parent is gone (the
+    watch starts first: a parent killed during the warm-up must not leave it behind). It
+    ignores SIGINT and SIGTERM: a Ctrl-C or a supervisor signals the whole process group, and
+    the parent decides when its workers stop (after the in-flight extractions, when it
+    drains)."""
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+    init_worker(taxonomy)
+    warm_up()
 
 
 def _exit_with(parent: int) -> None:
@@ -111,7 +114,7 @@ def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
     """The extraction process pool, each worker holding the topic rules and the extractor.
     The parent never loads trafilatura or the language model: only workers use them."""
     return ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy,)
+        max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy, os.getpid())
     )
 
 
@@ -283,7 +286,10 @@ class Poller:
             return self._failed(source, exc, now)
         outcome = PollOutcome(source.name, "ok")
         cutoff = now - self.config.backfill if first_poll else None
-        await self._ingest(source, entries, outcome, cutoff)
+        if not await self._ingest(source, entries, outcome, cutoff):
+            # Entries were left for the next poll: keep no validators, or that poll would get
+            # a 304 and never see them until the feed changes.
+            result = replace(result, etag=None, last_modified=None)
         return self._succeeded(source, result, outcome)
 
     async def _entries(self, source: Source, result: FetchResult) -> list[Entry]:
@@ -316,7 +322,9 @@ class Poller:
         entries: Sequence[Entry],
         outcome: PollOutcome,
         cutoff: datetime | None,
-    ) -> None:
+    ) -> bool:
+        """Store what is new or changed, at most `max_pages_per_poll` of it; False when
+        entries were left for the next poll."""
         fresh: list[tuple[Entry, int | None]] = []
         for entry in entries:
             seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
@@ -346,6 +354,7 @@ class Poller:
             seen_urls.add(key)
         for batch in (firsts, twins):
             await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in batch))
+        return len(budget) == len(fresh)
 
     async def _article(
         self,

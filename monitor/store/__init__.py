@@ -91,13 +91,21 @@ class Store(OutboxStore, DedupeStore):
                 metadata.create_all(conn)
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
                 return
-            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            current = int(current or 0)
+            found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            if found is None:
+                # A first start killed after creating tables but before recording the version
+                # (SQLite commits each CREATE TABLE by itself): finish creating, then record.
+                metadata.create_all(conn)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+                return
+            current = int(found)
             if current > SCHEMA_VERSION:
                 raise StoreError(
                     f"database schema version {current} is newer than this monitor "
                     f"({SCHEMA_VERSION}); upgrade monitor"
                 )
+            if current not in MIGRATIONS and current != SCHEMA_VERSION:
+                raise StoreError(f"database schema version {current} is not one this monitor knows")
             for version in range(current, SCHEMA_VERSION):
                 MIGRATIONS[version](conn)
                 conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
