@@ -66,7 +66,8 @@ class DaemonConfig:
     """`monitor run` (config `[daemon]`)."""
 
     drain_timeout: timedelta = timedelta(seconds=30)  # SIGTERM: in-flight work gets this long
-    outbox_interval: timedelta = timedelta(minutes=1)  # how often pending digests are retried
+    outbox_interval: timedelta = timedelta(minutes=1)  # how often the outbox is looked at
+    retry_base: timedelta = timedelta(minutes=1)  # first retry delay of a failed delivery
     log_format: str = "text"  # text | json
 
 
@@ -383,9 +384,14 @@ class _Reader:
         return ServerConfig(**values)
 
     def _daemon(self, data: Mapping[str, Any]) -> DaemonConfig:
-        spec = {"drain_timeout": "duration", "outbox_interval": "duration", "log_format": str}
+        spec = {
+            "drain_timeout": "duration",
+            "outbox_interval": "duration",
+            "retry_base": "duration",
+            "log_format": str,
+        }
         values = self._section(data, "daemon", spec)
-        for key in ("drain_timeout", "outbox_interval"):
+        for key in ("drain_timeout", "outbox_interval", "retry_base"):
             if key in values and values[key] <= timedelta(0):
                 self.problem(f"daemon.{key}", "must be longer than zero")
         if values.get("log_format", "text") not in LOG_FORMATS:

@@ -97,6 +97,7 @@ port = {server_port}
 [daemon]
 drain_timeout = "{drain}"
 outbox_interval = "1s"
+retry_base = "1s"
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}

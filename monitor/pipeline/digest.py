@@ -103,7 +103,6 @@ def render(digest: DigestConfig, inp: DigestInput) -> RenderedDigest:
 
 # -- sending through the outbox -----------------------------------------------------------------
 
-RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 
 
@@ -216,7 +215,8 @@ def deliver(
                 ok=False,
                 error=f"{'temporary' if exc.temporary else 'permanent'}: {exc}",
                 now=now,
-                next_attempt_at=now + _retry_delay(record.attempts + 1, exc),
+                next_attempt_at=now
+                + _retry_delay(record.attempts + 1, exc, config.daemon.retry_base),
             )
             log.warning("digest_failed name=%s channel=%s error=%s", digest.name, channel, exc)
             continue
@@ -251,8 +251,8 @@ def deliver_due(
     return outcomes
 
 
-def _retry_delay(attempts: int, exc: DeliveryError) -> timedelta:
+def _retry_delay(attempts: int, exc: DeliveryError, base: timedelta) -> timedelta:
     # A permanent error (bad password, refused sender) needs the operator; still retry, slowly.
     if not exc.temporary:
         return RETRY_CAP
-    return backoff_delay(attempts, base=RETRY_BASE, cap=RETRY_CAP, rand=0.5)
+    return backoff_delay(attempts, base=base, cap=max(RETRY_CAP, base), rand=0.5)
