@@ -180,9 +180,12 @@ def poll_once(
     progress: Progress | None = None,
 ) -> list[PollOutcome]:
     """One poll of `sources` with a fresh HTTP client, process pool and dedupe index (the
-    one-shot path: the index is rebuilt from the corpus and the stored signatures)."""
+    one-shot path: the index is rebuilt from the corpus and the stored signatures, when the
+    first new article needs it: a poll of unchanged feeds never loads it)."""
     workers = config.poll.workers or os.cpu_count() or 1
-    index = DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
+
+    def index() -> DedupeIndex:
+        return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
         with make_pool(workers, config.taxonomy) as pool:
@@ -206,14 +209,15 @@ class Poller:
         executor: Executor,
         config: PollConfig,
         *,
-        index: DedupeIndex,
+        index: DedupeIndex | Callable[[], DedupeIndex],
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
-        ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`)."""
+        ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`), or
+        is a function that loads them, called when the first new article needs them."""
         self.store = store
-        self.index = index
+        self._index = index
         self.fetcher = fetcher
         self.executor = executor
         self.config = config
@@ -224,6 +228,12 @@ class Poller:
         # thousands of sources started together, one turn of the loop would carry all their
         # work and a fetch waiting for its next read would miss its deadline.
         self._source_slots = asyncio.Semaphore(max(1, config.parallel_sources))
+
+    @property
+    def index(self) -> DedupeIndex:
+        if not isinstance(self._index, DedupeIndex):
+            self._index = self._index()
+        return self._index
 
     async def poll_all(
         self,
