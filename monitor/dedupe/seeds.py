@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import py3langid
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +137,8 @@ def _find_date(text: str) -> datetime | None:
 def _language(text: str) -> str | None:
     if not text.strip():
         return None
+    import py3langid  # its model loads on first use; most commands never need it
+
     lang, _score = py3langid.classify(text)
     return str(lang)
 
@@ -145,4 +146,6 @@ def _language(text: str) -> str | None:
 def release_language_model() -> None:
     """Drop py3langid's lazily loaded model (about 75 MB). The daemon's parent process needs
     it only to read new seed files; the extraction workers load their own."""
-    py3langid.langid.IDENTIFIER = None
+    langid = sys.modules.get("py3langid.langid")
+    if langid is not None:
+        setattr(langid, "IDENTIFIER", None)  # noqa: B010 - the module's lazy global

@@ -13,22 +13,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
-from monitor.dedupe.near import sign_text, signature_from_bytes, signature_to_bytes
 from monitor.dedupe.story import extract_features, features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
 from monitor.parse import looks_like_challenge, parse_feed
-from monitor.pipeline.index import DedupeIndex
 from monitor.store import ItemSignature, Store
 from monitor.tag import Tags, Taxonomy, tag_article
+
+if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
+    from monitor.pipeline.index import DedupeIndex
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -131,6 +132,7 @@ def _extract_job(
     MinHash signature, story features)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
+    from monitor.dedupe.near import sign_text, signature_to_bytes
     from monitor.extract import build_text, detect_language, extract_page
 
     started = time.perf_counter()
@@ -185,6 +187,8 @@ def poll_once(
     workers = config.poll.workers or os.cpu_count() or 1
 
     def index() -> DedupeIndex:
+        from monitor.pipeline.index import DedupeIndex
+
         return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
@@ -231,7 +235,7 @@ class Poller:
 
     @property
     def index(self) -> DedupeIndex:
-        if not isinstance(self._index, DedupeIndex):
+        if callable(self._index):  # a loader (an index itself is not callable)
             self._index = self._index()
         return self._index
 
@@ -404,6 +408,8 @@ class Poller:
         tags = done.tags
         now = self.clock()
         stored_signature = ItemSignature(done.signature, done.shingles, done.features)
+        from monitor.dedupe.near import signature_from_bytes
+
         signature = signature_from_bytes(done.signature)
         if existing_id is not None:
             if self.store.update_item(existing_id, article, now, tags, stored_signature):
