@@ -200,9 +200,6 @@ class Fetcher:
     ) -> FetchResult:
         status = response.status_code
         if status == 304:
-            # A 304 has no body; reading its end hands the connection back to the pool for
-            # the next feed on this host (unread, it would be closed: a new TCP/TLS setup).
-            await response.aread()
             return FetchResult(
                 url=url,
                 final_url=str(response.url),
