@@ -23,9 +23,9 @@ from monitor.dedupe.story import extract_features, features_from_json, features_
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
-from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source
+from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
-from monitor.store import ItemSignature, Store
+from monitor.store import ItemSignature, PollSuccess, Store
 from monitor.tag import Tags, Taxonomy, tag_article
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
@@ -36,6 +36,10 @@ log = logging.getLogger("monitor.pipeline")
 Outcome = Literal["ok", "not_modified", "failed", "skipped"]
 MAX_CHILD_SITEMAPS = 5
 MAX_TITLE = 1000  # characters stored of a title; a feed's 1 MB "title" is not one
+# Successful polls `poll_all` writes per transaction. One transaction per 304 cost more than
+# the request itself; a crash loses at most this many records of unchanged polls, which the
+# next poll simply repeats (items are stored as they come, never buffered).
+SUCCESS_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -232,6 +236,8 @@ class Poller:
         # thousands of sources started together, one turn of the loop would carry all their
         # work and a fetch waiting for its next read would miss its deadline.
         self._source_slots = asyncio.Semaphore(max(1, config.parallel_sources))
+        # Successful polls waiting to be written in one transaction (only inside `poll_all`).
+        self._successes: list[PollSuccess] | None = None
 
     @property
     def index(self) -> DedupeIndex:
@@ -247,11 +253,17 @@ class Poller:
         force: bool = False,
         progress: Progress | None = None,
     ) -> list[PollOutcome]:
-        """Poll every source concurrently; one failing source never stops the others."""
+        """Poll every source concurrently; one failing source never stops the others.
+
+        The sources' stored state is read in one query, and their successful polls are
+        written `SUCCESS_BATCH` to a transaction."""
+        states = {h.name: h for h in self.store.list_source_health()}
 
         async def one(source: Source) -> PollOutcome:
             try:
-                outcome = await self.poll_source(source, due_only=due_only, force=force)
+                outcome = await self.poll_source(
+                    source, due_only=due_only, force=force, state=states.get(source.name)
+                )
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a bug hit by this source's content: the others go on
@@ -264,7 +276,17 @@ class Poller:
                 progress(outcome)
             return outcome
 
-        return list(await asyncio.gather(*(one(s) for s in sources)))
+        self._successes = []
+        try:
+            return list(await asyncio.gather(*(one(s) for s in sources)))
+        finally:
+            self._flush_successes()
+            self._successes = None
+
+    def _flush_successes(self) -> None:
+        if self._successes:
+            batch, self._successes = self._successes, []
+            self.store.record_successes(batch)
 
     async def poll_source(
         self,
@@ -273,17 +295,22 @@ class Poller:
         due_only: bool = False,
         force: bool = False,
         slack: timedelta = timedelta(0),
+        state: SourceHealth | None = None,
     ) -> PollOutcome:
         """Poll one source now. `due_only` honours the stored next check time (the daemon),
-        give or take `slack`; a Retry-After embargo is honoured unless `force`."""
+        give or take `slack`; a Retry-After embargo is honoured unless `force`. `state` is the
+        source's stored state when the caller has just read it."""
         async with self._source_slots:
-            return await self._poll_source(source, due_only=due_only, force=force, slack=slack)
+            if state is None:
+                state = self.store.source_health(source.name)
+            return await self._poll_source(
+                source, state, due_only=due_only, force=force, slack=slack
+            )
 
     async def _poll_source(
-        self, source: Source, *, due_only: bool, force: bool, slack: timedelta
+        self, source: Source, state: SourceHealth, *, due_only: bool, force: bool, slack: timedelta
     ) -> PollOutcome:
         now = self.clock()
-        state = self.store.source_health(source.name)
         if not force and state.retry_after_until and now < state.retry_after_until:
             return PollOutcome(source.name, "skipped", next_check_at=state.retry_after_until)
         if due_only and state.next_check_at and now + slack < state.next_check_at:
@@ -297,7 +324,7 @@ class Poller:
                 return self._succeeded(source, result, PollOutcome(source.name, "not_modified"))
             entries = await self._entries(source, result)
         except SourceError as exc:
-            return self._failed(source, exc, now)
+            return self._failed(source, exc, now, state)
         outcome = PollOutcome(source.name, "ok")
         cutoff = now - self.config.backfill if first_poll else None
         if not await self._ingest(source, entries, outcome, cutoff):
@@ -474,7 +501,7 @@ class Poller:
     def _succeeded(self, source: Source, result: FetchResult, outcome: PollOutcome) -> PollOutcome:
         now = self.clock()
         next_check = next_check_after_success(now, source.interval, result.max_age)
-        self.store.record_success(
+        success = PollSuccess(
             source.name,
             now=now,
             etag=result.etag,
@@ -486,6 +513,12 @@ class Poller:
             elapsed_ms=result.elapsed_ms,
             new_items=outcome.new,
         )
+        if self._successes is None:
+            self.store.record_successes([success])
+        else:
+            self._successes.append(success)
+            if len(self._successes) >= SUCCESS_BATCH:
+                self._flush_successes()
         outcome.next_check_at = next_check
         outcome.bytes_received = result.bytes_received
         outcome.elapsed_ms = result.elapsed_ms
@@ -504,9 +537,17 @@ class Poller:
         )
         return outcome
 
-    def _failed(self, source: Source, exc: SourceError, started: datetime) -> PollOutcome:
+    def _failed(
+        self,
+        source: Source,
+        exc: SourceError,
+        started: datetime,
+        state: SourceHealth | None = None,
+    ) -> PollOutcome:
         now = self.clock()
-        failures = self.store.source_health(source.name).consecutive_failures + 1
+        if state is None:
+            state = self.store.source_health(source.name)
+        failures = state.consecutive_failures + 1
         delay = backoff_delay(
             failures,
             base=min(self.config.backoff_base, source.interval),

@@ -28,6 +28,7 @@ from monitor.store.outbox import OutboxStore
 from monitor.store.rows import (
     DigestRecord,
     ExistingItem,
+    PollSuccess,
     create_engine,
     dup_values,
     health_from_row,
@@ -40,6 +41,7 @@ from monitor.store.rows import (
 from monitor.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    UTCDateTime,
     digest_items,
     digests,
     fetch_log,
@@ -59,6 +61,7 @@ __all__ = [
     "DigestRecord",
     "ExistingItem",
     "ItemSignature",
+    "PollSuccess",
     "SeedRecord",
     "Store",
     "StoredSignature",
@@ -176,37 +179,73 @@ class Store(OutboxStore, DedupeStore):
         elapsed_ms: int,
         new_items: int,
     ) -> None:
-        sid = self.source_id(name)
-        with self._begin() as conn:
-            first = conn.execute(
-                sa.select(sources.c.first_polled_at).where(sources.c.id == sid)
-            ).scalar()
-            conn.execute(
-                sources.update()
-                .where(sources.c.id == sid)
-                .values(
+        self.record_successes(
+            [
+                PollSuccess(
+                    name,
+                    now=now,
                     etag=etag,
                     last_modified=last_modified,
-                    last_attempt_at=now,
-                    last_success_at=now,
-                    consecutive_failures=0,
-                    last_error_class=None,
-                    last_error=None,
                     next_check_at=next_check_at,
-                    retry_after_until=None,
-                    first_polled_at=first or now,
-                )
-            )
-            conn.execute(
-                fetch_log.insert().values(
-                    source_id=sid,
-                    at=now,
                     outcome=outcome,
                     http_status=http_status,
                     bytes_received=bytes_received,
                     elapsed_ms=elapsed_ms,
                     new_items=new_items,
                 )
+            ]
+        )
+
+    def record_successes(self, polls: Sequence[PollSuccess]) -> None:
+        """Record successful polls of several sources in one transaction: the new validators
+        and next check time on each source, and a line each in the fetch log."""
+        if not polls:
+            return
+        ids = [self.source_id(p.name) for p in polls]
+        with self._begin() as conn:
+            conn.execute(
+                sources.update()
+                .where(sources.c.id == sa.bindparam("p_id"))
+                .values(
+                    etag=sa.bindparam("p_etag"),
+                    last_modified=sa.bindparam("p_last_modified"),
+                    last_attempt_at=sa.bindparam("p_now"),
+                    last_success_at=sa.bindparam("p_now"),
+                    consecutive_failures=0,
+                    last_error_class=None,
+                    last_error=None,
+                    next_check_at=sa.bindparam("p_next"),
+                    retry_after_until=None,
+                    first_polled_at=sa.func.coalesce(
+                        sources.c.first_polled_at, sa.bindparam("p_first", type_=UTCDateTime())
+                    ),
+                ),
+                [
+                    {
+                        "p_id": sid,
+                        "p_etag": p.etag,
+                        "p_last_modified": p.last_modified,
+                        "p_now": p.now,
+                        "p_next": p.next_check_at,
+                        "p_first": p.now,
+                    }
+                    for sid, p in zip(ids, polls, strict=True)
+                ],
+            )
+            conn.execute(
+                fetch_log.insert(),
+                [
+                    {
+                        "source_id": sid,
+                        "at": p.now,
+                        "outcome": p.outcome,
+                        "http_status": p.http_status,
+                        "bytes_received": p.bytes_received,
+                        "elapsed_ms": p.elapsed_ms,
+                        "new_items": p.new_items,
+                    }
+                    for sid, p in zip(ids, polls, strict=True)
+                ],
             )
 
     def record_failure(

@@ -51,6 +51,22 @@ class DigestRecord:
     last_error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PollSuccess:
+    """One successful poll of a source, as `Store.record_successes` writes it."""
+
+    name: str
+    now: datetime
+    etag: str | None
+    last_modified: str | None
+    next_check_at: datetime
+    outcome: str
+    http_status: int | None
+    bytes_received: int
+    elapsed_ms: int
+    new_items: int
+
+
 class StoreBase:
     """The engine and one-transaction-per-call plumbing that every part of `Store` shares."""
 
