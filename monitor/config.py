@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ class PollConfig:
     backoff_cap: timedelta = timedelta(hours=6)
     max_pages_per_poll: int = 100  # article pages fetched per source per poll
     min_interval: timedelta = timedelta(minutes=1)  # the shortest source interval accepted
-    parallel_sources: int = 32  # sources polled at once (their pages share the HTTP limits)
+    # Sources polled at once (their pages share the HTTP limits); by default [http] concurrency.
+    parallel_sources: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,10 @@ class _Reader:
 
         dedupe = self._dedupe(data)
         http = self._http(data)
+        poll_sec = data.get("poll")
+        if not isinstance(poll_sec, Mapping) or "parallel_sources" not in poll_sec:
+            # As many sources in flight as requests: fewer would leave connections idle.
+            poll = replace(poll, parallel_sources=http.concurrency)
         smtp = self._smtp(data)
         server = self._server(data)
         daemon = self._daemon(data)

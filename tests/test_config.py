@@ -186,3 +186,13 @@ def test_dedupe_retention_windows_are_read_and_checked(tmp_path: Path) -> None:
     assert set(keys) == {"dedupe.retention", "dedupe.story_retention", "dedupe.window"}
     assert "unknown key" in keys["dedupe.window"]
     assert "longer than zero" in keys["dedupe.story_retention"]
+
+
+def test_parallel_sources_follows_http_concurrency_unless_set(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), {}).poll.parallel_sources == 32
+    wide = load_config(write(tmp_path, "[http]\nconcurrency = 100\n"), {})
+    assert (wide.http.concurrency, wide.poll.parallel_sources) == (100, 100)
+    pinned = write(tmp_path, "[http]\nconcurrency = 100\n[poll]\nparallel_sources = 8\n")
+    assert load_config(pinned, {}).poll.parallel_sources == 8
+    keys = [key for _f, key, _r in problems_of(write(tmp_path, "[poll]\nparallel_sources = 0\n"))]
+    assert keys == ["poll.parallel_sources"]
