@@ -277,7 +277,7 @@ class Daemon:
         runtime = self.runtime
         with self._tracked(), runtime.use() as poller:
             try:
-                outcome = await poller.poll_source(
+                outcome = await poller.poll_guarded(
                     source, due_only=True, slack=due_slack(source.interval)
                 )
             except StoreError as exc:
@@ -288,9 +288,6 @@ class Daemon:
                 # recorded, so the next one redoes it, with new workers.
                 log.error("workers_died source=%r: starting new extraction workers", name)
                 self._replace_broken(runtime)
-                return
-            except Exception:  # a bug hit by this source's content: the daemon goes on
-                log.critical("poll_bug source=%r", name, exc_info=True)
                 return
         self.metrics.observe_poll(outcome, time.time())
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -91,13 +92,14 @@ def poll(
     due_only: bool = False,
     corpus: Path = NO_CORPUS,
     dedupe: DedupeConfig | None = None,
+    executor: type[ThreadPoolExecutor] = ThreadPoolExecutor,
 ) -> dict[str, PollOutcome]:
     """One poll run, like `poll_once`: a fresh dedupe index from `corpus` and the store."""
     store.sync_sources(sources, clock())
     index = DedupeIndex.load(store, corpus, dedupe or DedupeConfig(), clock())
 
     async def go() -> list[PollOutcome]:
-        with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
+        with executor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
             async with make_client(http_config) as client:
                 poller = Poller(
                     store,
@@ -190,6 +192,53 @@ def test_one_dead_source_does_not_stop_the_others(
     assert health["Broken"].next_check_at is not None
     assert health["Broken"].next_check_at > clock()
     assert health["Local"].status == "ok"
+
+
+class BuggyExecutor(ThreadPoolExecutor):
+    """Extraction that fails the way a bug in our code would: a plain exception."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("extractor bug")
+
+
+class DeadExecutor(ThreadPoolExecutor):
+    """Extraction whose worker processes have died (the OOM killer)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+
+@pytest.mark.parametrize(
+    ("executor", "message"),
+    [
+        (BuggyExecutor, "internal error, please report it: RuntimeError: extractor bug"),
+        (DeadExecutor, "the extraction workers died: a child process terminated abruptly"),
+    ],
+)
+def test_a_bug_or_dead_workers_fail_only_the_sources_that_needed_them(
+    http_server: LocalServer,
+    db: Store,
+    clock: Clock,
+    http_config: HttpConfig,
+    executor: type[ThreadPoolExecutor],
+    message: str,
+) -> None:
+    http_server.add("/feed.xml", rss(three_articles(http_server)[:1]))
+    http_server.add("/empty.xml", rss([]))
+    sources = [
+        Source("Buggy", http_server.url("/feed.xml")),
+        Source("Quiet", http_server.url("/empty.xml")),
+    ]
+    outcomes = poll(db, sources, clock, http_config, executor=executor)
+    feed = http_server.url("/feed.xml")
+    assert (outcomes["Buggy"].outcome, outcomes["Buggy"].error) == ("failed", f"{feed}: {message}")
+    assert outcomes["Quiet"].outcome == "ok"
+    health = {h.name: h for h in db.list_source_health()}
+    assert (health["Buggy"].status, health["Buggy"].consecutive_failures) == ("failing", 1)
+    assert health["Buggy"].last_error == f"{feed}: {message}"
+    assert health["Buggy"].etag is None  # nothing was stored, so the next poll refetches it all
+    assert health["Quiet"].status == "ok"
+    assert db.count_items() == 0
 
 
 def test_slow_drip_is_cut_at_the_deadline_and_recorded_as_timeout(

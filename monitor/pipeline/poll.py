@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -21,7 +22,7 @@ from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
 from monitor.dedupe.story import extract_features, features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
-from monitor.errors import FetchError, ParseError, SourceError
+from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
@@ -261,17 +262,15 @@ class Poller:
 
         async def one(source: Source) -> PollOutcome:
             try:
-                outcome = await self.poll_source(
+                outcome = await self.poll_guarded(
                     source, due_only=due_only, force=force, state=states.get(source.name)
                 )
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # a bug hit by this source's content: the others go on
-                log.critical("poll_bug source=%r", source.name, exc_info=True)
-                internal = ParseError(
-                    source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
-                )
-                outcome = self._failed(source, internal, self.clock())
+            except BrokenProcessPool as exc:
+                # A worker died (the OOM killer, a crash in a parser) and the pool with it:
+                # every source still to extract fails the same way; the next poll redoes them.
+                log.error("workers_died source=%r", source.name)
+                died = ParseError(source.url, f"the extraction workers died: {exc}")
+                outcome = self._failed(source, died, self.clock())
             if progress is not None:
                 progress(outcome)
             return outcome
@@ -287,6 +286,31 @@ class Poller:
         if self._successes:
             batch, self._successes = self._successes, []
             self.store.record_successes(batch)
+
+    async def poll_guarded(
+        self,
+        source: Source,
+        *,
+        due_only: bool = False,
+        force: bool = False,
+        slack: timedelta = timedelta(0),
+        state: SourceHealth | None = None,
+    ) -> PollOutcome:
+        """`poll_source`, with a bug hit by this source's content recorded as the source's
+        failure ("internal error, please report it"), so the caller and the other sources go
+        on. A `StoreError` or a `BrokenProcessPool` still raises: neither is the source's."""
+        try:
+            return await self.poll_source(
+                source, due_only=due_only, force=force, slack=slack, state=state
+            )
+        except (StoreError, BrokenProcessPool):
+            raise
+        except Exception as exc:
+            log.critical("poll_bug source=%r", source.name, exc_info=True)
+            internal = ParseError(
+                source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
+            )
+            return self._failed(source, internal, self.clock())
 
     async def poll_source(
         self,
