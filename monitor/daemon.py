@@ -277,7 +277,7 @@ class Daemon:
         runtime = self.runtime
         with self._tracked(), runtime.use() as poller:
             try:
-                outcome = await poller.poll_guarded(
+                outcome = await poller.poll_source(
                     source, due_only=True, slack=due_slack(source.interval)
                 )
             except StoreError as exc:

@@ -262,7 +262,7 @@ class Poller:
 
         async def one(source: Source) -> PollOutcome:
             try:
-                outcome = await self.poll_guarded(
+                outcome = await self.poll_source(
                     source, due_only=due_only, force=force, state=states.get(source.name)
                 )
             except BrokenProcessPool as exc:
@@ -287,31 +287,6 @@ class Poller:
             batch, self._successes = self._successes, []
             self.store.record_successes(batch)
 
-    async def poll_guarded(
-        self,
-        source: Source,
-        *,
-        due_only: bool = False,
-        force: bool = False,
-        slack: timedelta = timedelta(0),
-        state: SourceHealth | None = None,
-    ) -> PollOutcome:
-        """`poll_source`, with a bug hit by this source's content recorded as the source's
-        failure ("internal error, please report it"), so the caller and the other sources go
-        on. A `StoreError` or a `BrokenProcessPool` still raises: neither is the source's."""
-        try:
-            return await self.poll_source(
-                source, due_only=due_only, force=force, slack=slack, state=state
-            )
-        except (StoreError, BrokenProcessPool):
-            raise
-        except Exception as exc:
-            log.critical("poll_bug source=%r", source.name, exc_info=True)
-            internal = ParseError(
-                source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
-            )
-            return self._failed(source, internal, self.clock())
-
     async def poll_source(
         self,
         source: Source,
@@ -323,13 +298,26 @@ class Poller:
     ) -> PollOutcome:
         """Poll one source now. `due_only` honours the stored next check time (the daemon),
         give or take `slack`; a Retry-After embargo is honoured unless `force`. `state` is the
-        source's stored state when the caller has just read it."""
+        source's stored state when the caller has just read it.
+
+        A bug hit by this source's content is recorded as the source's failure ("internal
+        error, please report it"), so the caller and the other sources go on. A `StoreError`
+        or a `BrokenProcessPool` still raises: neither is the source's doing."""
         async with self._source_slots:
-            if state is None:
-                state = self.store.source_health(source.name)
-            return await self._poll_source(
-                source, state, due_only=due_only, force=force, slack=slack
-            )
+            try:
+                if state is None:
+                    state = self.store.source_health(source.name)
+                return await self._poll_source(
+                    source, state, due_only=due_only, force=force, slack=slack
+                )
+            except (StoreError, BrokenProcessPool):
+                raise
+            except Exception as exc:
+                log.critical("poll_bug source=%r", source.name, exc_info=True)
+                internal = ParseError(
+                    source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
+                )
+                return self._failed(source, internal, self.clock(), state)
 
     async def _poll_source(
         self, source: Source, state: SourceHealth, *, due_only: bool, force: bool, slack: timedelta
