@@ -81,8 +81,16 @@ class DedupeIndex:
     ) -> DedupeIndex:
         """Build the indexes: stored items of the retention windows, then the seed corpus."""
         index = cls(config, next_story_id=store.max_story_id() + 1)
-        index._load_items(store, now)
-        index._load_seeds(store, corpus_dir, now)
+        # Loading makes hundreds of thousands of objects and no garbage: with the cyclic
+        # collector on, it ran over and over and took half the load (1.1 of 2.4 s, 100k items).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            index._load_items(store, now)
+            index._load_seeds(store, corpus_dir, now)
+        finally:
+            if collecting:
+                gc.enable()
         if index.seeds_signed:
             gc.collect()
             release_language_model()
