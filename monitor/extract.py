@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -30,6 +31,11 @@ _BULKY_TEXT = re.compile(
     r"<(script|style|svg|noscript)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
 )
 _DATE_PARAMS_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# trafilatura parses every page with one module-level lxml parser, and lxml parsers must not be
+# used by two threads at once: two extractions in one process's threads hung (100 % CPU inside
+# an XPath query) or crashed the interpreter. Worker processes are single-threaded, so in the
+# process pool this lock is never contended; it makes a thread-pool executor safe too.
+_TRAFILATURA = threading.Lock()
 
 
 def extract_page(html: bytes | str, *, url: str, fast: bool = True) -> Page | None:
@@ -38,23 +44,24 @@ def extract_page(html: bytes | str, *, url: str, fast: bool = True) -> Page | No
     Never raises: hostile or broken input gives None.
     """
     try:
-        tree = load_html(_bounded(html))
-        if tree is None:
-            return None
-        canonical = _canonical(tree, url)
-        declared = _declared_language(tree)
-        document = bare_extraction(
-            tree,
-            url=url,
-            fast=fast,
-            with_metadata=True,
-            include_comments=False,
-            date_extraction_params={
-                "original_date": True,
-                "extensive_search": not fast,
-                "outputformat": _DATE_PARAMS_FORMAT,
-            },
-        )
+        with _TRAFILATURA:
+            tree = load_html(_bounded(html))
+            if tree is None:
+                return None
+            canonical = _canonical(tree, url)
+            declared = _declared_language(tree)
+            document = bare_extraction(
+                tree,
+                url=url,
+                fast=fast,
+                with_metadata=True,
+                include_comments=False,
+                date_extraction_params={
+                    "original_date": True,
+                    "extensive_search": not fast,
+                    "outputformat": _DATE_PARAMS_FORMAT,
+                },
+            )
         if document is None:
             return None
         return _page(document, canonical, declared)
