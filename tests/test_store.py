@@ -19,6 +19,7 @@ from monitor.store import (
     DedupeRecord,
     DigestRecord,
     ItemSignature,
+    PollSuccess,
     SeedRecord,
     Store,
     StoryInfo,
@@ -202,17 +203,21 @@ def test_window_selects_by_first_seen_time(store: Store) -> None:
 def test_source_health_success_failure_and_window(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
     assert store.source_health("TASS").status == "never"
-    store.record_success(
-        "ASEAN",
-        now=NOW,
-        etag='"abc"',
-        last_modified="Thu, 19 Nov 2026 10:00:00 GMT",
-        next_check_at=NOW + timedelta(minutes=30),
-        outcome="ok",
-        http_status=200,
-        bytes_received=1234,
-        elapsed_ms=40,
-        new_items=3,
+    store.record_successes(
+        [
+            PollSuccess(
+                "ASEAN",
+                now=NOW,
+                etag='"abc"',
+                last_modified="Thu, 19 Nov 2026 10:00:00 GMT",
+                next_check_at=NOW + timedelta(minutes=30),
+                outcome="ok",
+                http_status=200,
+                bytes_received=1234,
+                elapsed_ms=40,
+                new_items=3,
+            )
+        ]
     )
     for n in range(2):
         count = store.record_failure(
@@ -238,35 +243,70 @@ def test_source_health_success_failure_and_window(store: Store) -> None:
     assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
     assert store.failures_between(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
     # A success clears the failure count but the failure stays in the window's log.
-    store.record_success(
-        "TASS",
-        now=NOW + timedelta(minutes=5),
-        etag=None,
-        last_modified=None,
-        next_check_at=NOW + timedelta(minutes=35),
-        outcome="ok",
-        http_status=200,
-        bytes_received=10,
-        elapsed_ms=5,
-        new_items=0,
+    store.record_successes(
+        [
+            PollSuccess(
+                "TASS",
+                now=NOW + timedelta(minutes=5),
+                etag=None,
+                last_modified=None,
+                next_check_at=NOW + timedelta(minutes=35),
+                outcome="ok",
+                http_status=200,
+                bytes_received=10,
+                elapsed_ms=5,
+                new_items=0,
+            )
+        ]
     )
     assert store.source_health("TASS").consecutive_failures == 0
     assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
 
 
+def test_successes_are_recorded_together_and_keep_the_first_poll_time(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+
+    def ok(name: str, at: datetime, etag: str) -> PollSuccess:
+        return PollSuccess(
+            name,
+            now=at,
+            etag=etag,
+            last_modified=None,
+            next_check_at=at + timedelta(minutes=30),
+            outcome="not_modified",
+            http_status=304,
+            bytes_received=180,
+            elapsed_ms=50,
+            new_items=0,
+        )
+
+    store.record_successes([ok("ASEAN", NOW, '"a1"'), ok("TASS", NOW, '"t1"')])
+    later = NOW + timedelta(hours=1)
+    store.record_successes([ok("ASEAN", later, '"a2"')])
+    asean, tass = store.source_health("ASEAN"), store.source_health("TASS")
+    assert (asean.etag, asean.first_polled_at, asean.last_success_at) == ('"a2"', NOW, later)
+    assert asean.next_check_at == later + timedelta(minutes=30)
+    assert (tass.etag, tass.first_polled_at, tass.last_success_at) == ('"t1"', NOW, NOW)
+    store.record_successes([])  # nothing to write: no transaction, no error
+
+
 def test_changing_a_source_url_resets_its_validators(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
-    store.record_success(
-        "ASEAN",
-        now=NOW,
-        etag='"abc"',
-        last_modified=None,
-        next_check_at=NOW,
-        outcome="ok",
-        http_status=200,
-        bytes_received=1,
-        elapsed_ms=1,
-        new_items=0,
+    store.record_successes(
+        [
+            PollSuccess(
+                "ASEAN",
+                now=NOW,
+                etag='"abc"',
+                last_modified=None,
+                next_check_at=NOW,
+                outcome="ok",
+                http_status=200,
+                bytes_received=1,
+                elapsed_ms=1,
+                new_items=0,
+            )
+        ]
     )
     moved = [Source("ASEAN", "https://asean.org/category/news/feed/", priority=1), SOURCES[1]]
     store.sync_sources(moved, NOW)

@@ -270,7 +270,7 @@ class Poller:
                 # every source still to extract fails the same way; the next poll redoes them.
                 log.error("workers_died source=%r", source.name)
                 died = ParseError(source.url, f"the extraction workers died: {exc}")
-                outcome = self._failed(source, died, self.clock())
+                outcome = self._failed(source, died, self.clock(), states.get(source.name))
             if progress is not None:
                 progress(outcome)
             return outcome

@@ -165,37 +165,6 @@ class Store(OutboxStore, DedupeStore):
         with self._begin() as conn:
             return [health_from_row(r) for r in conn.execute(query)]
 
-    def record_success(
-        self,
-        name: str,
-        *,
-        now: datetime,
-        etag: str | None,
-        last_modified: str | None,
-        next_check_at: datetime,
-        outcome: str,
-        http_status: int | None,
-        bytes_received: int,
-        elapsed_ms: int,
-        new_items: int,
-    ) -> None:
-        self.record_successes(
-            [
-                PollSuccess(
-                    name,
-                    now=now,
-                    etag=etag,
-                    last_modified=last_modified,
-                    next_check_at=next_check_at,
-                    outcome=outcome,
-                    http_status=http_status,
-                    bytes_received=bytes_received,
-                    elapsed_ms=elapsed_ms,
-                    new_items=new_items,
-                )
-            ]
-        )
-
     def record_successes(self, polls: Sequence[PollSuccess]) -> None:
         """Record successful polls of several sources in one transaction: the new validators
         and next check time on each source, and a line each in the fetch log."""

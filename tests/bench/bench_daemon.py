@@ -97,7 +97,7 @@ from monitor.dedupe.story import (  # noqa: E402
 from monitor.extract import detect_language  # noqa: E402
 from monitor.models import Article, Source  # noqa: E402
 from monitor.pipeline.index import DedupeIndex, near_record, story_record  # noqa: E402
-from monitor.store import SCHEMA_VERSION, DedupeRecord, ItemSignature, Store  # noqa: E402
+from monitor.store import SCHEMA_VERSION, DedupeRecord, ItemSignature, PollSuccess, Store  # noqa: E402
 from monitor.tag import Tags, tag_article  # noqa: E402
 from tests.bench.bench_dedupe import load_pool, variant  # noqa: E402
 from tests.bench.bench_ingest import load_pages as load_benchmark_pages  # noqa: E402
@@ -734,17 +734,21 @@ def build_prefill(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                 _prefill_progress(i + 1, count, started)
             seconds["signed_items"] = time.perf_counter() - mark
             for name in names:  # the sources have been polled before: not a first poll
-                store.record_success(
-                    name,
-                    now=end,
-                    etag=None,
-                    last_modified=None,
-                    next_check_at=end,
-                    outcome="ok",
-                    http_status=200,
-                    bytes_received=0,
-                    elapsed_ms=0,
-                    new_items=0,
+                store.record_successes(
+                    [
+                        PollSuccess(
+                            name,
+                            now=end,
+                            etag=None,
+                            last_modified=None,
+                            next_check_at=end,
+                            outcome="ok",
+                            http_status=200,
+                            bytes_received=0,
+                            elapsed_ms=0,
+                            new_items=0,
+                        )
+                    ]
                 )
         finally:
             store.close()
