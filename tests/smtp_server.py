@@ -101,24 +101,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.owner._count("data_commands") <= self.owner.fail_first:
-            return "451 4.3.0 try again"
-        raw = envelope.original_content
-        assert isinstance(raw, bytes)
-        login = session.auth_data  # what _authenticate returned: the LoginPassword
-        user = login.login.decode() if isinstance(login, LoginPassword) else None
-        # session.ssl is set by STARTTLS only; an SMTPS transport carries its ssl_object.
-        implicit = server.transport is not None and server.transport.get_extra_info("ssl_object")
-        self.owner._store(
-            Received(
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=tuple(envelope.rcpt_tos),
-                data=raw,
-                tls=session.ssl is not None or implicit is not None,
-                auth_user=user,
-            )
-        )
-        return "250 2.0.0 OK queued"
+        return await self.owner.data(server, session, envelope)
 
 
 class SmtpServer:
@@ -225,6 +208,28 @@ class SmtpServer:
             self._loop.run_forever()
         finally:
             asyncio.set_event_loop(None)
+
+    async def data(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """The DATA command: a 451 for the first `fail_first`, else store and accept.
+        Subclasses extend it to record or delay what arrives."""
+        if self._count("data_commands") <= self.fail_first:
+            return "451 4.3.0 try again"
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        login = session.auth_data  # what _authenticate returned: the LoginPassword
+        user = login.login.decode() if isinstance(login, LoginPassword) else None
+        # session.ssl is set by STARTTLS only; an SMTPS transport carries its ssl_object.
+        implicit = server.transport is not None and server.transport.get_extra_info("ssl_object")
+        self._store(
+            Received(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                data=raw,
+                tls=session.ssl is not None or implicit is not None,
+                auth_user=user,
+            )
+        )
+        return "250 2.0.0 OK queued"
 
     def _make_protocol(self) -> SMTP:
         self._count("connections")

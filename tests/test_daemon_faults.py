@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.daemon_process import DaemonProcess, free_port, http_get, metric, query
 from tests.servers import LocalServer
@@ -30,9 +30,7 @@ TITLE = ARTICLES["som"][0]  # one article: one poll stores it, so one digest car
 
 class RecordingSmtpServer(SmtpServer):
     """An SmtpServer that also keeps the bytes of every DATA it was sent, refused or not, so a
-    test can read the Message-ID of the attempts that failed. It wraps the DATA hook of
-    aiosmtpd's SMTP protocol (`_handle_hooks`, aiosmtpd 1.4): if that changes, this fails
-    with a KeyError instead of recording nothing."""
+    test can read the Message-ID of the attempts that failed."""
 
     def __init__(self, **options: Any) -> None:
         self.attempts: list[bytes] = []
@@ -41,18 +39,9 @@ class RecordingSmtpServer(SmtpServer):
     def __enter__(self) -> RecordingSmtpServer:
         return self
 
-    def _make_protocol(self) -> SMTP:
-        protocol = super()._make_protocol()
-        hooks: dict[str, Any] = protocol._handle_hooks
-        inner = hooks["DATA"]
-
-        async def data(server: SMTP, session: Any, envelope: Any) -> str:
-            self.attempts.append(bytes(envelope.original_content))
-            status: str = await inner(server, session, envelope)
-            return status
-
-        hooks["DATA"] = data
-        return protocol
+    async def data(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.attempts.append(bytes(envelope.original_content))
+        return await super().data(server, session, envelope)
 
 
 def message_id(raw: bytes) -> str:

@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aiosmtpd.smtp import SMTP  # noqa: E402
+from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
 
 from tests.daemon_process import DaemonProcess, query  # noqa: E402
 from tests.servers import LocalServer, send_body  # noqa: E402
@@ -237,11 +237,7 @@ class Publisher(threading.Thread):
 class SlowAcceptSmtpServer(SmtpServer):
     """An SmtpServer that, after it has accepted a message (stored it), waits up to
     `max_delay` seconds before answering 250: a kill in that gap leaves a message that the
-    server has and the daemon does not know it sent. Counts DATA commands in progress.
-
-    It wraps the DATA hook of aiosmtpd's SMTP protocol (its `_handle_hooks`), so it depends
-    on aiosmtpd 1.4 internals and on SmtpServer._make_protocol; a change there fails loudly
-    (KeyError), it does not silently stop delaying."""
+    server has and the daemon does not know it sent. Counts DATA commands in progress."""
 
     def __init__(self, *, seed: int, max_delay: float) -> None:
         self._delay_rng = random.Random(seed)
@@ -253,27 +249,19 @@ class SlowAcceptSmtpServer(SmtpServer):
     def __enter__(self) -> SlowAcceptSmtpServer:
         return self
 
-    def _make_protocol(self) -> SMTP:
-        protocol = super()._make_protocol()
-        hooks: dict[str, Any] = protocol._handle_hooks
-        inner = hooks["DATA"]
-
-        async def data(server: SMTP, session: Any, envelope: Any) -> str:
-            self.data_in_flight += 1
-            try:
-                status: str = await inner(server, session, envelope)
-                if status.startswith("250"):
-                    self.accepted_unanswered += 1
-                    try:
-                        await asyncio.sleep(self._delay_rng.uniform(0, self.max_delay))
-                    finally:
-                        self.accepted_unanswered -= 1
-                return status
-            finally:
-                self.data_in_flight -= 1
-
-        hooks["DATA"] = data
-        return protocol
+    async def data(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.data_in_flight += 1
+        try:
+            status = await super().data(server, session, envelope)
+            if status.startswith("250"):
+                self.accepted_unanswered += 1
+                try:
+                    await asyncio.sleep(self._delay_rng.uniform(0, self.max_delay))
+                finally:
+                    self.accepted_unanswered -= 1
+            return status
+        finally:
+            self.data_in_flight -= 1
 
 
 # -- processes ----------------------------------------------------------------------------------
