@@ -8,7 +8,7 @@ and publication dates within a window. Hard-negative guards come first: publicat
 further apart than the window, different event years, or different numbers of the same
 kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same story",
 whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
-training split (docs/dedupe.md); the word lists below are data, in their native scripts.
+training split (docs/dedupe.md); the word lists are data, in `lexicon`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from monitor.dedupe.lexicon import CYRILLIC, EVENT_NOUNS, GAZETTEER, MONTHS, STOPWORDS
+
 STEM = 6  # compare words by their first 6 letters: a crude stemmer that works across languages
 LEAD_WORDS = 60  # the lead: the first words of the body
 TOP_TERMS = 64  # the most frequent content words kept per article
@@ -36,164 +38,6 @@ PLACE_PENALTY = 0.5  # both leads name a place (gazetteer) and none is shared
 STORY_THRESHOLD = (
     0.22  # best F1 on the SemEval training split (0.18-0.22 within 0.01); precision side
 )
-
-# Russian (and Ukrainian / Belarusian letters) to Latin, close to the BGN/PCGN romanisation
-# that news agencies use (Лавров -> lavrov, Джакарта -> dzhakarta).
-CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",
-    "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
-    "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
-    "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya", "і": "i",
-    "ї": "yi", "є": "ye", "ґ": "g", "ў": "u",
-}  # fmt: skip
-
-STOPWORDS = """
-the and for that with this from have has had was were are been being will would could should
-shall can may might must not but its his her their they them there then than also into onto
-over under about after before between during while which who whom whose what when where why
-how all any each other some such only own same very just more most many much said says say
-our ours your yours you she him himself herself itself themselves ourselves upon within
-without against among per via one two three new last year years first second next since
-still even both well back made make like being does did doing done out off again further
-once here these those because until above below down ago yet according told
-
-и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
-мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть
-был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть
-надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда
-кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас
-были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот
-через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед
-иногда лучше чуть том нельзя такой им более всегда конечно всю между также который которые
-которых которая которой этих года году год также заявил сообщил отметил время
-
-der die das und ist nicht sich mit auf für dem den des ein eine einer eines einem einen
-von zu im auch als wie bei aus nach noch bis wird werden wurde wurden sind war hat haben
-oder aber über vor zum zur durch sein seine ihre ihr sie wir uns mehr nur schon kann
-dass diese dieser dieses jetzt sehr hier
-
-les des une pour dans par sur est qui que pas plus avec sont son ses aux mais ont leur
-cette comme été tout elle nous vous fait être entre sans après avant aussi dont
-
-los las del una por con para que como más pero sus fue son ser han sobre entre este esta
-también desde hasta porque cuando todo
-
-il lo la gli le di da per con che una non sono nel nella dei delle degli alla alle anche
-come più questo questa ha hanno dal dalla
-
-się nie jest oraz przez jak ale dla tak był była było być jego jej ich ten tym które
-który która także tylko może
-
-bir ve ile bu da de için olarak olan gibi daha çok kadar sonra ancak ise veya
-
-yang dan di ke dari untuk dengan pada dalam ini itu adalah akan juga tidak oleh telah
-sebagai atau bahwa karena tersebut para kata
-
-và của là có cho các được với trong này những một đã không người đến về tại theo khi
-cũng như để từ đó nhiều sẽ vào ra năm ngày tháng
-"""
-
-# Month names (and Russian genitive forms) in the languages the monitor and the evaluation see.
-MONTHS: dict[str, int] = {}
-for _num, _names in enumerate(
-    (
-        "january jan января январь januar janvier enero gennaio januari stycznia ocak",
-        "february feb февраля февраль februar fevrier febrero febbraio februari lutego subat",
-        "march mar марта март marz mars marzo maret marca mart",
-        "april apr апреля апрель avril abril aprile kwietnia nisan",
-        "may мая май mai mayo maggio mei maja mayis",
-        "june jun июня июнь juni juin junio giugno czerwca haziran",
-        "july jul июля июль juli juillet julio luglio lipca temmuz",
-        "august aug августа август aout agosto agustus sierpnia agustos",
-        "september sep sept сентября сентябрь septembre septiembre settembre wrzesnia eylul",
-        "october oct октября октябрь oktober octobre octubre ottobre pazdziernika ekim",
-        "november nov ноября ноябрь novembre noviembre listopada kasim",
-        "december dec декабря декабрь dezember decembre diciembre dicembre desember grudnia aralik",
-    ),
-    start=1,
-):
-    for _name in _names.split():
-        MONTHS[_name] = _num
-
-# Nouns naming a numbered event ("16th ... Meeting", "Hội nghị ... lần thứ 16") -> event type.
-EVENT_NOUNS: dict[str, str] = {}
-for _type, _words in (
-    ("meeting", "meeting meetings som arsom совещание совещания встреча заседание nghi hop "
-     "pertemuan rapat treffen reunion riunione spotkanie"),
-    ("summit", "summit саммит саммита ktt gipfel sommet cumbre vertice szczyt"),
-    ("session", "session сессия сессии phien sidang sitzung sesion sessione sesja"),
-    ("round", "round раунд раунда vong putaran runde ronda"),
-    ("forum", "forum форум форума"),
-    ("conference", "conference конференция конференции konferensi konferenz conferencia"),
-    ("anniversary", "anniversary годовщина годовщины летие niem ulang jahrestag aniversario"),
-):  # fmt: skip
-    for _word in _words.split():
-        EVENT_NOUNS[_word] = _type
-
-# Key names for Russia–ASEAN coverage: canonical name -> (kind, weight, aliases).
-# Weight: how much sharing the entity says about "same event"; ASEAN and Russia are in almost
-# every item this monitor sees, so they count little.
-GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
-    "Lavrov": ("person", 2.0, ("Lavrov", "Лавров", "Lavrốp", "Lavrop")),
-    "Lim Jock Hoi": (
-        "person",
-        3.0,
-        ("Lim Jock Hoi", "Лим Джок Хой", "Лим Джок Хоя", "Лим Джок Хою", "Лим Джок Хоем"),
-    ),
-    "Kao Kim Hourn": ("person", 3.0, ("Kao Kim Hourn", "Као Ким Хорн")),
-    "Putin": ("person", 1.5, ("Putin", "Путин", "Pu-tin")),
-    "Morgulov": ("person", 2.0, ("Morgulov", "Моргулов", "Mô-gu-lốp")),
-    "Rudenko": ("person", 2.0, ("Rudenko", "Руденко")),
-    "Myasnikovich": ("person", 2.0, ("Myasnikovich", "Мясникович")),
-    "Ngo Duc Manh": ("person", 2.0, ("Ngo Duc Manh", "Ngô Đức Mạnh", "Нго Дык Мань")),
-    "Jose Tavares": ("person", 2.0, ("Jose Tavares", "Хосе Таварес")),
-    "Retno Marsudi": ("person", 2.0, ("Retno Marsudi", "Ретно Марсуди")),
-    "Saleumxay Kommasith": ("person", 2.0, ("Saleumxay Kommasith", "Салеумсай Коммасит")),
-    "ASEAN": ("org", 0.3, ("ASEAN", "АСЕАН", "Association of Southeast Asian Nations",
-                           "Hiệp hội các quốc gia Đông Nam Á")),
-    "Russia": ("place", 0.3, ("Russia", "Russian Federation", "Россия", "Российская Федерация",
-                              "Nga", "Liên bang Nga", "Rusia", "Rusland", "Russland")),
-    "Moscow": ("place", 1.5, ("Moscow", "Москва", "Mát-xcơ-va", "Matxcova", "Moskow", "Moskau",
-                              "Moscou", "Moscú", "Mosca")),
-    "Vientiane": ("place", 1.5, ("Vientiane", "Вьентьян", "Viêng Chăn", "Vientian")),
-    "Jakarta": ("place", 1.5, ("Jakarta", "Джакарта", "Gia-các-ta", "Giacacta")),
-    "Bali": ("place", 1.5, ("Bali", "Бали")),
-    "Hanoi": ("place", 1.5, ("Hanoi", "Ханой", "Hà Nội")),
-    "Bangkok": ("place", 1.5, ("Bangkok", "Бангкок", "Băng Cốc")),
-    "Singapore": ("place", 1.0, ("Singapore", "Сингапур", "Xinh-ga-po", "Singapura")),
-    "Kuala Lumpur": ("place", 1.5, ("Kuala Lumpur", "Куала-Лумпур")),
-    "Manila": ("place", 1.5, ("Manila", "Манила")),
-    "Phnom Penh": ("place", 1.5, ("Phnom Penh", "Пномпень", "Phnôm Pênh")),
-    "Naypyidaw": ("place", 1.5, ("Naypyidaw", "Нейпьидо", "Nay Pyi Taw")),
-    "Vladivostok": ("place", 1.5, ("Vladivostok", "Владивосток", "Vla-đi-vô-xtốc")),
-    "St Petersburg": ("place", 1.5, ("St Petersburg", "Saint Petersburg", "Санкт-Петербург",
-                                     "Петербург", "Xanh Pê-téc-bua")),
-    "Sochi": ("place", 1.5, ("Sochi", "Сочи", "Xô-chi")),
-    "Kazan": ("place", 1.5, ("Kazan", "Казань")),
-    "Laos": ("place", 0.8, ("Laos", "Лаос", "Lào", "Lao PDR")),
-    "Vietnam": ("place", 0.8, ("Vietnam", "Viet Nam", "Вьетнам", "Việt Nam")),
-    "Indonesia": ("place", 0.8, ("Indonesia", "Индонезия", "In-đô-nê-xi-a")),
-    "Malaysia": ("place", 0.8, ("Malaysia", "Малайзия", "Ma-lai-xi-a")),
-    "Thailand": ("place", 0.8, ("Thailand", "Таиланд", "Thái Lan")),
-    "Philippines": ("place", 0.8, ("Philippines", "Филиппины", "Phi-líp-pin", "Filipina")),
-    "Cambodia": ("place", 0.8, ("Cambodia", "Камбоджа", "Campuchia", "Kamboja")),
-    "Myanmar": ("place", 0.8, ("Myanmar", "Мьянма")),
-    "Brunei": ("place", 0.8, ("Brunei", "Бруней")),
-    "EAEU": ("org", 0.8, ("EAEU", "EEU", "Eurasian Economic Union", "ЕАЭС",
-                          "Евразийский экономический союз", "Liên minh Kinh tế Á-Âu")),
-    "EEC": ("org", 0.8, ("EEC", "Eurasian Economic Commission", "ЕЭК")),
-    "SCO": ("org", 0.8, ("SCO", "Shanghai Cooperation Organisation", "ШОС")),
-    "East Asia Summit": ("org", 0.8, ("East Asia Summit", "EAS", "ВАС", "Восточноазиатский саммит",
-                                      "Cấp cao Đông Á")),
-    "ASEAN Regional Forum": ("org", 0.8, ("ASEAN Regional Forum", "ARF", "АРФ",
-                                          "Региональный форум АСЕАН", "Diễn đàn Khu vực ASEAN")),
-    "MGIMO": ("org", 1.0, ("MGIMO", "МГИМО")),
-    "SOM": ("org", 1.0, ("Senior Officials Meeting", "Senior Officials’ Meeting", "SOM", "ARSOM",
-                         "СДЛ", "совещание старших должностных лиц",
-                         "quan chức cấp cao", "pejabat senior")),
-    "United Nations": ("org", 0.5, ("United Nations", "UN", "ООН", "Liên hợp quốc", "PBB")),
-}  # fmt: skip
-
 
 # -- normalisation ----------------------------------------------------------------------------
 
