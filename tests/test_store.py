@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -200,21 +201,34 @@ def test_window_selects_by_first_seen_time(store: Store) -> None:
     assert [i.title for i in window] == ["Title 1", "Title 2"]
 
 
+def polled(name: str, at: datetime, *, etag: str | None = None, **fields: Any) -> PollSuccess:
+    """A successful poll of `name` at `at`: a 200 with nothing new, next check in 30 minutes,
+    unless `fields` say otherwise."""
+    poll = PollSuccess(
+        name,
+        now=at,
+        etag=etag,
+        last_modified=None,
+        next_check_at=at + timedelta(minutes=30),
+        outcome="ok",
+        http_status=200,
+        bytes_received=100,
+        elapsed_ms=10,
+        new_items=0,
+    )
+    return replace(poll, **fields)
+
+
 def test_source_health_success_failure_and_window(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
     assert store.source_health("TASS").status == "never"
     store.record_successes(
         [
-            PollSuccess(
+            polled(
                 "ASEAN",
-                now=NOW,
+                NOW,
                 etag='"abc"',
                 last_modified="Thu, 19 Nov 2026 10:00:00 GMT",
-                next_check_at=NOW + timedelta(minutes=30),
-                outcome="ok",
-                http_status=200,
-                bytes_received=1234,
-                elapsed_ms=40,
                 new_items=3,
             )
         ]
@@ -243,22 +257,7 @@ def test_source_health_success_failure_and_window(store: Store) -> None:
     assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
     assert store.failures_between(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
     # A success clears the failure count but the failure stays in the window's log.
-    store.record_successes(
-        [
-            PollSuccess(
-                "TASS",
-                now=NOW + timedelta(minutes=5),
-                etag=None,
-                last_modified=None,
-                next_check_at=NOW + timedelta(minutes=35),
-                outcome="ok",
-                http_status=200,
-                bytes_received=10,
-                elapsed_ms=5,
-                new_items=0,
-            )
-        ]
-    )
+    store.record_successes([polled("TASS", NOW + timedelta(minutes=5))])
     assert store.source_health("TASS").consecutive_failures == 0
     assert [h.name for h in store.failures_between(NOW, NOW + timedelta(hours=1))] == ["TASS"]
 
@@ -267,18 +266,7 @@ def test_successes_are_recorded_together_and_keep_the_first_poll_time(store: Sto
     store.sync_sources(SOURCES, NOW)
 
     def ok(name: str, at: datetime, etag: str) -> PollSuccess:
-        return PollSuccess(
-            name,
-            now=at,
-            etag=etag,
-            last_modified=None,
-            next_check_at=at + timedelta(minutes=30),
-            outcome="not_modified",
-            http_status=304,
-            bytes_received=180,
-            elapsed_ms=50,
-            new_items=0,
-        )
+        return polled(name, at, etag=etag, outcome="not_modified", http_status=304)
 
     store.record_successes([ok("ASEAN", NOW, '"a1"'), ok("TASS", NOW, '"t1"')])
     later = NOW + timedelta(hours=1)
@@ -292,22 +280,7 @@ def test_successes_are_recorded_together_and_keep_the_first_poll_time(store: Sto
 
 def test_changing_a_source_url_resets_its_validators(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
-    store.record_successes(
-        [
-            PollSuccess(
-                "ASEAN",
-                now=NOW,
-                etag='"abc"',
-                last_modified=None,
-                next_check_at=NOW,
-                outcome="ok",
-                http_status=200,
-                bytes_received=1,
-                elapsed_ms=1,
-                new_items=0,
-            )
-        ]
-    )
+    store.record_successes([polled("ASEAN", NOW, etag='"abc"', next_check_at=NOW)])
     moved = [Source("ASEAN", "https://asean.org/category/news/feed/", priority=1), SOURCES[1]]
     store.sync_sources(moved, NOW)
     health = store.source_health("ASEAN")
