@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -156,6 +160,55 @@ def test_poll_exits_3_when_every_source_fails(http_server: LocalServer, tmp_path
     done = run(config, "poll", check=False)
     assert done.returncode == 3
     assert "Dead: failed (http)" in done.stdout
+
+
+def test_an_interrupted_poll_keeps_what_finished_and_says_so(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    local_feed(http_server)
+    drip = "/slow-drip?bytes=100000&interval=0.5&chunk=1"  # never done within the deadline
+    config = write_config(
+        tmp_path, [("Local", http_server.url("/feed.xml")), ("Stuck", http_server.url(drip))]
+    )
+    config.write_text(config.read_text("utf-8").replace("deadline = 5.0", "deadline = 60.0"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    poll = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    db = tmp_path / "monitor.db"
+
+    def stored() -> int:
+        if not db.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            try:
+                return int(con.execute("SELECT count(*) FROM items").fetchone()[0])
+            except sqlite3.OperationalError:  # the tables are not there yet
+                return 0
+
+    deadline = time.monotonic() + 60
+    while stored() < 2 or not http_server.requests_for("/slow-drip"):
+        assert poll.poll() is None, poll.communicate()
+        assert time.monotonic() < deadline, "Local's items were never stored"
+        time.sleep(0.05)
+    time.sleep(0.3)  # Local's poll ends right after its last item; Stuck takes 60 s
+    poll.send_signal(signal.SIGINT)
+    out, err = poll.communicate(timeout=60)
+    assert poll.returncode == 130, (out, err)
+    assert "Local: ok, 2 new" in out
+    assert "total: 2 new item(s); 0 of 1 source(s) failed" in out
+    assert "interrupted: 1 of 2 source(s) finished" in err
+    assert "Traceback" not in err
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        rows = dict(con.execute("SELECT name, etag FROM sources").fetchall())
+    assert rows == {"Local": '"e1"', "Stuck": None}  # Local's state was written on the way out
+    again = run(config, "poll", "--source", "Local")
+    assert "Local: unchanged (304 Not Modified)" in again.stdout
 
 
 def test_poll_only_the_named_source(http_server: LocalServer, tmp_path: Path) -> None:

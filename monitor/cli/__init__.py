@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_NOTHING_DONE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 T = TypeVar("T")
 
 
@@ -159,10 +160,27 @@ def poll(state: _State, names: tuple[str, ...], force: bool) -> None:
         selected = _select_sources(config, names)
         from monitor.pipeline import poll_once
 
-        with _opened_store(config) as store, _progress(len(selected)) as advance:
-            outcomes = poll_once(
-                config, store, selected, clock=utcnow, force=force, progress=advance
+        finished: list[PollOutcome] = []
+        try:
+            with _opened_store(config) as store, _progress(len(selected)) as advance:
+
+                def progress(outcome: PollOutcome) -> None:
+                    finished.append(outcome)
+                    advance(outcome)
+
+                outcomes = poll_once(
+                    config, store, selected, clock=utcnow, force=force, progress=progress
+                )
+        except KeyboardInterrupt:
+            # Items are stored as they come, and the poll writes the finished sources' state
+            # on its way out, so nothing done is lost; a source cut short starts over.
+            _print_poll_summary(finished)
+            click.echo(
+                f"interrupted: {len(finished)} of {len(selected)} source(s) finished; every item "
+                "stored so far is kept, and the rest are polled again next time",
+                err=True,
             )
+            sys.exit(EXIT_INTERRUPTED)
         _print_poll_summary(outcomes)
         attempted = [o for o in outcomes if o.outcome != "skipped"]
         if attempted and all(o.outcome == "failed" for o in attempted):
