@@ -64,6 +64,15 @@ def attempts_of(db: Path, digest_id: int) -> list[tuple[Any, ...]]:
     )
 
 
+def wait_two_more_windows(daemon: DaemonProcess, db: Path) -> None:
+    """Let two more digest windows go by (a resend would have happened in them)."""
+    windows = len(query(db, "SELECT id FROM digests"))
+    daemon.wait_for(
+        "two more digest windows",
+        lambda: len(query(db, "SELECT id FROM digests")) >= windows + 2,
+    )
+
+
 def test_smtp_down_for_three_attempts_then_delivered_once_under_the_same_message_id(
     http_server: LocalServer, tmp_path: Path
 ) -> None:
@@ -92,11 +101,7 @@ def test_smtp_down_for_three_attempts_then_delivered_once_under_the_same_message
             daemon.wait_for("a delivered digest", lambda: smtp.messages, timeout=30)
             daemon.wait_for("monitor_outbox_pending back to 0", lambda: pending() == 0.0)
             # Two more windows go by (empty: their items are already carried): no second mail.
-            windows = len(query(db, "SELECT id FROM digests"))
-            daemon.wait_for(
-                "two more digest windows",
-                lambda: len(query(db, "SELECT id FROM digests")) >= windows + 2,
-            )
+            wait_two_more_windows(daemon, db)
             assert daemon.stop() == 0
             log = daemon.log()
 
@@ -201,11 +206,7 @@ def test_a_full_disk_keeps_the_archive_digest_pending_until_space_is_freed(
             lambda: digest_rows(db)[0][1] == "sent",
             timeout=15,
         )
-        windows = len(query(db, "SELECT id FROM digests"))
-        daemon.wait_for(
-            "two more digest windows",
-            lambda: len(query(db, "SELECT id FROM digests")) >= windows + 2,
-        )
+        wait_two_more_windows(daemon, db)
         assert daemon.stop() == 0
         log = daemon.log()
 
