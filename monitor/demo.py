@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from monitor.corpus import SIDECAR_SUFFIX
 from monitor.resources import default_config_dir
 
 DATA = Path(__file__).resolve().parent / "demo_data"
@@ -206,8 +207,9 @@ def prepare(workdir: Path | None, base: str) -> Path:
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     (root / "corpus").mkdir(parents=True, exist_ok=True)
     for name in DEMO_SEEDS:
-        text = (default_config_dir() / "corpus" / name).read_text("utf-8")
-        (root / "corpus" / name).write_text(text, "utf-8")
+        for file in (name, name + SIDECAR_SUFFIX):  # the seed and its date
+            text = (default_config_dir() / "corpus" / file).read_text("utf-8")
+            (root / "corpus" / file).write_text(text, "utf-8")
     topics = (default_config_dir() / "topics.toml").as_posix()
     (root / "monitor.toml").write_text(MONITOR_TOML.format(topics=topics), "utf-8")
     (root / "sources.toml").write_text(SOURCES_TOML.replace("{base}", base), "utf-8")

@@ -52,6 +52,7 @@ def corpus(tmp_path: Path) -> Path:
     folder.mkdir()
     for name in (LIM_VISIT, VIENTIANE):
         shutil.copy(SEEDS / name, folder / name)
+        shutil.copy(SEEDS / f"{name}.toml", folder / f"{name}.toml")  # their dates
     return folder
 
 
@@ -75,17 +76,33 @@ def feed_with_four_kinds(server: LocalServer) -> None:
     )
     server.add("/world/asean-russia-talks.html", talks, content_type="text/html")
     server.add("/amp/world/asean-russia-talks.html", talks, content_type="text/html")
-    when = format_datetime(datetime.now(UTC) - timedelta(hours=3))
+    # Each report carries its real date: a story is one event, so the 2020 talks follow up
+    # the 2020 announcement only because they were published the day after it.
+    now = format_datetime(datetime.now(UTC) - timedelta(hours=3))
+    talks_day = format_datetime(datetime(2020, 2, 3, 12, tzinfo=UTC))
+    vientiane_day = format_datetime(datetime(2024, 7, 25, 9, tzinfo=UTC))
     entries = [
-        ("Lavrov heads to Vientiane for ASEAN meetings", "/world/lavrov-vientiane.html"),
-        ("ASEAN Secretary General, Russian FM hold talks", "/world/asean-russia-talks.html"),
-        ("ASEAN Secretary General, Russian FM hold talks", "/amp/world/asean-russia-talks.html"),
-        ("US helicopter crash in Afghanistan", "/data/pages/aljazeera.com.helicopter.html"),
+        (
+            "Lavrov heads to Vientiane for ASEAN meetings",
+            "/world/lavrov-vientiane.html",
+            vientiane_day,
+        ),
+        (
+            "ASEAN Secretary General, Russian FM hold talks",
+            "/world/asean-russia-talks.html",
+            talks_day,
+        ),
+        (
+            "ASEAN Secretary General, Russian FM hold talks",
+            "/amp/world/asean-russia-talks.html",
+            talks_day,
+        ),
+        ("US helicopter crash in Afghanistan", "/data/pages/aljazeera.com.helicopter.html", now),
     ]
     items = "".join(
         f"<item><title>{t}</title><link>{server.url(p)}</link>"
         f'<guid isPermaLink="false">asia-{n}</guid><pubDate>{when}</pubDate></item>'
-        for n, (t, p) in enumerate(entries)
+        for n, (t, p, when) in enumerate(entries)
     )
     server.add(
         "/feed.xml",
@@ -95,7 +112,9 @@ def feed_with_four_kinds(server: LocalServer) -> None:
 
 
 def with_corpus(config: Path, corpus: Path) -> Path:
-    config.write_text(config.read_text("utf-8") + f'[corpus]\ndir = "{corpus.name}"\n', "utf-8")
+    """Use `corpus`, and take reports of any age as news (they are dated 2020 and 2024)."""
+    extra = f'[corpus]\ndir = "{corpus.name}"\n[poll]\nbackfill = "36500d"\n'
+    config.write_text(config.read_text("utf-8") + extra, "utf-8")
     return config
 
 

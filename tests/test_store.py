@@ -23,6 +23,7 @@ from monitor.store import (
     PollSuccess,
     SeedRecord,
     Store,
+    StoryChange,
     StoryInfo,
 )
 from monitor.tag import Tags
@@ -454,21 +455,24 @@ def test_signatures_and_decisions_round_trip_and_stream_by_first_seen(store: Sto
     assert (first.item_id, first.signature, first.shingles) == (old, b"\x07" * 520, 9)
 
 
+SEED = SeedRecord(
+    name="000_a.txt",
+    text_hash="a" * 64,
+    title="Seed title",
+    published_at=None,
+    language="en",
+    text_chars=1200,
+    signature=b"\x01" * 520,
+    shingles=200,
+    features='{"v": 1}',
+    story_id=7,
+    added_at=NOW,
+)
+
+
 def test_seeds_upsert_list_delete_and_join_stories(store: Store) -> None:
     store.sync_sources(SOURCES, NOW)
-    seed = SeedRecord(
-        name="000_a.txt",
-        text_hash="a" * 64,
-        title="Seed title",
-        published_at=None,
-        language="en",
-        text_chars=1200,
-        signature=b"\x01" * 520,
-        shingles=200,
-        features='{"v": 1}',
-        story_id=7,
-        added_at=NOW,
-    )
+    seed = SEED
     store.upsert_seed(seed)
     store.upsert_seed(replace(seed, text_hash="b" * 64, added_at=NOW + timedelta(days=1)))
     [stored] = store.list_seeds()
@@ -488,6 +492,50 @@ def test_seeds_upsert_list_delete_and_join_stories(store: Store) -> None:
     assert store.story_info([7]) == {7: StoryInfo(1, ("ASEAN",), ())}
 
 
+def test_a_version_4_database_gains_seed_date_sources_and_keeps_its_seeds(
+    store_url: str,
+) -> None:
+    store = Store.open(store_url, now=NOW)
+    store.upsert_seed(SEED)
+    with store.engine.begin() as conn:  # back to version 4: seeds without date_source
+        conn.execute(sa.text("ALTER TABLE seeds DROP COLUMN date_source"))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(
+            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (4, :at)"),
+            {"at": NOW},
+        )
+    store.close()
+    upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
+    assert upgraded.schema_version() == SCHEMA_VERSION == 5
+    [seed] = upgraded.list_seeds()
+    assert (seed.name, seed.story_id, seed.date_source) == (SEED.name, 7, None)
+    upgraded.upsert_seed(replace(SEED, date_source="metadata"))
+    assert upgraded.list_seeds()[0].date_source == "metadata"
+    upgraded.close()
+
+
+def test_story_changes_move_items_and_seeds_with_their_decisions(store: Store) -> None:
+    store.sync_sources(SOURCES, NOW)
+    store.upsert_seed(SEED)
+    first = store.insert_item(
+        article(1), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(3)
+    )
+    moved = StoryChange(article(1).url, False, 7, {"story_id": 7, "explanation": "moved"})
+    store.insert_item(
+        article(2),
+        fetched_at=NOW,
+        status="new",
+        baseline=False,
+        dedupe=replace(dedupe_record(7), changes=(moved,)),
+    )
+    store.change_stories([StoryChange(SEED.name, True, 9, {"story_id": 9})])
+    item = store.get_item(str(first))
+    assert item is not None and item.story_id == 7
+    decision = store.decision(first)
+    assert decision is not None and decision[1]["explanation"] == "moved"
+    assert store.list_seeds()[0].story_id == 9
+
+
 def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'v3.db'}"
     store = Store.open(url, now=NOW)
@@ -501,7 +549,7 @@ def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) ->
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (3, '2026-11-01 00:00:00')")
     upgraded = Store.open(url, now=NOW + timedelta(days=1))
-    assert upgraded.schema_version() == SCHEMA_VERSION == 4
+    assert upgraded.schema_version() == SCHEMA_VERSION == 5
     inspector = sa.inspect(upgraded.engine)
     assert {"seeds", "signatures", "decisions"} <= set(inspector.get_table_names())
     assert "ix_items_story_id" in {i["name"] for i in inspector.get_indexes("items")}

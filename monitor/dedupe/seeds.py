@@ -18,6 +18,10 @@ class Seed:
     published_at: datetime | None  # aware UTC; a date without a time is midnight UTC
     text: str  # the body with scraping boilerplate removed (the title is not repeated)
     language: str | None
+    # Where `published_at` came from: "metadata" (the corpus: `corpus add --date` or a sidecar
+    # file), "header" (a date line above the body), "text" (the first full date in the body:
+    # day, month and year together), "story" (its story's dated members); None: undated.
+    date_source: str | None = None
 
 
 _MONTHS = {
@@ -96,12 +100,22 @@ def parse_seed(name: str, text: str) -> Seed:
     if header_date is None:
         # A dated first paragraph ("BALI, 21 February 2019 – ...") when no header had one.
         header_date = _find_date(body[0]) if body else None
+    source = "header" if header_date else None
+    if header_date is None:
+        # A date mentioned in the lead (title and first two paragraphs): a full date, or a
+        # day and month with the one year the lead names. Dates further down are background
+        # ("on December 18, 2023 ..."), and the years a whole text mentions are often other
+        # events' ("in 2018, relations reached ..."): a wrong year links the seed to the wrong
+        # event, which is worse than no date (then its story's dated seeds give one).
+        header_date = _lead_date("\n".join([title, *body[:2]]))
+        source = "text" if header_date else None
     return Seed(
         name=name,
         title=title,
         published_at=header_date,
         text=body_text,
         language=_language(title + "\n" + body_text),
+        date_source=source,
     )
 
 
@@ -132,6 +146,41 @@ def _find_date(text: str) -> datetime | None:
         except ValueError:
             continue
     return None
+
+
+_DAY_MONTH = (
+    re.compile(rf"\b(?P<day>[0-3]?\d)(?:\s*[-–]\s*[0-3]?\d)?\s+{_MONTH}", re.IGNORECASE),
+    re.compile(rf"\b{_MONTH}\s+(?P<day>[0-3]?\d)\b", re.IGNORECASE),
+)
+_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+
+
+def _lead_date(lead: str) -> datetime | None:
+    """The first full date of the lead, else its first day and month in the one year it names."""
+    found: list[tuple[int, datetime]] = []
+    for pattern in _DATE_PATTERNS:
+        for match in pattern.finditer(lead):
+            date = _find_date(match.group(0))
+            if date is not None:
+                found.append((match.start(), date))
+                break
+    if found:
+        return min(found)[1]
+    years = set(_YEAR.findall(lead))
+    if len(years) != 1:
+        return None
+    year = int(years.pop())
+    for pattern in _DAY_MONTH:
+        for match in pattern.finditer(lead):
+            try:
+                month = _MONTHS[match.group("month")[:3].lower()]
+                found.append(
+                    (match.start(), datetime(year, month, int(match.group("day")), tzinfo=UTC))
+                )
+            except ValueError:
+                continue
+            break
+    return min(found)[1] if found else None
 
 
 def _language(text: str) -> str | None:

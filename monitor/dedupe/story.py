@@ -21,8 +21,8 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 from monitor.dedupe.lexicon import CYRILLIC, EVENT_NOUNS, GAZETTEER, MONTHS, STOPWORDS
@@ -453,110 +453,236 @@ def _lead_chars(text: str) -> str:
 
 Kind = Literal["seed", "item"]
 _DAY = 86400.0
+MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
+MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
+MEAN_THRESHOLD = 0.16  # the mean score over the story's members compared must reach this
 
 
 @dataclass(frozen=True, slots=True)
 class StoryMatch:
-    """The story an article was put in, and why."""
+    """The story an article was put in, and why (with the time evidence)."""
 
     story_id: int
-    is_new: bool  # no earlier article scored over the threshold: a story of its own
-    score: float  # the best score found (also when under the threshold)
+    is_new: bool  # no story matched as a whole: a story of its own
+    score: float  # the best single-member score of the best story (also when not linked)
     threshold: float
-    matched_key: str | None  # the article it was linked to (None for a new story)
+    matched_key: str | None  # the story's best-matching member (None for a new story)
     compared_with: str | None  # the best candidate, linked or not
     reasons: tuple[str, ...]
     seed_refs: tuple[str, ...]  # seed file names in the story
+    date: datetime | None = None  # the date the decision used
+    date_basis: str = ""  # "published", "first seen" (no publication date), or a seed's source
+    span: tuple[datetime, datetime] | None = None  # the story's dated span, this article included
+    mean: float = 0.0  # the mean score over the members compared
+    mean_threshold: float = MEAN_THRESHOLD
+    members_compared: int = 0
+    refused: tuple[str, ...] = ()  # candidate stories turned down, each with the rule
 
     def explain(self) -> str:
         """The decision in plain words."""
+        when = _time_words(self)
+        refused = f"; refused: {'; '.join(self.refused)}" if self.refused else ""
         why = "; ".join(self.reasons)
         if not self.is_new:
             return (
-                f"same story as {self.matched_key} (story {self.story_id}): score "
-                f"{self.score:.2f} >= {self.threshold:.2f}; {why}"
+                f"same story as {self.matched_key} (story {self.story_id}): best member "
+                f"{self.score:.2f} >= {self.threshold:.2f}, mean over {self.members_compared} "
+                f"{'member' if self.members_compared == 1 else 'members'} {self.mean:.2f} >= "
+                f"{self.mean_threshold:.2f}; {when}; {why}{refused}"
             )
         if self.compared_with is None:
             return (
-                f"new story {self.story_id}: no candidate shared a name or title word in the window"
+                f"new story {self.story_id}: no candidate story in the window shared a name or "
+                f"title word; {when}{refused}"
             )
         return (
             f"new story {self.story_id}: best candidate {self.compared_with} scored "
-            f"{self.score:.2f} < {self.threshold:.2f}; {why}"
+            f"{self.score:.2f} (threshold {self.threshold:.2f}, story mean {self.mean:.2f} vs "
+            f"{self.mean_threshold:.2f}); {when}; {why}{refused}"
         )
+
+
+def _day_text(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d")
+
+
+def _span_text(span: tuple[datetime, datetime]) -> str:
+    first, last = span
+    return (
+        _day_text(first)
+        if first.date() == last.date()
+        else f"{_day_text(first)} – {_day_text(last)}"
+    )
+
+
+def _time_words(match: StoryMatch) -> str:
+    date = f"{match.date_basis or 'dated'} {_day_text(match.date)}" if match.date else "undated"
+    span = f", story span {_span_text(match.span)}" if match.span else ""
+    return f"{date}{span}"
 
 
 @dataclass(slots=True)
 class _Entry:
     key: str
     features: StoryFeatures
-    day: int
+    when: float | None  # the decision's date (timestamp); None only for an undated seed
     story_id: int
     seed_ref: str | None
+    basis: str
+    order: tuple[int, float, str]  # seeds first, then by date, then by key
+    match: StoryMatch | None = None
+
+    @property
+    def day(self) -> int | None:
+        return None if self.when is None else int(self.when // _DAY)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMove:
+    """An article already indexed whose story changed because of a later arrival."""
+
+    key: str
+    seed_ref: str | None
+    match: StoryMatch
+
+
+@dataclass(slots=True)
+class _Judgement:
+    story_id: int
+    ok: bool
+    best: float
+    best_row: int | None
+    best_result: StoryScore | None
+    mean: float
+    compared: int
+    rule: str | None
+    span: tuple[float, float] | None
 
 
 class StoryIndex:
-    """Articles of the retention window plus all seeds, grouped into stories.
+    """Articles of the retention window plus all seeds, grouped into stories (events).
 
-    Candidates for a new article are entries sharing a name or a title word with it, found
-    through an inverted index bucketed by day, within `window_days` of its date; seeds are
-    always candidates (there are few, and some carry no date). Per-article cost therefore
-    depends on how many articles a window holds, not on the size of the history.
+    The partition does not depend on arrival order: it is defined as if articles were
+    decided one by one in a fixed order (seeds first, then by date, then by key), each
+    against the stories formed by the articles before it. An article that arrives out of
+    that order is decided in its place, and the articles after it that it could affect are
+    decided again (`take_moves` returns those whose story changed). An article joins a story
+    only when it matches the story as a whole (its best member reaches `threshold` and the
+    mean over the members compared reaches `mean_threshold`), its date lies within the
+    story's span plus or minus `window_days`, and the story would not then span more than
+    `max_span_days`. The date is the publication date, else the first-seen time; a seed's
+    comes from the corpus (an undated seed never takes an article into its story).
     """
 
     def __init__(
         self,
         *,
         threshold: float = STORY_THRESHOLD,
+        mean_threshold: float = MEAN_THRESHOLD,
         window_days: int = WINDOW_DAYS,
+        max_span_days: int = MAX_SPAN_DAYS,
         next_story_id: int = 1,
         max_candidates: int = 32,
     ) -> None:
         self.threshold = threshold
+        self.mean_threshold = mean_threshold
         self.window_days = window_days
+        self.max_span_days = max_span_days
         self._next_id = next_story_id
         self._max_candidates = max_candidates
         self._entries: dict[int, _Entry] = {}
         self._seeds: list[int] = []
         self._postings: dict[int, dict[str, list[int]]] = {}  # day -> index key -> rows
         self._by_day: dict[int, list[int]] = {}
-        self._seed_refs: dict[int, set[str]] = {}
+        self._stories: dict[int, set[int]] = {}  # story id -> rows
+        self._moves: list[StoryMove] = []
         self._row = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def seed_refs(self, story_id: int) -> tuple[str, ...]:
-        return tuple(sorted(self._seed_refs.get(story_id, ())))
+        rows = self._stories.get(story_id, ())
+        return tuple(sorted({ref for r in rows if (ref := self._entries[r].seed_ref)}))
+
+    def span(self, story_id: int) -> tuple[datetime, datetime] | None:
+        """The dated span of a story's indexed members (None when none is dated)."""
+        dates = [w for r in self._stories.get(story_id, ()) if (w := self._entries[r].when)]
+        return (_utc(min(dates)), _utc(max(dates))) if dates else None
+
+    def story_of(self, key: str) -> int | None:
+        """The story of the indexed article `key` (None when not indexed)."""
+        for entry in self._entries.values():
+            if entry.key == key:
+                return entry.story_id
+        return None
+
+    def date_seed(self, key: str, features: StoryFeatures, basis: str) -> None:
+        """Give an undated seed the date its story found for it (`features.published_at`)."""
+        for entry in self._entries.values():
+            if entry.seed_ref is not None and entry.key == key and features.published_at:
+                entry.features = features
+                entry.when = features.published_at.timestamp()
+                entry.order = (0, entry.when, key)
+                entry.basis = basis
+
+    def take_moves(self) -> list[StoryMove]:
+        """Articles whose story changed since the last call (an earlier article arrived late)."""
+        moves, self._moves = self._moves, []
+        return moves
 
     def assign(
-        self, key: str, features: StoryFeatures, at: datetime, *, seed_ref: str | None = None
+        self,
+        key: str,
+        features: StoryFeatures,
+        at: datetime,
+        *,
+        seed_ref: str | None = None,
+        date_basis: str | None = None,
     ) -> StoryMatch:
-        """Put an article in the best-matching story (or a new one) and index it."""
-        day = int(at.timestamp() // _DAY)
-        best: tuple[float, int, StoryScore] | None = None
-        for row in self._candidates(features, day):
-            result = story_similarity(features, self._entries[row].features)
-            if best is None or result.score > best[0]:
-                best = (result.score, row, result)
-        linked = best is not None and best[0] >= self.threshold
-        if best is not None and linked:
-            story_id = self._entries[best[1]].story_id
-        else:
-            story_id = self._next_id
-            self._next_id += 1
-        self.add(key, features, at, story_id=story_id, seed_ref=seed_ref)
-        other = self._entries[best[1]].key if best else None
-        return StoryMatch(
-            story_id=story_id,
-            is_new=not linked,
-            score=best[0] if best else 0.0,
-            threshold=self.threshold,
-            matched_key=other if linked else None,
-            compared_with=other,
-            reasons=tuple(best[2].reasons) if best else (),
-            seed_refs=self.seed_refs(story_id),
-        )
+        """Put an article in its story (or a new one) and index it.
+
+        `at` is when it was first seen; the decision uses `features.published_at` when there
+        is one, else `at`. For a seed, `features.published_at` is its corpus date (None:
+        undated) and `date_basis` says where that date came from.
+        """
+        row = self._insert(key, features, at, -1, seed_ref, date_basis)
+        entry = self._entries[row]
+        before: dict[int, int] = {}
+        fresh: set[int] = set()
+        touched: set[int] = set()
+        entry.match = self._decide(row, fresh, founder_id=None)
+        touched.add(entry.story_id)
+        horizon = self._reach(entry)
+        for later in self._later(entry):
+            other = self._entries[later]
+            beyond = other.when is not None and (horizon is None or other.when > horizon)
+            if beyond and other.seed_ref is None:
+                break  # articles come in date order: nothing later can be affected
+            if beyond:
+                continue
+            if not self._affected(later, touched):
+                continue
+            old = other.story_id
+            self._detach(later)
+            founder = old if not self._has_member_before(old, later) else None
+            other.match = self._decide(later, fresh, founder_id=founder)
+            if other.story_id != old:
+                before.setdefault(later, old)
+                touched.update((old, other.story_id))
+                reach = self._reach(other)
+                if reach is not None and (horizon is None or reach > horizon):
+                    horizon = reach
+        self._relabel(fresh, before)
+        for moved, old in before.items():
+            other = self._entries[moved]
+            if other.story_id != old and other.match is not None:
+                match = _with_story(other.match, other.story_id, self.seed_refs(other.story_id))
+                other.match = match
+                self._moves.append(StoryMove(other.key, other.seed_ref, match))
+        assert entry.match is not None
+        entry.match = _with_story(entry.match, entry.story_id, self.seed_refs(entry.story_id))
+        return entry.match
 
     def add(
         self,
@@ -566,22 +692,10 @@ class StoryIndex:
         *,
         story_id: int,
         seed_ref: str | None = None,
+        date_basis: str | None = None,
     ) -> None:
         """Index an article whose story is already known (rebuilding from the store)."""
-        row = self._row
-        self._row += 1
-        day = int(at.timestamp() // _DAY)
-        keys = _index_keys(features)
-        self._entries[row] = _Entry(key, features, day, story_id, seed_ref)
-        self._next_id = max(self._next_id, story_id + 1)
-        if seed_ref is not None:
-            self._seeds.append(row)
-            self._seed_refs.setdefault(story_id, set()).add(seed_ref)
-            return
-        self._by_day.setdefault(day, []).append(row)
-        postings = self._postings.setdefault(day, {})
-        for k in keys:
-            postings.setdefault(k, []).append(row)
+        self._insert(key, features, at, story_id, seed_ref, date_basis)
 
     def evict_before(self, at: datetime) -> int:
         """Forget articles (never seeds) dated before the cut-off; returns how many."""
@@ -589,21 +703,279 @@ class StoryIndex:
         count = 0
         for day in [d for d in self._by_day if d < cutoff]:
             for row in self._by_day.pop(day):
-                del self._entries[row]
+                entry = self._entries.pop(row)
+                members = self._stories.get(entry.story_id)
+                if members is not None:
+                    members.discard(row)
+                    if not members:
+                        del self._stories[entry.story_id]
                 count += 1
             self._postings.pop(day, None)
         return count
 
-    def _candidates(self, features: StoryFeatures, day: int) -> list[int]:
-        votes: Counter[int] = Counter()
-        keys = _index_keys(features)
-        for d in range(day - self.window_days, day + self.window_days + 1):
-            postings = self._postings.get(d)
-            if postings:
-                for k in keys:
-                    votes.update(postings.get(k, ()))
-        rows = [row for row, _ in votes.most_common(self._max_candidates)]
-        return rows + self._seeds
+    # -- internals ---------------------------------------------------------------------------
+
+    def _insert(
+        self,
+        key: str,
+        features: StoryFeatures,
+        at: datetime,
+        story_id: int,
+        seed_ref: str | None,
+        basis: str | None,
+    ) -> int:
+        row = self._row
+        self._row += 1
+        if seed_ref is not None:
+            when = features.published_at.timestamp() if features.published_at else None
+            order = (0, when if when is not None else math.inf, key)
+            basis = basis or ("published" if when is not None else "")
+        else:
+            dated = features.published_at or at
+            when = dated.timestamp()
+            order = (1, when, key)
+            basis = "published" if features.published_at else "first seen"
+        entry = _Entry(key, features, when, story_id, seed_ref, basis, order)
+        self._entries[row] = entry
+        if story_id >= 0:
+            self._stories.setdefault(story_id, set()).add(row)
+            self._next_id = max(self._next_id, story_id + 1)
+        if seed_ref is not None:
+            self._seeds.append(row)
+            return row
+        day = entry.day
+        assert day is not None
+        self._by_day.setdefault(day, []).append(row)
+        postings = self._postings.setdefault(day, {})
+        for k in _index_keys(features):
+            postings.setdefault(k, []).append(row)
+        return row
+
+    def _detach(self, row: int) -> None:
+        entry = self._entries[row]
+        members = self._stories.get(entry.story_id)
+        if members is not None:
+            members.discard(row)
+            if not members:
+                del self._stories[entry.story_id]
+
+    def _attach(self, row: int, story_id: int) -> None:
+        self._entries[row].story_id = story_id
+        self._stories.setdefault(story_id, set()).add(row)
+
+    def _has_member_before(self, story_id: int, row: int) -> bool:
+        order = self._entries[row].order
+        return any(self._entries[r].order < order for r in self._stories.get(story_id, ()))
+
+    def _reach(self, entry: _Entry) -> float | None:
+        """The latest date a change at `entry` can influence (None: no article, undated)."""
+        if entry.when is None:
+            return None
+        return entry.when + (self.max_span_days + self.window_days) * _DAY
+
+    def _later(self, entry: _Entry) -> Iterable[int]:
+        """Indexed articles after `entry` in the decision order that it could affect, in order."""
+        seeds = sorted(
+            (r for r in self._seeds if self._entries[r].order > entry.order),
+            key=lambda r: self._entries[r].order,
+        )
+        yield from seeds
+        if entry.when is None or not self._by_day:
+            return
+        first = entry.day
+        assert first is not None
+        if entry.seed_ref is not None:  # every item comes after a seed in the order
+            first -= self.max_span_days + self.window_days
+        last = max(self._by_day)
+        for day in range(max(first, min(self._by_day)), last + 1):
+            rows = self._by_day.get(day)
+            if rows:
+                yield from sorted(
+                    (r for r in rows if self._entries[r].order > entry.order),
+                    key=lambda r: self._entries[r].order,
+                )
+
+    def _affected(self, row: int, touched: set[int]) -> bool:
+        """Whether a story changed that this article's decision looked at, or could now."""
+        if self._entries[row].story_id in touched:
+            return True
+        return any(self._entries[r].story_id in touched for r in self._candidate_rows(row))
+
+    def _candidate_rows(self, row: int) -> list[int]:
+        """Articles before `row` in the order that share a name or title word with it within
+        the window (the most shared first), then the seeds before it."""
+        entry = self._entries[row]
+        out: list[int] = []
+        day = entry.day
+        if day is not None:
+            votes: Counter[int] = Counter()
+            keys = _index_keys(entry.features)
+            for d in range(day - self.window_days, day + self.window_days + 1):
+                postings = self._postings.get(d)
+                if postings:
+                    for k in keys:
+                        votes.update(postings.get(k, ()))
+            ranked = sorted(
+                (r for r in votes if r != row and self._entries[r].order < entry.order),
+                key=lambda r: (-votes[r], self._entries[r].order),
+            )
+            out = ranked[: self._max_candidates]
+        seeds = sorted(
+            (r for r in self._seeds if r != row and self._entries[r].order < entry.order),
+            key=lambda r: self._entries[r].order,
+        )
+        return out + seeds
+
+    def _decide(self, row: int, fresh: set[int], *, founder_id: int | None) -> StoryMatch:
+        """Decide one article against the stories formed by the articles before it."""
+        entry = self._entries[row]
+        candidates = self._candidate_rows(row)
+        scores: dict[int, StoryScore] = {}
+        stories: list[int] = []
+        for r in candidates:
+            sid = self._entries[r].story_id
+            if sid not in stories:
+                stories.append(sid)
+        judgements = [self._judge(row, sid, scores) for sid in stories]
+        passed = [j for j in judgements if j.ok]
+        chosen = min(
+            passed,
+            key=lambda j: (-j.mean, -j.best, self._first_order(j.story_id)),
+            default=None,
+        )
+        if chosen is not None:
+            story_id = chosen.story_id
+        elif founder_id is not None:
+            story_id = founder_id
+        else:
+            story_id = self._next_id
+            self._next_id += 1
+            fresh.add(story_id)
+        self._attach(row, story_id)
+        shown = chosen or max(
+            (j for j in judgements if j.best_row is not None),
+            key=lambda j: (j.best, j.mean),
+            default=None,
+        )
+        refused = tuple(
+            f"story {j.story_id}{self._story_label(j.story_id)}: {j.rule}"
+            for j in judgements
+            if j.rule and j is not chosen
+        )[:4]
+        other = self._entries[shown.best_row].key if shown and shown.best_row is not None else None
+        span = self.span(story_id) if chosen is not None else None
+        if span is None and entry.when is not None:
+            span = (_utc(entry.when), _utc(entry.when))
+        return StoryMatch(
+            story_id=story_id,
+            is_new=chosen is None,
+            score=shown.best if shown else 0.0,
+            threshold=self.threshold,
+            matched_key=other if chosen is not None else None,
+            compared_with=other,
+            reasons=tuple(shown.best_result.reasons) if shown and shown.best_result else (),
+            seed_refs=self.seed_refs(story_id),
+            date=_utc(entry.when) if entry.when is not None else None,
+            date_basis=entry.basis,
+            span=span,
+            mean=shown.mean if shown else 0.0,
+            mean_threshold=self.mean_threshold,
+            members_compared=shown.compared if shown else 0,
+            refused=refused,
+        )
+
+    def _first_order(self, story_id: int) -> tuple[int, float, str]:
+        return min(self._entries[r].order for r in self._stories[story_id])
+
+    def _story_label(self, story_id: int) -> str:
+        refs = self.seed_refs(story_id)
+        return f" (seed {', '.join(refs)})" if refs else ""
+
+    def _judge(self, row: int, story_id: int, scores: dict[int, StoryScore]) -> _Judgement:
+        """Whether the article at `row` matches story `story_id` as a whole, in time and words."""
+        entry = self._entries[row]
+        members = sorted(
+            (r for r in self._stories.get(story_id, ()) if self._entries[r].order < entry.order),
+            key=lambda r: self._entries[r].order,
+        )
+        dates = [w for r in members if (w := self._entries[r].when) is not None]
+        span = (min(dates), max(dates)) if dates else None
+        no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None, span)
+        if not members:
+            return no
+        if entry.when is not None:
+            if span is None:
+                no.rule = "the story has no date (an undated seed takes no article)"
+                return no
+            window = self.window_days * _DAY
+            if entry.when < span[0] - window or entry.when > span[1] + window:
+                no.rule = (
+                    f"{entry.basis} {_day_text(_utc(entry.when))} is outside the story's span "
+                    f"{_span_text((_utc(span[0]), _utc(span[1])))} ± {self.window_days} d"
+                )
+                return no
+            width = (max(span[1], entry.when) - min(span[0], entry.when)) / _DAY
+            if width > self.max_span_days:
+                no.rule = f"the story would span {width:.0f} days, more than {self.max_span_days}"
+                return no
+        sample = members
+        if len(members) > MEMBER_SAMPLE:
+            half = MEMBER_SAMPLE // 2
+            sample = members[:half] + members[-half:]
+        compared = dict.fromkeys(sample)
+        compared.update(dict.fromkeys(r for r in members if r in scores))
+        results: list[tuple[float, int, StoryScore]] = []
+        for r in compared:
+            result = scores.get(r)
+            if result is None:
+                result = story_similarity(entry.features, self._entries[r].features)
+                scores[r] = result
+            results.append((result.score, r, result))
+        best_score, best_row, best_result = max(
+            results, key=lambda t: (t[0], -self._entries[t[1]].order[1])
+        )
+        mean = sum(t[0] for t in results) / len(results)
+        judgement = _Judgement(
+            story_id, False, best_score, best_row, best_result, mean, len(results), None, span
+        )
+        vetoes = [t[2].reasons[0] for t in results if t[0] == 0.0 and "numbered" in t[2].reasons[0]]
+        if vetoes:
+            judgement.rule = vetoes[0]
+        elif best_score < self.threshold:
+            judgement.rule = f"best member {best_score:.2f} < {self.threshold:.2f}"
+        elif mean < self.mean_threshold:
+            judgement.rule = (
+                f"matches one member ({best_score:.2f}) but not the story as a whole: mean "
+                f"{mean:.2f} over {len(results)} members < {self.mean_threshold:.2f}"
+            )
+        else:
+            judgement.ok = True
+        return judgement
+
+    def _relabel(self, fresh: set[int], before: dict[int, int]) -> None:
+        """A story made in this call that took over an earlier story's members keeps that
+        story's id, so ids stay stable when an article arrives before its story's others."""
+        for story_id in sorted(fresh):
+            rows = self._stories.get(story_id)
+            if not rows:
+                continue
+            olds = Counter(before[r] for r in rows if r in before)
+            for old, _ in sorted(olds.items(), key=lambda kv: (-kv[1], kv[0])):
+                if old not in self._stories:
+                    self._stories[old] = self._stories.pop(story_id)
+                    for r in self._stories[old]:
+                        self._entries[r].story_id = old
+                    break
+
+
+def _with_story(match: StoryMatch, story_id: int, seed_refs: tuple[str, ...]) -> StoryMatch:
+    if match.story_id == story_id and match.seed_refs == seed_refs:
+        return match
+    return replace(match, story_id=story_id, seed_refs=seed_refs)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def _index_keys(features: StoryFeatures) -> tuple[str, ...]:

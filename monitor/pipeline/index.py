@@ -9,9 +9,9 @@ Items first seen within `[dedupe] retention` go into the near-duplicate index an
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from datasketch import LeanMinHash
 
 from monitor.config import DedupeConfig
-from monitor.corpus import corpus_files, seed_from_bytes
+from monitor.corpus import corpus_files, read_sidecar, seed_from_bytes, seed_hash
 from monitor.dedupe.near import (
     CONTAINMENT_THRESHOLD,
     JACCARD_THRESHOLD,
@@ -30,18 +30,19 @@ from monitor.dedupe.near import (
     signature_from_bytes,
     signature_to_bytes,
 )
-from monitor.dedupe.seeds import release_language_model
+from monitor.dedupe.seeds import Seed, release_language_model
 from monitor.dedupe.story import (
     StoryFeatures,
     StoryIndex,
     StoryMatch,
+    StoryMove,
     extract_features,
     features_from_json,
     features_to_json,
 )
 from monitor.errors import CorpusError
 from monitor.models import DuplicateOf, Status
-from monitor.store import DedupeRecord, ItemSignature, SeedRecord, Store
+from monitor.store import DedupeRecord, ItemSignature, SeedRecord, Store, StoryChange
 
 log = logging.getLogger("monitor.dedupe")
 
@@ -55,6 +56,7 @@ class Decision:
     near: NearMatch | None
     near_record: dict[str, Any] | None  # for `explain`; None when the exact layer decided
     story: StoryMatch
+    moves: Sequence[StoryMove] = ()  # earlier articles whose story this one changed
 
     def record(self, signature: ItemSignature) -> DedupeRecord:
         """What the store keeps with the item."""
@@ -63,6 +65,7 @@ class Decision:
             story_id=self.story.story_id,
             near=self.near_record,
             story=story_record(self.story),
+            changes=story_changes(self.moves),
         )
 
 
@@ -121,50 +124,65 @@ class DedupeIndex:
     def _load_seeds(self, store: Store, corpus_dir: Path, now: datetime) -> None:
         stored = {s.name: s for s in store.list_seeds()}
         present: set[str] = set()
-        changed: list[tuple[str, bytes, str]] = []
+        changed: list[tuple[Seed, str]] = []
         for path in corpus_files(corpus_dir):
             try:
                 data = path.read_bytes()
-            except OSError as exc:
+                meta = read_sidecar(path)
+            except (OSError, CorpusError) as exc:
                 log.warning("seed_unreadable file=%s error=%s", path, exc)
                 continue
             present.add(path.name)
-            text_hash = hashlib.sha256(data).hexdigest()
+            text_hash = seed_hash(data, meta)
             row = stored.get(path.name)
             if row is not None and row.text_hash == text_hash:
                 self._add_seed(row)  # unchanged: its stored signature, features and story
-            else:
-                changed.append((path.name, data, text_hash))
-        store.delete_seeds(sorted(set(stored) - present))
-        for name, data, text_hash in changed:
+                continue
             try:
-                seed = seed_from_bytes(name, data)
+                changed.append((seed_from_bytes(path.name, data, meta), text_hash))
             except CorpusError as exc:
                 log.warning("seed_unusable %s", exc)
-                continue
-            signature, shingles = sign_text(seed.text)
-            features = extract_features(seed.title, seed.text, seed.published_at, seed.language)
-            match = self.stories.assign(name, features, now, seed_ref=name)
-            self.near.add(
-                name, signature, kind="seed", ref=name, source=None, at=now, size=shingles
+        store.delete_seeds(sorted(set(stored) - present))
+        # Dated seeds first (by date), so an undated one can take its date from its story.
+        changed.sort(key=lambda c: (c[0].published_at is None, c[0].published_at or now, c[0].name))
+        for seed, text_hash in changed:
+            self._sign_seed(store, seed, text_hash, now)
+        store.change_stories(story_changes(self.stories.take_moves()))
+
+    def _sign_seed(self, store: Store, seed: Seed, text_hash: str, now: datetime) -> None:
+        name = seed.name
+        signature, shingles = sign_text(seed.text)
+        features = extract_features(seed.title, seed.text, seed.published_at, seed.language)
+        match = self.stories.assign(
+            name, features, now, seed_ref=name, date_basis=seed.date_source or ""
+        )
+        date_source = seed.date_source
+        if seed.published_at is None:
+            span = self.stories.span(match.story_id)
+            if span is not None:  # its story's dated seeds date it
+                features = replace(features, published_at=span[0], ref_year=span[0].year)
+                seed = replace(seed, published_at=span[0], date_source="story")
+                date_source = "story"
+                self.stories.date_seed(name, features, "story")
+        self.near.add(name, signature, kind="seed", ref=name, source=None, at=now, size=shingles)
+        store.upsert_seed(
+            SeedRecord(
+                name=name,
+                text_hash=text_hash,
+                title=seed.title,
+                published_at=seed.published_at,
+                language=seed.language,
+                text_chars=len(seed.text),
+                signature=signature_to_bytes(signature),
+                shingles=shingles,
+                features=features_to_json(features),
+                story_id=match.story_id,
+                added_at=now,
+                date_source=date_source,
             )
-            store.upsert_seed(
-                SeedRecord(
-                    name=name,
-                    text_hash=text_hash,
-                    title=seed.title,
-                    published_at=seed.published_at,
-                    language=seed.language,
-                    text_chars=len(seed.text),
-                    signature=signature_to_bytes(signature),
-                    shingles=shingles,
-                    features=features_to_json(features),
-                    story_id=match.story_id,
-                    added_at=now,
-                )
-            )
-            self.seeds_signed.append(name)
-            log.info("seed_signed name=%s story=%d", name, match.story_id)
+        )
+        self.seeds_signed.append(name)
+        log.info("seed_signed name=%s story=%d date=%s", name, match.story_id, date_source)
 
     def _add_seed(self, row: SeedRecord) -> None:
         try:
@@ -182,7 +200,14 @@ class DedupeIndex:
             at=row.added_at,
             size=row.shingles,
         )
-        self.stories.add(row.name, features, row.added_at, story_id=row.story_id, seed_ref=row.name)
+        self.stories.add(
+            row.name,
+            features,
+            row.added_at,
+            story_id=row.story_id,
+            seed_ref=row.name,
+            date_basis=row.date_source or "",
+        )
 
     # -- per article ----------------------------------------------------------------------------
 
@@ -209,7 +234,7 @@ class DedupeIndex:
                 status = "known" if match.kind == "seed" else "duplicate"
                 dup = DuplicateOf(match.kind, match.ref, match.similarity, match.method)
         story = self.stories.assign(key, features, at)
-        return Decision(status, dup, match, near, story)
+        return Decision(status, dup, match, near, story, tuple(self.stories.take_moves()))
 
     def remember(
         self, key: str, *, source: str, signature: LeanMinHash, shingles: int, at: datetime
@@ -266,9 +291,24 @@ def story_record(match: StoryMatch) -> dict[str, Any]:
         "is_new": match.is_new,
         "score": match.score,
         "threshold": match.threshold,
+        "mean": match.mean,
+        "mean_threshold": match.mean_threshold,
+        "members_compared": match.members_compared,
         "matched_key": match.matched_key,
         "compared_with": match.compared_with,
         "reasons": list(match.reasons),
+        "refused": list(match.refused),
         "seed_refs": list(match.seed_refs),
+        "date": match.date.isoformat() if match.date else None,
+        "date_basis": match.date_basis,
+        "span": [d.isoformat() for d in match.span] if match.span else None,
         "explanation": match.explain(),
     }
+
+
+def story_changes(moves: Sequence[StoryMove]) -> tuple[StoryChange, ...]:
+    """Moves of the story index as the store records them."""
+    return tuple(
+        StoryChange(m.key, m.seed_ref is not None, m.match.story_id, story_record(m.match))
+        for m in moves
+    )

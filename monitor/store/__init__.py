@@ -20,6 +20,7 @@ from monitor.store.dedupe import (
     ItemSignature,
     SeedRecord,
     StoredSignature,
+    StoryChange,
     StoryInfo,
     insert_dedupe,
     replace_signature,
@@ -65,6 +66,7 @@ __all__ = [
     "SeedRecord",
     "Store",
     "StoredSignature",
+    "StoryChange",
     "StoryInfo",
 ]
 

@@ -31,6 +31,16 @@ class ItemSignature:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryChange:
+    """An indexed article or seed whose story changed when an earlier one arrived."""
+
+    key: str  # the item's URL or the seed's file name
+    seed: bool
+    story_id: int
+    story: Mapping[str, Any]  # the story layer's new decision
+
+
+@dataclass(frozen=True, slots=True)
 class DedupeRecord:
     """What the near-duplicate and story layers store with a new item."""
 
@@ -38,6 +48,7 @@ class DedupeRecord:
     story_id: int
     near: Mapping[str, Any] | None  # the near layer's decision; None when exact decided
     story: Mapping[str, Any]  # the story layer's decision
+    changes: Sequence[StoryChange] = ()  # earlier articles whose story this one changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class SeedRecord:
     features: str
     story_id: int
     added_at: datetime
+    date_source: str | None = None  # metadata | header | text | story; None: undated
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +116,17 @@ class DedupeStore(StoreBase):
             "features": seed.features,
             "story_id": seed.story_id,
             "added_at": seed.added_at,
+            "date_source": seed.date_source,
         }
         with self._begin() as conn:
             conn.execute(seeds.delete().where(seeds.c.name == seed.name))
             conn.execute(seeds.insert().values(**values))
+
+    def change_stories(self, changes: Sequence[StoryChange]) -> None:
+        """Record new stories of items and seeds (by URL or file name), with the decisions."""
+        if changes:
+            with self._begin() as conn:
+                apply_story_changes(conn, changes)
 
     def delete_seeds(self, names: Sequence[str]) -> None:
         """Forget seeds whose files left the corpus."""
@@ -240,6 +259,26 @@ def insert_dedupe(conn: Connection, item_id: int, record: DedupeRecord) -> None:
             story=json.dumps(record.story, ensure_ascii=False),
         )
     )
+    apply_story_changes(conn, record.changes)
+
+
+def apply_story_changes(conn: Connection, changes: Sequence[StoryChange]) -> None:
+    """New stories of items (by URL) and seeds (by file name), with the new decisions."""
+    for change in changes:
+        if change.seed:
+            conn.execute(
+                seeds.update().where(seeds.c.name == change.key).values(story_id=change.story_id)
+            )
+            continue
+        ids = [r.id for r in conn.execute(sa.select(items.c.id).where(items.c.url == change.key))]
+        if not ids:
+            continue
+        conn.execute(items.update().where(items.c.id.in_(ids)).values(story_id=change.story_id))
+        conn.execute(
+            decisions.update()
+            .where(decisions.c.item_id.in_(ids))
+            .values(story=json.dumps(dict(change.story), ensure_ascii=False))
+        )
 
 
 def replace_signature(conn: Connection, item_id: int, signature: ItemSignature) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -202,6 +202,8 @@ seeds = sa.Table(
     sa.Column("features", sa.Text, nullable=False),  # story.features_to_json
     sa.Column("story_id", sa.Integer, nullable=False),
     sa.Column("added_at", UTCDateTime, nullable=False),  # when this version was signed
+    # Where published_at came from (schema version 5): metadata | header | text | story.
+    sa.Column("date_source", sa.String(16)),
 )
 
 # One row per item, written with the item: a restart rebuilds both indexes from these rows
@@ -245,6 +247,19 @@ def _create_index(table: str, name: str) -> Callable[[Connection], None]:
     return migrate
 
 
+def _add_column(table: str, column: str) -> Callable[[Connection], None]:
+    """A migration that adds one nullable column, unless it is already there."""
+
+    def migrate(conn: Connection) -> None:
+        if column in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            return
+        col = metadata.tables[table].c[column]
+        kind = col.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+    return migrate
+
+
 def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         for step in steps:
@@ -262,4 +277,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
         _create_tables("seeds", "signatures", "decisions"),
         _create_index("items", "ix_items_story_id"),
     ),
+    4: _add_column("seeds", "date_source"),
 }
