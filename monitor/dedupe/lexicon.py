@@ -60,6 +60,23 @@ cũng như để từ đó nhiều sẽ vào ra năm ngày tháng
 """
 
 # Month names (and Russian genitive forms) in the languages the monitor and the evaluation see.
+# Capitalised words that are titles, days or generic event words, not names: "President",
+# "Tuesday", "Summit" in a headline say nothing about which event it is.
+NOT_NAMES = """
+president prime minister ministers secretary general deputy foreign affairs ministry chairman
+chairwoman chair head leader leaders state states summit summits meeting meetings conference
+forum session talks visit official officials spokesperson spokesman spokeswoman ambassador
+embassy government council committee delegation national international republic federation
+people peoples kingdom news live update updates photo video read more day monday tuesday
+wednesday thursday friday saturday sunday today tomorrow yesterday the this that these those
+президент премьер министр министра министром глава главы генеральный генсек секретарь
+саммит саммита саммите встреча встречи переговоры визит заседание форум посол председатель
+понедельник вторник среда четверг пятница суббота воскресенье
+tổng thống thủ tướng bộ trưởng ngoại giao chủ tịch hội nghị cấp cao thượng đỉnh
+presiden menteri luar negeri perdana ketua kepala konferensi pertemuan tingkat tinggi ktt
+senin selasa rabu kamis jumat sabtu minggu
+"""
+
 MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(
     (
@@ -158,4 +175,79 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
                          "СДЛ", "совещание старших должностных лиц",
                          "quan chức cấp cao", "pejabat senior")),
     "United Nations": ("org", 0.5, ("United Nations", "UN", "ООН", "Liên hợp quốc", "PBB")),
+    # The groupings and partners these sources report on besides ASEAN-Russia, and the
+    # capitals and usual summit venues of their members, so that reports of one meeting in
+    # different languages share names, and two meetings in different cities differ in place.
+    "BRICS": ("org", 0.8, ("BRICS", "БРИКС", "Бриксом")),
+    "G20": ("org", 0.8, ("G20", "G-20", "Group of Twenty", "Группа двадцати", "Большая двадцатка",
+                         "«Группа двадцати»", "Nhóm G20", "Nhóm 20")),
+    "G7": ("org", 0.8, ("G7", "G-7", "Group of Seven", "Группа семи", "Большая семерка")),
+    "APEC": ("org", 0.8, ("APEC", "АТЭС", "Asia-Pacific Economic Cooperation")),
+    "European Union": ("org", 0.8, ("European Union", "EU", "Евросоюз", "Европейский союз", "ЕС",
+                                    "Liên minh châu Âu", "Uni Eropa")),
+    "NATO": ("org", 0.8, ("NATO", "НАТО")),
+    "Xi Jinping": ("person", 1.5, ("Xi Jinping", "Си Цзиньпин", "Tập Cận Bình")),
+    "Wang Yi": ("person", 1.5, ("Wang Yi", "Ван И", "Vương Nghị")),
+    "Li Qiang": ("person", 1.5, ("Li Qiang", "Ли Цян", "Lý Cường")),
+    "Modi": ("person", 1.5, ("Narendra Modi", "Modi", "Моди", "Нарендра Моди")),
+    "Jaishankar": ("person", 1.5, ("Jaishankar", "Джайшанкар")),
+    "Lula": ("person", 1.5, ("Lula da Silva", "Lula", "Лула", "Лула да Силва")),
+    "Ramaphosa": ("person", 1.5, ("Ramaphosa", "Рамафоса")),
+    "Erdogan": ("person", 1.5, ("Erdogan", "Erdoğan", "Эрдоган")),
+    "Blinken": ("person", 1.5, ("Blinken", "Блинкен")),
+    "Rubio": ("person", 1.5, ("Rubio", "Рубио")),
+    "Trump": ("person", 1.5, ("Trump", "Трамп")),
+    "Biden": ("person", 1.5, ("Biden", "Байден")),
+    "Guterres": ("person", 1.5, ("Guterres", "Гутерриш", "Гутерреш")),
+    "Tokayev": ("person", 1.5, ("Tokayev", "Токаев")),
+    "Mirziyoyev": ("person", 1.5, ("Mirziyoyev", "Мирзиёев")),
+    "Prabowo": ("person", 1.5, ("Prabowo Subianto", "Prabowo", "Прабово")),
+    "Jokowi": ("person", 1.5, ("Joko Widodo", "Jokowi", "Джоко Видодо")),
+    "Anwar Ibrahim": ("person", 1.5, ("Anwar Ibrahim", "Анвар Ибрагим")),
+    "Beijing": ("place", 1.5, ("Beijing", "Пекин", "Bắc Kinh", "Peking")),
+    "Shanghai": ("place", 1.5, ("Shanghai", "Шанхай", "Thượng Hải")),
+    "Tianjin": ("place", 1.5, ("Tianjin", "Тяньцзинь", "Thiên Tân")),
+    "Tokyo": ("place", 1.5, ("Tokyo", "Токио", "Tô-ky-ô")),
+    "Seoul": ("place", 1.5, ("Seoul", "Сеул", "Xơ-un")),
+    "New Delhi": ("place", 1.5, ("New Delhi", "Нью-Дели", "Niu Đê-li", "Delhi", "Дели")),
+    "Goa": ("place", 1.5, ("Goa", "Гоа")),
+    "Washington": ("place", 1.5, ("Washington", "Вашингтон", "Oa-sinh-tơn", "Washington DC")),
+    "New York": ("place", 1.5, ("New York", "Нью-Йорк", "Niu Oóc")),
+    "Brussels": ("place", 1.5, ("Brussels", "Брюссель", "Bruxelles", "Brussel")),
+    "Munich": ("place", 1.5, ("Munich", "Мюнхен", "München", "Munchen")),
+    "Paris": ("place", 1.5, ("Paris", "Париж")),
+    "London": ("place", 1.5, ("London", "Лондон", "Luân Đôn")),
+    "Berlin": ("place", 1.5, ("Berlin", "Берлин")),
+    "Rome": ("place", 1.5, ("Rome", "Рим", "Roma")),
+    "Geneva": ("place", 1.5, ("Geneva", "Женева", "Genève", "Jenewa")),
+    "Astana": ("place", 1.5, ("Astana", "Астана", "Nur-Sultan", "Нур-Султан")),
+    "Samarkand": ("place", 1.5, ("Samarkand", "Самарканд")),
+    "Tashkent": ("place", 1.5, ("Tashkent", "Ташкент")),
+    "Bishkek": ("place", 1.5, ("Bishkek", "Бишкек")),
+    "Dushanbe": ("place", 1.5, ("Dushanbe", "Душанбе")),
+    "Minsk": ("place", 1.5, ("Minsk", "Минск")),
+    "Johannesburg": ("place", 1.5, ("Johannesburg", "Йоханнесбург", "Giô-han-nết-xbớc")),
+    "Rio de Janeiro": ("place", 1.5, ("Rio de Janeiro", "Рио-де-Жанейро", "Rio")),
+    "Brasilia": ("place", 1.5, ("Brasilia", "Brasília", "Бразилиа")),
+    "Buenos Aires": ("place", 1.5, ("Buenos Aires", "Буэнос-Айрес")),
+    "Osaka": ("place", 1.5, ("Osaka", "Осака")),
+    "Hiroshima": ("place", 1.5, ("Hiroshima", "Хиросима")),
+    "Busan": ("place", 1.5, ("Busan", "Пусан")),
+    "Canberra": ("place", 1.5, ("Canberra", "Канберра")),
+    "Ankara": ("place", 1.5, ("Ankara", "Анкара")),
+    "Istanbul": ("place", 1.5, ("Istanbul", "Стамбул")),
+    "Riyadh": ("place", 1.5, ("Riyadh", "Эр-Рияд", "Riyad")),
+    "Tehran": ("place", 1.5, ("Tehran", "Тегеран")),
+    "China": ("place", 0.8, ("China", "Китай", "КНР", "Trung Quốc", "Tiongkok", "Cina")),
+    "India": ("place", 0.8, ("India", "Индия", "Ấn Độ")),
+    "Japan": ("place", 0.8, ("Japan", "Япония", "Nhật Bản", "Jepang")),
+    "United States": ("place", 0.8, ("United States", "US", "USA", "США", "Hoa Kỳ", "Mỹ",
+                                     "Amerika Serikat")),
+    "South Korea": ("place", 0.8, ("South Korea", "Republic of Korea", "Южная Корея",
+                                   "Hàn Quốc", "Korea Selatan")),
+    "Brazil": ("place", 0.8, ("Brazil", "Бразилия", "Brasil")),
+    "South Africa": ("place", 0.8, ("South Africa", "ЮАР", "Южная Африка", "Nam Phi",
+                                    "Afrika Selatan")),
+    "Kazakhstan": ("place", 0.8, ("Kazakhstan", "Казахстан")),
+    "Uzbekistan": ("place", 0.8, ("Uzbekistan", "Узбекистан")),
 }  # fmt: skip

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from monitor.dedupe.lexicon import CYRILLIC, EVENT_NOUNS, GAZETTEER, MONTHS, STOPWORDS
+from monitor.dedupe.lexicon import CYRILLIC, EVENT_NOUNS, GAZETTEER, MONTHS, NOT_NAMES, STOPWORDS
 
 STEM = 6  # compare words by their first 6 letters: a crude stemmer that works across languages
 LEAD_WORDS = 60  # the lead: the first words of the body
@@ -96,6 +96,7 @@ def _tokens(text: str) -> list[str]:
 
 
 _STOP = frozenset(t for t in _tokens(STOPWORDS))
+_NOT_NAMES = frozenset(t for t in _tokens(NOT_NAMES))
 _MONTHS = {latinise(k): v for k, v in MONTHS.items()}
 _EVENT_NOUNS = {latinise(k): v for k, v in EVENT_NOUNS.items()}
 
@@ -117,6 +118,10 @@ def _gaz_key(tokens: Iterable[str]) -> tuple[str, ...]:
 
 
 _GAZ: dict[tuple[str, ...], str] = {}
+# For each alias key, the longer prefix the whole token must share (one letter short of the
+# alias, up to 7), so that case endings still match (Москве ~ Moskva) but a longer word
+# that merely starts alike does not (Vladimir is not Vladivostok).
+_GAZ_PREFIX: dict[tuple[str, ...], tuple[str, ...]] = {}
 _GAZ_WEIGHT: dict[str, float] = {}
 _GAZ_PLACES: frozenset[str] = frozenset(
     name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "place" and _w >= 1.0
@@ -124,7 +129,11 @@ _GAZ_PLACES: frozenset[str] = frozenset(
 for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
     _GAZ_WEIGHT[_name] = _weight
     for _alias in (_name, *_aliases):
-        _GAZ[_gaz_key(_TOKEN.findall(latinise(_alias)))] = _name
+        _words = _TOKEN.findall(latinise(_alias))
+        _GAZ[_gaz_key(_words)] = _name
+        _GAZ_PREFIX[_gaz_key(_words)] = tuple(
+            _skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 7))] for w in _words
+        )
 _GAZ_MAX = max(len(k) for k in _GAZ)
 
 
@@ -249,7 +258,13 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
     j = 0
     while j < len(words):
         for n in range(min(_GAZ_MAX, len(words) - j), 0, -1):
-            name = _GAZ.get(keys[j : j + n])
+            key = keys[j : j + n]
+            name = _GAZ.get(key)
+            if name and not all(
+                _skeleton(t).startswith(p)
+                for t, p in zip(latin[j : j + n], _GAZ_PREFIX[key], strict=True)
+            ):
+                name = None
             # Short aliases ("UN", "Nga", "SOM") count only when written with a capital.
             if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
                 found.add(name)
@@ -262,6 +277,8 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
     for k, (start, word) in enumerate(words):
         token = latin[k]
         if k in used or not word[:1].isupper() or len(token) < 3 or token in _STOP:
+            continue
+        if token in _NOT_NAMES:
             continue
         if token in _MONTHS or token.isdigit():
             continue
