@@ -198,8 +198,25 @@ def test_corpus_add_and_list(tmp_path: Path, corpus: Path) -> None:
     assert by_name["remarks.md"]["published_at"] == "2020-02-03T00:00:00Z"
     assert by_name["colonial.html"]["text_chars"] > 500  # text from the page extractor
     assert by_name["colonial.html"]["language"] == "en"
+    assert by_name["remarks.md"]["date_source"] == "header"
+    assert by_name[LIM_VISIT]["date_source"] == "metadata"
     table = run(config, "corpus", "list").stdout
-    assert "remarks.md  2020-02-03  en  " in table
+    assert "remarks.md  2020-02-03 (header)  en  " in table
+
+    # --date records a seed's date beside it; a same-actors report of another year stays apart.
+    later = tmp_path / "later-visit.txt"
+    later.write_text(
+        "ASEAN Secretary General visits Moscow for talks with Lavrov\n\n"
+        "ASEAN Secretary General Kao Kim Hourn held talks with Russian Foreign Minister Sergey "
+        "Lavrov in Moscow, discussing the ASEAN-Russia strategic partnership.\n",
+        "utf-8",
+    )
+    run(config, "corpus", "add", "--date", "2025-06-10", str(later))
+    assert (corpus / "later-visit.txt.toml").read_text("utf-8") == "published = 2025-06-10\n"
+    listed = [json.loads(x) for x in run(config, "corpus", "list", "--json").stdout.splitlines()]
+    dated = {r["name"]: r for r in listed}["later-visit.txt"]
+    assert (dated["published_at"], dated["date_source"]) == ("2025-06-10T00:00:00Z", "metadata")
+    assert dated["story_id"] != by_name[LIM_VISIT]["story_id"]
 
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(b"%PDF-1.4")

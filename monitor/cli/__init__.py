@@ -572,6 +572,11 @@ def _dedupe_facts(store: Store, item: Item) -> DedupeFacts:
         info = store.story_info([item.story_id]).get(item.story_id)
         seed_refs = info.seed_refs if info else ()
     titles = store.seed_titles()
+    dates = {
+        s.name: f"dated {s.published_at:%Y-%m-%d}, from {s.date_source or 'the text'}"
+        for s in store.list_seeds()
+        if s.published_at is not None
+    }
     keys = {k for k in _compared_keys(near, story) if k not in titles}
     found = {k: store.get_item(k) for k in sorted(keys)}
     return DedupeFacts(
@@ -582,6 +587,7 @@ def _dedupe_facts(store: Store, item: Item) -> DedupeFacts:
         members=members,
         seed_refs=seed_refs,
         seed_titles=titles,
+        seed_dates=dates,
         items_by_key={k: v for k, v in found.items() if v is not None},
     )
 

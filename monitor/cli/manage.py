@@ -301,7 +301,7 @@ def corpus() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def corpus_list(state: _State, as_json: bool) -> None:
-    """Each seed: file name, title, date, language, characters and story id."""
+    """Each seed: file name, date and where it came from, language, characters, story id."""
     with _errors():
         config = state.config
         with _opened_store(config, sync=False) as store:
@@ -313,20 +313,25 @@ def corpus_list(state: _State, as_json: bool) -> None:
                 click.echo(_terminal_safe(f"{path.name}: unusable: {exc}"), err=True)
                 continue
             row = rows.get(path.name)
-            story = row.story_id if row is not None and row.text_hash == read.text_hash else None
+            current = row is not None and row.text_hash == read.text_hash
+            story = row.story_id if row is not None and current else None
             seed = read.seed
+            published, source = seed.published_at, seed.date_source
+            if row is not None and current and row.date_source == "story":
+                published, source = row.published_at, row.date_source  # its story dated it
             if as_json:
                 record = {
                     "name": seed.name,
                     "title": seed.title,
-                    "published_at": _iso(seed.published_at),
+                    "published_at": _iso(published),
+                    "date_source": source,
                     "language": seed.language,
                     "text_chars": len(seed.text),
                     "story_id": story,
                 }
                 click.echo(json_line(record))
                 continue
-            when = seed.published_at.strftime("%Y-%m-%d") if seed.published_at else "no date"
+            when = f"{published:%Y-%m-%d} ({source})" if published else "undated"
             shown = f"story {story}" if story is not None else "not indexed yet"
             click.echo(
                 _terminal_safe(
@@ -338,15 +343,22 @@ def corpus_list(state: _State, as_json: bool) -> None:
 
 @corpus.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--date",
+    "published",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The seeds' publication date (YYYY-MM-DD), kept beside them as NAME.toml.",
+)
 @click.pass_obj
-def corpus_add(state: _State, paths: tuple[Path, ...]) -> None:
+def corpus_add(state: _State, paths: tuple[Path, ...], published: datetime | None) -> None:
     """Copy seed files into the corpus folder and index them (signature, story)."""
     with _errors():
         config = state.config
         try:
             from monitor.pipeline.index import DedupeIndex
 
-            added = add_to_corpus(config.corpus_dir, list(paths))
+            day = published.date() if published else None
+            added = add_to_corpus(config.corpus_dir, list(paths), published=day)
         except CorpusError as exc:
             _fail(str(exc), EXIT_USAGE)
         with _opened_store(config, sync=False) as store:

@@ -22,6 +22,7 @@ class DedupeFacts:
     members: Sequence[Item] = ()  # the story's stored items
     seed_refs: Sequence[str] = ()  # seed files in the story now
     seed_titles: Mapping[str, str] = field(default_factory=dict)
+    seed_dates: Mapping[str, str] = field(default_factory=dict)  # "2020-02-02, from metadata"
     items_by_key: Mapping[str, Item] = field(default_factory=dict)  # URL -> stored item
 
 
@@ -104,8 +105,14 @@ def _story(facts: DedupeFacts) -> list[str]:
                 f"  joined story {item.story_id}: score {story['score']:.2f} >= threshold "
                 f"{story['threshold']:.2f}"
             )
+            if "mean" in story:
+                lines.append(
+                    f"  as a whole: mean {story['mean']:.2f} over {story['members_compared']} "
+                    f"member(s) >= {story['mean_threshold']:.2f}"
+                )
             lines.append(f"  compared with: {_describe(story['matched_key'], None, facts)}")
             lines.append(f"  why: {reasons}")
+        lines += _time(story)
     sources = sorted({m.source for m in facts.members})
     lines.append(
         f"  story {item.story_id}: {len(facts.members)} item(s) from {len(sources)} source(s)"
@@ -122,9 +129,26 @@ def _story(facts: DedupeFacts) -> list[str]:
         lines.append("  seeds in this story (the analyst knows this event):")
         for ref in facts.seed_refs:
             title = facts.seed_titles.get(ref)
-            lines.append(f"    {ref}" + (f": {title}" if title else ""))
+            dated = facts.seed_dates.get(ref) or "undated"
+            lines.append(f"    {ref}" + (f": {title}" if title else "") + f" ({dated})")
         if item.status == "new":
             lines.append("  in the digest: a follow-up of a known story")
+    return lines
+
+
+def _time(story: Mapping[str, Any]) -> list[str]:
+    """The time evidence: the date the decision used, the story's span, refused candidates."""
+    if "date_basis" not in story:
+        return []  # decided before stories had spans
+    date = (story.get("date") or "")[:10]
+    span = story.get("span") or []
+    shown = " – ".join(dict.fromkeys(d[:10] for d in span)) if span else "none"
+    lines = [
+        f"  time: {story['date_basis'] or 'dated'} {date or 'undated'}; story span {shown} "
+        "(an article joins within the span ± the window and never makes it longer than the "
+        "maximum span)"
+    ]
+    lines += [f"  refused {rule}" for rule in story.get("refused", ())]
     return lines
 
 

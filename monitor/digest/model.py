@@ -18,6 +18,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _EVIDENCE_SHOWN = 3
 _ALSO_SHOWN = 12  # "also covered by" lists at most this many other items
+_EARLIER_SHOWN = 3  # a follow-up links at most this many earlier reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,12 @@ class StoryView:
     language: str | None  # BCP 47-ish tag for `lang=`, or None
     summary: str
     tags: tuple[TagChip, ...]
-    also: tuple[CoverageView, ...]
+    also: tuple[CoverageView, ...]  # other reports of the event first seen in this window
     also_more: int  # members beyond those listed
     follow_up: tuple[str, ...]  # seed titles this story follows up
     item_count: int  # new items of the story in this window
+    earlier: tuple[CoverageView, ...] = ()  # its reports first seen before this window
+    earlier_more: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,12 +268,25 @@ def _story(
         ),
         key=_lead_key,
     )
+    # Reports first seen before the window are earlier coverage of the event: the story is a
+    # follow-up, and they are listed as such, not as "also covered by".
+    start = _aware(inp.window_start)
+    earlier = sorted((m for m in others if _aware(m.fetched_at) < start), key=_seen_key)
+    others = [m for m in others if _aware(m.fetched_at) >= start]
     chips = _chips(members, inp, order)
     seeds = inp.story_seed_refs.get(lead.story_id, ()) if lead.story_id is not None else ()
     follow_up = tuple(
         clean_text(inp.seed_titles.get(ref) or ref, 200) for ref in sorted(set(seeds))
     )
     headline = links.link(_title(lead), lead.url)
+    before = tuple(
+        CoverageView(
+            links.link(clean_text(m.source, 80) or "?", m.url),
+            _title(m),
+            format_date(_when(m), tz),
+        )
+        for m in earlier[:_EARLIER_SHOWN]
+    )
     text = lead.text or lead.summary or ""
     also = tuple(
         CoverageView(
@@ -291,6 +307,8 @@ def _story(
         also_more=max(0, len(others) - _ALSO_SHOWN),
         follow_up=follow_up,
         item_count=len(members),
+        earlier=before,
+        earlier_more=max(0, len(earlier) - _EARLIER_SHOWN),
     )
 
 
