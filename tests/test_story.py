@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -246,3 +248,147 @@ def test_features_survive_the_store_round_trip(key: str) -> None:
 def test_features_json_refuses_what_it_did_not_write() -> None:
     with pytest.raises(ValueError, match="not story features"):
         features_from_json('{"language": "en"}')
+
+
+# -- one story per event, whatever the arrival order (DESIGN §2 "Dedupe" 3) -------------------
+
+EVENTS = Path(__file__).resolve().parent / "data" / "stories" / "recurring.jsonl"
+
+
+def _dated_seed_index() -> tuple[StoryIndex, dict[str, int]]:
+    """The seeds with the dates the corpus records for them (000 and 003 from metadata)."""
+    dates = {"000": _day(2020, 2, 2), "003": _day(2024, 7, 25)}
+    index = StoryIndex()
+    stories = {}
+    for key, seed in SEEDS.items():
+        when = seed.published_at or dates[key]
+        features = _features(seed.title, seed.text, when, seed.language)
+        stories[key] = index.assign(key, features, when, seed_ref=seed.name).story_id
+    return index, stories
+
+
+def test_with_their_dates_the_seeds_still_form_their_three_stories() -> None:
+    _, stories = _dated_seed_index()
+    assert stories["000"] == stories["001"] == stories["002"]
+    assert len({stories["000"], stories["003"], stories["004"]}) == 3
+
+
+@pytest.mark.parametrize("lang", sorted(REWRITES), ids=sorted(REWRITES))
+def test_a_follow_up_two_days_after_a_dated_seed_joins_it_in_any_language(lang: str) -> None:
+    index, stories = _dated_seed_index()
+    title, text = REWRITES[lang]
+    at = _day(2020, 2, 5)
+    match = index.assign("follow-up", _features(title, text, at, lang), at)
+    assert match.story_id == stories["000"]
+    assert match.span == (_day(2020, 2, 2), at)
+    assert "published 2020-02-05" in match.explain()
+
+
+@pytest.mark.parametrize("lang", sorted(REWRITES), ids=sorted(REWRITES))
+def test_the_same_report_a_year_later_is_a_new_story_in_any_language(lang: str) -> None:
+    index, stories = _dated_seed_index()
+    title, text = REWRITES[lang]
+    at = _day(2021, 2, 4)
+    match = index.assign("a-year-later", _features(title, text, at, lang), at)
+    assert match.is_new
+    assert match.story_id not in stories.values()
+    assert any("outside the story's span" in rule for rule in match.refused)
+
+
+def test_an_undated_seed_takes_no_article_of_any_year() -> None:
+    seed = SEEDS["003"]  # its text names no publication date
+    index = StoryIndex()
+    first = index.assign("003", FEATURES["003"], _day(2026, 1, 1), seed_ref=seed.name)
+    assert FEATURES["003"].published_at is None
+    title, text, at = LAVROV_VIENTIANE_2016
+    for when in (at, _day(2024, 7, 26)):  # another year, and the seed's own days
+        match = index.assign(f"item-{when:%Y}", _features(title, text, when, "en"), when)
+        assert match.story_id != first.story_id
+        assert any("no date" in rule for rule in match.refused)
+
+
+CHAIN = {
+    # A and C are different events in the same city and week; B is a round-up naming both.
+    "A": (
+        "Lavrov holds talks with ASEAN Secretary General Lim Jock Hoi in Moscow",
+        "Russian Foreign Minister Sergey Lavrov held talks in Moscow with ASEAN Secretary "
+        "General Lim Jock Hoi on the ASEAN-Russia strategic partnership, counter-terrorism "
+        "cooperation and the 2021-2025 plan of action.",
+    ),
+    "B": (
+        "Lavrov's busy week in Moscow: ASEAN chief, then Vietnam's Pham Binh Minh",
+        "Russian Foreign Minister Sergey Lavrov held talks in Moscow with ASEAN Secretary "
+        "General Lim Jock Hoi, and two days later received Vietnamese Deputy Prime Minister "
+        "Pham Binh Minh in Moscow to discuss oil and gas projects of Zarubezhneft and "
+        "Petrovietnam on the Vietnamese shelf.",
+    ),
+    "C": (
+        "Pham Binh Minh visits Zarubezhneft: Petrovietnam oil and gas projects on the shelf",
+        "Vietnamese Deputy Prime Minister Pham Binh Minh met Zarubezhneft chief executive "
+        "Sergei Kudryashov to review the oil and gas projects of Zarubezhneft and Petrovietnam "
+        "on the Vietnamese shelf, including the Vietsovpetro joint venture.",
+    ),
+}
+
+
+def test_a_chain_does_not_put_two_events_in_one_story() -> None:
+    feats = {
+        k: _features(t, x, _day(2020, 2, 3 + i), "en")
+        for i, (k, (t, x)) in enumerate(CHAIN.items())
+    }
+    ab = story_similarity(feats["A"], feats["B"]).score
+    bc = story_similarity(feats["B"], feats["C"]).score
+    ac = story_similarity(feats["A"], feats["C"]).score
+    assert ab >= STORY_THRESHOLD  # a real chain: A~B and B~C, but not A~C
+    assert bc >= STORY_THRESHOLD > ac
+    index = StoryIndex()
+    stories = {k: index.assign(k, feats[k], _day(2020, 2, 6)).story_id for k in "ABC"}
+    assert stories["A"] == stories["B"]
+    assert stories["C"] != stories["A"]
+
+
+def _event_rows(split: str) -> list[dict[str, str]]:
+    with EVENTS.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [r for r in rows if r["split"] == split]
+
+
+def _partition(rows: list[dict[str, str]], order: list[int]) -> frozenset[frozenset[str]]:
+    index = StoryIndex()
+    feats = {}
+    for r in rows:
+        when = datetime.fromisoformat(r["published_at"]).replace(hour=12, tzinfo=UTC)
+        feats[r["id"]] = _features(r["title"], r["text"], when, r["language"])
+    start = _day(2026, 1, 1)
+    for n, i in enumerate(order):
+        index.assign(rows[i]["id"], feats[rows[i]["id"]], start + timedelta(minutes=n))
+    groups: dict[int, set[str]] = {}
+    for r in rows:
+        story = index.story_of(r["id"])
+        assert story is not None
+        groups.setdefault(story, set()).add(r["id"])
+    return frozenset(frozenset(g) for g in groups.values())
+
+
+def test_real_reports_give_the_same_stories_in_any_arrival_order() -> None:
+    rows = _event_rows("train")
+    order = list(range(len(rows)))
+    expected = _partition(rows, order)
+    assert len(expected) < len(rows)  # reports were grouped: the test can fail
+    rng = random.Random(12)
+    for _ in range(5):
+        rng.shuffle(order)
+        assert _partition(rows, order) == expected
+    assert _partition(rows, order[::-1]) == expected
+
+
+def test_an_earlier_report_arriving_late_moves_no_story_id_it_does_not_have_to() -> None:
+    title, text = SEEDS["002"].title, SEEDS["002"].text
+    index = StoryIndex()
+    late_first = index.assign(
+        "day-2", _features(title, text, _day(2020, 2, 4), "en"), _day(2020, 2, 4)
+    )
+    index.take_moves()
+    early = index.assign("day-1", _features(title, text, _day(2020, 2, 3), "en"), _day(2020, 2, 5))
+    assert early.story_id == late_first.story_id  # one story, and it kept its id
+    assert index.take_moves() == []

@@ -473,6 +473,7 @@ _DAY = 86400.0
 MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
 MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
 MEAN_THRESHOLD = 0.16  # the mean score over the story's members compared must reach this
+SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
 
 
 @dataclass(frozen=True, slots=True)
@@ -964,6 +965,12 @@ class StoryIndex:
             judgement.rule = (
                 f"matches one member ({best_score:.2f}) but not the story as a whole: mean "
                 f"{mean:.2f} over {len(results)} members < {self.mean_threshold:.2f}"
+            )
+        elif 2 * sum(t[0] >= SUPPORT_FLOOR for t in results) <= len(results):
+            supported = sum(t[0] >= SUPPORT_FLOOR for t in results)
+            judgement.rule = (
+                f"matches one member ({best_score:.2f}) but not the story as a whole: only "
+                f"{supported} of {len(results)} members score {SUPPORT_FLOOR:.2f} or more"
             )
         else:
             judgement.ok = True
