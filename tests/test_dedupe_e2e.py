@@ -372,3 +372,96 @@ def test_eviction_bounds_a_long_running_index(db: Store) -> None:
     near, _stories = index.evict(START + timedelta(hours=48))
     assert near == 24
     assert len(index.near) == 24
+
+
+# -- one story per event, whatever the arrival order -------------------------------------------
+
+EVENTS = ROOT / "tests" / "data" / "stories" / "recurring.jsonl"
+TWO_ORDERS_EVENTS = ("brics-summit-2024-kazan", "brics-summit-2023-johannesburg")
+
+
+def event_site(server: LocalServer) -> list[dict[str, str]]:
+    """Two feeds ("East", "West") sharing out the real reports of two BRICS summits."""
+    with EVENTS.open(encoding="utf-8") as fh:
+        rows = [json.loads(x) for x in fh if x.strip()]
+    rows = [r for r in rows if r["event"] in TWO_ORDERS_EVENTS]
+    feeds: dict[str, list[str]] = {"East": [], "West": []}
+    for n, row in enumerate(rows):
+        path = f"/reports/{row['id']}.html"
+        title = row["title"] or row["text"][:80]
+        server.add(
+            path,
+            f"<html><head><title>{html.escape(title)}</title></head><body><article>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(row['text'])}</p></article>"
+            "</body></html>".encode(),
+            content_type="text/html",
+        )
+        when = datetime.fromisoformat(row["published_at"]).replace(hour=9, tzinfo=UTC)
+        feeds["East" if n % 2 else "West"].append(
+            f"<item><title>{html.escape(title)}</title><link>{server.url(path)}</link>"
+            f"<guid>{row['id']}</guid><pubDate>{format_datetime(when)}</pubDate></item>"
+        )
+    for name, items in feeds.items():
+        server.add(
+            f"/{name}.xml",
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
+            f"{''.join(items)}</channel></rss>".encode(),
+        )
+    return rows
+
+
+def stories_by_url(config: Path) -> frozenset[frozenset[str]]:
+    groups: dict[int, set[str]] = {}
+    for line in run(config, "items", "--json").stdout.splitlines():
+        record = json.loads(line)
+        groups.setdefault(record["story"]["id"], set()).add(record["url"])
+    return frozenset(frozenset(g) for g in groups.values())
+
+
+def test_a_site_polled_in_two_orders_gives_the_same_stories(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    rows = event_site(http_server)
+    found = []
+    for order in (["East", "West"], ["West", "East"]):
+        home = tmp_path / "-".join(order)
+        home.mkdir()
+        sources = [(name, http_server.url(f"/{name}.xml")) for name in ("East", "West")]
+        config = write_config(home, sources)
+        config.write_text(config.read_text("utf-8") + '[poll]\nbackfill = "36500d"\n', "utf-8")
+        for name in order:  # one source after the other, as a daemon would
+            run(config, "poll", "--source", name)
+        found.append(stories_by_url(config))
+    assert found[0] == found[1]
+    assert sum(len(g) for g in found[0]) == len(rows)
+    assert len(found[0]) < len(rows)  # reports were grouped, so the comparison means something
+    for group in found[0]:  # never two summits in one story
+        events = {r["event"] for r in rows if any(u.endswith(f"/{r['id']}.html") for u in group)}
+        assert len(events) == 1
+
+
+def test_a_fresh_article_about_a_new_meeting_is_headlined_with_its_own_title(
+    http_server: LocalServer, tmp_path: Path, corpus: Path
+) -> None:
+    """The same actors in the same city years after a seed's event: a new story, own headline."""
+    title = "Lavrov meets ASEAN Secretary General in Moscow"
+    page = seed_page(VNA_TALKS, title=title, before=[], after=[])
+    http_server.add("/world/lavrov-asean-2026.html", page, content_type="text/html")
+    when = format_datetime(datetime.now(UTC) - timedelta(hours=2))
+    http_server.add(
+        "/fresh.xml",
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><item>'
+        f"<title>{title}</title><link>{http_server.url('/world/lavrov-asean-2026.html')}</link>"
+        f"<guid>fresh-1</guid><pubDate>{when}</pubDate></item></channel></rss>".encode(),
+    )
+    config = with_corpus(write_config(tmp_path, [("Fresh", http_server.url("/fresh.xml"))]), corpus)
+    config.write_text(config.read_text("utf-8") + '[[digests]]\nname = "daily"\n', "utf-8")
+    run(config, "poll")
+    [record] = [json.loads(x) for x in run(config, "items", "--json").stdout.splitlines()]
+    assert record["status"] == "new"
+    assert record["story"]["seed_refs"] == []  # not filed under the 2020 visit
+    explained = run(config, "explain", str(record["id"])).stdout
+    assert "time: published" in explained
+    digest = run(config, "digest", "--no-poll", "--since", "1d").stdout
+    assert f"### [{title}]" in digest
+    assert "Follow-up" not in digest
