@@ -43,6 +43,8 @@ class DedupeConfig:
 
     retention: timedelta = timedelta(days=90)  # near-duplicate index: items first seen since
     story_retention: timedelta = timedelta(days=30)  # story index: items first seen since
+    # A story (one event) never spans more than this, first report to last (docs/dedupe.md).
+    story_max_span: timedelta = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +333,18 @@ class _Reader:
         return PollConfig(**values)
 
     def _dedupe(self, data: Mapping[str, Any]) -> DedupeConfig:
-        spec = {"retention": "duration", "story_retention": "duration"}
+        spec = {
+            "retention": "duration",
+            "story_retention": "duration",
+            "story_max_span": "duration",
+        }
         values = self._section(data, "dedupe", spec)
         for key, value in values.items():
             if value <= timedelta(0):
                 self.problem(f"dedupe.{key}", "must be longer than zero")
+        span = values.get("story_max_span")
+        if span is not None and span > timedelta(days=30):
+            self.problem("dedupe.story_max_span", "must be 30 days or less: a story is one event")
         return DedupeConfig(**values)
 
     def _http(self, data: Mapping[str, Any]) -> HttpConfig:

@@ -196,3 +196,14 @@ def test_parallel_sources_follows_http_concurrency_unless_set(tmp_path: Path) ->
     assert load_config(pinned, {}).poll.parallel_sources == 8
     keys = [key for _f, key, _r in problems_of(write(tmp_path, "[poll]\nparallel_sources = 0\n"))]
     assert keys == ["poll.parallel_sources"]
+
+
+def test_a_story_span_over_thirty_days_is_refused_by_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[dedupe]\nstory_max_span = "10d"\n'), {})
+    assert config.dedupe.story_max_span == timedelta(days=10)
+    keys = {
+        key: reason
+        for _f, key, reason in problems_of(write(tmp_path, '[dedupe]\nstory_max_span = "45d"\n'))
+    }
+    assert set(keys) == {"dedupe.story_max_span"}
+    assert "30 days or less" in keys["dedupe.story_max_span"]

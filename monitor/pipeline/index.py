@@ -75,7 +75,10 @@ class DedupeIndex:
     def __init__(self, config: DedupeConfig, *, next_story_id: int = 1) -> None:
         self.config = config
         self.near = NearIndex()
-        self.stories = StoryIndex(next_story_id=next_story_id)
+        self.stories = StoryIndex(
+            next_story_id=next_story_id,
+            max_span_days=max(1, round(config.story_max_span.total_seconds() / 86400)),
+        )
         self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
 
     @classmethod
