@@ -530,9 +530,11 @@ def test_story_changes_move_items_and_seeds_with_their_decisions(store: Store) -
     )
     store.change_stories([StoryChange(SEED.name, True, 9, {"story_id": 9})])
     item = store.get_item(str(first))
-    assert item is not None and item.story_id == 7
+    assert item is not None
+    assert item.story_id == 7
     decision = store.decision(first)
-    assert decision is not None and decision[1]["explanation"] == "moved"
+    assert decision is not None
+    assert decision[1]["explanation"] == "moved"
     assert store.list_seeds()[0].story_id == 9
 
 
