@@ -143,10 +143,11 @@ def _time(story: Mapping[str, Any]) -> list[str]:
     date = (story.get("date") or "")[:10]
     span = story.get("span") or []
     shown = " – ".join(dict.fromkeys(d[:10] for d in span)) if span else "none"
+    window, longest = story.get("window_days", 7), story.get("max_span_days", 14)
     lines = [
         f"  time: {story['date_basis'] or 'dated'} {date or 'undated'}; story span {shown} "
-        "(an article joins within the span ± the window and never makes it longer than the "
-        "maximum span)"
+        f"(an article joins within the span ± {window} days, and a story never spans more "
+        f"than {longest} days)"
     ]
     lines += [f"  refused {rule}" for rule in story.get("refused", ())]
     return lines

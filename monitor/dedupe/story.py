@@ -499,6 +499,8 @@ class StoryMatch:
     mean_threshold: float = MEAN_THRESHOLD
     members_compared: int = 0
     refused: tuple[str, ...] = ()  # candidate stories turned down, each with the rule
+    window_days: int = WINDOW_DAYS
+    max_span_days: int = MAX_SPAN_DAYS
 
     def explain(self) -> str:
         """The decision in plain words."""
@@ -919,6 +921,8 @@ class StoryIndex:
             mean_threshold=self.mean_threshold,
             members_compared=shown.compared if shown else 0,
             refused=refused,
+            window_days=self.window_days,
+            max_span_days=self.max_span_days,
         )
 
     def _first_order(self, story_id: int) -> tuple[int, float, str]:

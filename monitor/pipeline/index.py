@@ -305,6 +305,8 @@ def story_record(match: StoryMatch) -> dict[str, Any]:
         "date": match.date.isoformat() if match.date else None,
         "date_basis": match.date_basis,
         "span": [d.isoformat() for d in match.span] if match.span else None,
+        "window_days": match.window_days,
+        "max_span_days": match.max_span_days,
         "explanation": match.explain(),
     }
 
