@@ -478,6 +478,9 @@ MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
 MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
 MEAN_THRESHOLD = 0.16  # the mean score over the story's members compared must reach this
 SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
+# Reports in different languages share only names, numbers and dates, so their scores run
+# lower: a cross-language pair counts as if its score were scaled by threshold / this.
+CROSS_THRESHOLD = 0.18
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +607,7 @@ class StoryIndex:
         *,
         threshold: float = STORY_THRESHOLD,
         mean_threshold: float = MEAN_THRESHOLD,
+        cross_threshold: float = CROSS_THRESHOLD,
         window_days: int = WINDOW_DAYS,
         max_span_days: int = MAX_SPAN_DAYS,
         next_story_id: int = 1,
@@ -611,6 +615,7 @@ class StoryIndex:
     ) -> None:
         self.threshold = threshold
         self.mean_threshold = mean_threshold
+        self.cross_scale = threshold / cross_threshold
         self.window_days = window_days
         self.max_span_days = max_span_days
         self._next_id = next_story_id
@@ -968,10 +973,14 @@ class StoryIndex:
         results: list[tuple[float, int, StoryScore]] = []
         for r in compared:
             result = scores.get(r)
+            other = self._entries[r].features
             if result is None:
-                result = story_similarity(entry.features, self._entries[r].features)
+                result = story_similarity(entry.features, other)
                 scores[r] = result
-            results.append((result.score, r, result))
+            language = entry.features.language
+            cross = language and other.language and language != other.language
+            # Scores on the same-language scale: cross-language pairs are scaled up.
+            results.append((result.score * (self.cross_scale if cross else 1.0), r, result))
         best_score, best_row, best_result = max(
             results, key=lambda t: (t[0], -self._entries[t[1]].order[1])
         )
