@@ -35,6 +35,9 @@ WINDOW_DAYS = 7  # publication dates further apart than this are different stori
 W_TITLE, W_BODY, W_ENTITIES, W_FACTS = 0.35, 0.40, 0.20, 0.05
 X_BODY, X_ENTITIES, X_FACTS = 0.45, 0.45, 0.10
 PLACE_PENALTY = 0.5  # both leads name a place (gazetteer) and none is shared
+# Each lead names someone (gazetteer) whom the other report never mentions: the same city and
+# days, but another meeting (a bilateral on the sidelines of a summit).
+PEOPLE_PENALTY = 0.5
 STORY_THRESHOLD = (
     0.22  # best F1 on the SemEval training split (0.18-0.22 within 0.01); precision side
 )
@@ -126,6 +129,9 @@ _GAZ_WEIGHT: dict[str, float] = {}
 _GAZ_PLACES: frozenset[str] = frozenset(
     name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "place" and _w >= 1.0
 )
+_GAZ_PEOPLE: frozenset[str] = frozenset(
+    name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "person"
+)
 for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
     _GAZ_WEIGHT[_name] = _weight
     for _alias in (_name, *_aliases):
@@ -155,6 +161,7 @@ class StoryFeatures:
     ordinals: tuple[str, ...]  # numbered events as "type:N", e.g. "meeting:16"
     ref_year: int | None  # publication year; else the latest year of a dated mention
     entity_norm: float = 0.0  # weighted norm of `entities`, precomputed for the cosine
+    people: tuple[str, ...] = ()  # gazetteer people named in title + lead
 
 
 _ORDINAL_PATTERNS = (
@@ -184,7 +191,7 @@ def extract_features(
     tokens = _tokens(full)
     counts = Counter(_terms(tokens))
     terms = tuple(sorted(t for t, _ in counts.most_common(TOP_TERMS)))
-    entities, head_places = _entities(full, len(title) + 1 + len(_lead_chars(text)))
+    entities, named = _entities(full, len(title) + 1 + len(_lead_chars(text)))
     dates, dated_years = _dates(full, tokens)
     ref_year = published_at.year if published_at else (max(dated_years) if dated_years else None)
     return StoryFeatures(
@@ -193,12 +200,13 @@ def extract_features(
         title_terms=_interned(title_terms),
         terms=_interned(terms),
         entities=_interned(sorted(entities)),
-        places=tuple(sorted(head_places)),
+        places=tuple(sorted(named & _GAZ_PLACES)),
         numbers=tuple(sorted(_numbers(full))),
         dates=tuple(sorted(dates)),
         ordinals=tuple(sorted(_ordinals(full))),
         ref_year=ref_year,
         entity_norm=_entity_norm(entities),
+        people=tuple(sorted(named & _GAZ_PEOPLE)),
     )
 
 
@@ -217,6 +225,7 @@ def features_to_json(features: StoryFeatures) -> str:
         "ordinals": features.ordinals,
         "ref_year": features.ref_year,
         "entity_norm": features.entity_norm,  # kept: recomputing may differ in the last bit
+        "people": features.people,
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -239,6 +248,7 @@ def features_from_json(text: str) -> StoryFeatures:
         ordinals=tuple(data["ordinals"]),
         ref_year=data["ref_year"],
         entity_norm=float(data["entity_norm"]),
+        people=tuple(data.get("people", ())),  # absent from features stored before it existed
     )
 
 
@@ -248,7 +258,8 @@ def _interned(words: Iterable[str]) -> tuple[str, ...]:
 
 
 def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
-    """Gazetteer names, other capitalised names (as keys), and gazetteer places in the head."""
+    """Gazetteer names, other capitalised names (as keys), and the gazetteer places and people
+    named in the head."""
     words = [(m.start(), m.group(0)) for m in _TOKEN.finditer(text)]
     latin = [_latin_word(w) for _, w in words]
     # A word also written in lower case in the text is a common word ("Cooperation" in a
@@ -273,7 +284,7 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
             if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
                 found.add(name)
                 used.update(range(j, j + n))
-                if words[j][0] < head_chars and name in _GAZ_PLACES:
+                if words[j][0] < head_chars and (name in _GAZ_PLACES or name in _GAZ_PEOPLE):
                     head_places.add(name)
                 j += n - 1
                 break
@@ -448,6 +459,14 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
         reasons.append(
             f"different places in the lead: {', '.join(a.places)} vs {', '.join(b.places)} "
             f"(x{PLACE_PENALTY})"
+        )
+    only_a = set(a.people) - set(b.entities)
+    only_b = set(b.people) - set(a.entities)
+    if only_a and only_b and set(a.people) & set(b.people):
+        score *= PEOPLE_PENALTY
+        reasons.append(
+            f"different people in the lead: {', '.join(sorted(only_a))} vs "
+            f"{', '.join(sorted(only_b))} (x{PEOPLE_PENALTY})"
         )
     if same_language:
         reasons.append(f"title+lead overlap {title:.2f}, text overlap {body:.2f}")
