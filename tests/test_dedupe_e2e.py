@@ -423,16 +423,18 @@ def test_a_site_polled_in_two_orders_gives_the_same_stories(
 ) -> None:
     rows = event_site(http_server)
     found = []
-    for order in (["East", "West"], ["West", "East"]):
-        home = tmp_path / "-".join(order)
+    # One source after the other (each poll a new process that reloads the index from the
+    # database, as on another day), in both orders; then both in one backfill.
+    for order in (["East", "West"], ["West", "East"], ["East,West"]):
+        home = tmp_path / "-".join(order).replace(",", "+")
         home.mkdir()
         sources = [(name, http_server.url(f"/{name}.xml")) for name in ("East", "West")]
         config = write_config(home, sources)
         config.write_text(config.read_text("utf-8") + '[poll]\nbackfill = "36500d"\n', "utf-8")
-        for name in order:  # one source after the other, as a daemon would
-            run(config, "poll", "--source", name)
+        for names in order:
+            run(config, "poll", *(f"--source={name}" for name in names.split(",")))
         found.append(stories_by_url(config))
-    assert found[0] == found[1]
+    assert found[0] == found[1] == found[2]
     assert sum(len(g) for g in found[0]) == len(rows)
     assert len(found[0]) < len(rows)  # reports were grouped, so the comparison means something
     for group in found[0]:  # never two summits in one story
