@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from monitor.corpus import SIDECAR_SUFFIX
+from monitor.dedupe.seeds import parse_seed
 from monitor.resources import default_config_dir
 
 DATA = Path(__file__).resolve().parent / "demo_data"
@@ -131,8 +132,11 @@ def render_page(path: str, base: str) -> bytes:
     """An article page: a seed's text in publisher-style boilerplate."""
     page = PAGES[path]
     seed = (default_config_dir() / "corpus" / page.seed).read_text("utf-8")
-    lines = [line.strip() for line in seed.splitlines() if line.strip()]
-    paragraphs = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines[1:])
+    # The seed's body as the parser reads it: a headline line is dropped, but a first line
+    # that is already the lead (002: " date 2020-02-03 Moscow (VNA) – ...") is kept.
+    body = parse_seed(page.seed, seed).text
+    lines = [line.strip() for line in body.split("\n\n") if line.strip()]
+    paragraphs = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
     template = (DATA / "page.html").read_text("utf-8")
     return template.format(
         lang=page.lang,

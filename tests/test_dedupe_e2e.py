@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from monitor.config import DedupeConfig, PollConfig
 from monitor.dedupe.near import sign_text
+from monitor.dedupe.seeds import parse_seed
 from monitor.models import HttpConfig, Source
 from monitor.pipeline.index import DedupeIndex
 from monitor.store import Store
@@ -32,9 +33,9 @@ VIENTIANE = "003_24ad2f7826d9acd6.txt"  # Lavrov's July 2024 visit, a press rele
 
 
 def seed_page(seed: str, *, title: str, before: list[str], after: list[str]) -> bytes:
-    """A publisher's page around a seed's body, with its own boilerplate lines."""
-    lines = [x.strip() for x in (SEEDS / seed).read_text("utf-8").splitlines() if x.strip()]
-    body = "".join(f"<p>{html.escape(x)}</p>" for x in lines[1:])
+    """A publisher's page around a seed's body (its lead kept), with its own boilerplate lines."""
+    text = parse_seed(seed, (SEEDS / seed).read_text("utf-8")).text
+    body = "".join(f"<p>{html.escape(x)}</p>" for x in text.split("\n\n") if x.strip())
     head = "".join(f"<p>{html.escape(x)}</p>" for x in before)
     tail = "".join(f"<p>{html.escape(x)}</p>" for x in after)
     return (

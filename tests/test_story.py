@@ -316,11 +316,11 @@ CHAIN = {
         "cooperation and the 2021-2025 plan of action.",
     ),
     "B": (
-        "Lavrov's busy week in Moscow: ASEAN chief, then Vietnam's Pham Binh Minh",
-        "Russian Foreign Minister Sergey Lavrov held talks in Moscow with ASEAN Secretary "
-        "General Lim Jock Hoi, and two days later received Vietnamese Deputy Prime Minister "
-        "Pham Binh Minh in Moscow to discuss oil and gas projects of Zarubezhneft and "
-        "Petrovietnam on the Vietnamese shelf.",
+        "Moscow's Asian week: the ASEAN chief, then Vietnam's deputy premier",
+        "Moscow hosted two Asian delegations this week. Russian Foreign Minister Sergey Lavrov "
+        "held talks with ASEAN Secretary General Lim Jock Hoi, and two days later Vietnamese "
+        "Deputy Prime Minister Pham Binh Minh discussed oil and gas projects of Zarubezhneft "
+        "and Petrovietnam on the Vietnamese shelf.",
     ),
     "C": (
         "Pham Binh Minh visits Zarubezhneft: Petrovietnam oil and gas projects on the shelf",

@@ -77,6 +77,16 @@ presiden menteri luar negeri perdana ketua kepala konferensi pertemuan tingkat t
 senin selasa rabu kamis jumat sabtu minggu
 """
 
+# Words that make a lead naming two people the report of their meeting (a bilateral), cut to
+# the story layer's stems: met/meets, talks, bilateral; встреча, переговоры, двусторонний;
+# hội đàm, gặp, song phương; bertemu, bilateral.
+MEETING_WORDS = """
+met meets meeting talks bilateral sidelines
+встреч встрет встретил переговор двусторон
+hội đàm gặp gỡ song phương bên lề
+bertemu pertemuan bilateral sela
+"""
+
 MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(
     (

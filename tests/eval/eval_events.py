@@ -187,8 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="search the parameters on train")
     parser.add_argument("--orders", type=int, default=20, help="random arrival orders to try")
+    parser.add_argument("--data", type=Path, default=DATA, help="the labelled set (JSON lines)")
     args = parser.parse_args()
-    rows = load()
+    rows = load(args.data)
     split = {s: [r for r in rows if r["split"] == s] for s in ("train", "test")}
     feats = features_of(rows)
     params = {"threshold": STORY_THRESHOLD, "mean": MEAN_THRESHOLD, "span": MAX_SPAN_DAYS}
