@@ -130,7 +130,7 @@ _GAZ: dict[tuple[str, ...], str] = {}
 # For each alias key, the longer prefix the whole token must share (one letter short of the
 # alias, up to 6), so that case endings still match (Москве ~ Moskva) but a longer word
 # that merely starts alike does not (Vladimir is not Vladivostok).
-_GAZ_PREFIX: dict[tuple[str, ...], tuple[str, ...]] = {}
+_GAZ_PREFIX: dict[tuple[str, ...], set[tuple[str, ...]]] = {}  # several aliases share a key
 _GAZ_WEIGHT: dict[str, float] = {}
 _GAZ_PLACES: frozenset[str] = frozenset(
     name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "place" and _w >= 1.0
@@ -143,8 +143,8 @@ for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
     for _alias in (_name, *_aliases):
         _words = _TOKEN.findall(latinise(_alias))
         _GAZ[_gaz_key(_words)] = _name
-        _GAZ_PREFIX[_gaz_key(_words)] = tuple(
-            _skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 6))] for w in _words
+        _GAZ_PREFIX.setdefault(_gaz_key(_words), set()).add(
+            tuple(_skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 6))] for w in _words)
         )
 _GAZ_MAX = max(len(k) for k in _GAZ)
 
@@ -301,9 +301,11 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
         for n in range(min(_GAZ_MAX, len(words) - j), 0, -1):
             key = keys[j : j + n]
             name = _GAZ.get(key)
-            if name and not all(
-                _skeleton(t).startswith(p)
-                for t, p in zip(latin[j : j + n], _GAZ_PREFIX[key], strict=True)
+            if name and not any(
+                all(
+                    _skeleton(t).startswith(p) for t, p in zip(latin[j : j + n], alias, strict=True)
+                )
+                for alias in _GAZ_PREFIX[key]
             ):
                 name = None
             # Short aliases ("UN", "Nga", "SOM") count only when written with a capital.
@@ -331,9 +333,12 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
 
 
 def _previous_char(text: str, start: int) -> str:
-    """The last non-space character before `start` ("" if none), without copying the text."""
+    """The last non-space character before `start` ("" if none; a line break counts as one),
+    without copying the text."""
     i = start - 1
     while i >= 0 and text[i].isspace():
+        if text[i] == "\n":
+            return "\n"
         i -= 1
     return text[i] if i >= 0 else ""
 
