@@ -100,6 +100,13 @@ def test_shipped_taxonomy_parses_with_exactly_the_16_ids_in_order(shipped: Taxon
     assert shipped.topic_ids == EXPECTED_IDS
 
 
+def test_every_shipped_topic_has_a_short_chip_label(shipped: Taxonomy) -> None:
+    shorts = [t.short for t in shipped.topics]
+    assert all(0 < len(s) <= 20 for s in shorts), shorts
+    assert len(set(shorts)) == len(shorts)
+    assert all(len(t.label) >= len(t.short) for t in shipped.topics)
+
+
 @pytest.mark.parametrize(
     ("text", "matches"),
     [
@@ -274,12 +281,13 @@ def test_title_weighs_more_than_text(shipped: Taxonomy) -> None:
     assert "counter-terrorism" in _tagged(shipped, text, "en", title=title)
 
 
-def test_topics_are_sorted_by_score_then_id(shipped: Taxonomy) -> None:
+def test_topics_are_ranked_by_score_relative_to_threshold(shipped: Taxonomy) -> None:
     seed = (ROOT / "config" / "corpus" / "003_24ad2f7826d9acd6.txt").read_text()
     tags = tag_article(shipped, title="", text=seed, language="en")
-    keys = [(-t.score, t.id) for t in tags.topics]
+    keys = [(-t.score / t.threshold, -t.score, t.id) for t in tags.topics]
     assert keys == sorted(keys)
-    assert len(tags.topics) >= 10
+    assert len({t.threshold for t in tags.topics}) >= 2  # so rank differs from raw score
+    assert len(tags.topics) >= 3
 
 
 def test_explain_scores_says_why_a_candidate_was_not_tagged(shipped: Taxonomy) -> None:
@@ -349,6 +357,7 @@ sorting = true
 
 [topics.energy]
 threshold = 4
+short = "Energy, oil, gas and electricity"
 terms.en = [{ term = "oil", weight = 4 }]
 
 [topics.diplomacy]
@@ -384,6 +393,7 @@ def test_a_broken_rule_file_lists_every_problem() -> None:
         "topics.diplomacy.all[0]",  # empty group
         "topics.diplomacy.sorting",  # unknown key
         "topics.energy.terms.en[0]",  # weight not below threshold
+        "topics.energy.short",  # a chip label longer than 20 characters
         "facets.people",  # unknown facet kind
     }
     assert expected <= keys, expected - keys
@@ -396,7 +406,7 @@ def test_a_duplicate_topic_id_is_reported_with_its_line() -> None:
         parse_taxonomy(BROKEN, file="topics.toml")
     keys = {(p.key, p.reason.split(" (")[0]) for p in caught.value.problems}
     assert ("topics.diplomacy", "duplicate id") in keys
-    assert "duplicate id (line 22)" in str(caught.value)
+    assert "duplicate id (line 23)" in str(caught.value)
 
 
 def test_invalid_toml_is_a_config_error() -> None:

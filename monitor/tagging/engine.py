@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import ahocorasick
 
-from monitor.models import TopicTag
+from monitor.models import TopicTag, rank_tags
 from monitor.tagging.normalise import TermPattern, is_word_char, normalise_text
 
 ANY_LANGUAGE = "any"
@@ -47,10 +47,11 @@ class Near:
 @dataclass(frozen=True, slots=True)
 class Topic:
     id: str
-    label: str
+    label: str  # the long name: `explain`, section headings, the digest's legend
     threshold: float
     all_groups: int  # how many `all` groups must each match
     near: tuple[Near, ...]
+    short: str = ""  # the digest's chip label; empty: the long label
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,13 +319,13 @@ def _score_topic(
 
 
 def tag_article(taxonomy: Taxonomy, *, title: str, text: str, language: str | None) -> Tags:
-    """Topics at or above their threshold (score desc, then id) and facets of one article.
+    """Topics at or above their threshold, strongest first (`rank_tags`), and facets.
 
     `language` (e.g. "ru", "en-GB") limits matching to that language's terms plus "any" terms
     when it is a configured language; otherwise every language's terms apply.
     """
     scores, facets = score_article(taxonomy, title=title, text=text, language=language)
-    return Tags(tuple(s.to_tag() for s in scores if s.status == "tagged"), facets)
+    return Tags(rank_tags(s.to_tag() for s in scores if s.status == "tagged"), facets)
 
 
 def _fmt(number: float) -> str:

@@ -30,7 +30,8 @@ _SETTINGS_KEYS = {
     "max_suffix",
     "min_terms",
 }
-_TOPIC_KEYS = {"label", "threshold", "weight", "terms", "all", "none", "near"}
+_SHORT_MAX = 20  # a chip label must fit a phone screen three times over
+_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang"}
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -201,6 +202,10 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
     label = body.get("label", topic_id)
     if not isinstance(label, str):
         out.problem(f"{where}.label", "must be a string")
+    short = body.get("short", "")
+    if not isinstance(short, str) or len(short.strip()) > _SHORT_MAX:
+        out.problem(f"{where}.short", f"must be a string of at most {_SHORT_MAX} characters")
+        short = ""
     limit = threshold if threshold is not None else math.inf
     weighted = _weighted_terms(body.get("terms"), where, owner, default or 1.0, limit, out)
     groups = _groups(body.get("all", []), f"{where}.all", owner, "all", out)
@@ -210,7 +215,7 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
         out.problem(f"{where}.terms", "a topic needs at least one weighted term")
     if threshold is None:
         return None
-    return Topic(topic_id, str(label), threshold, groups, tuple(near))
+    return Topic(topic_id, str(label), threshold, groups, tuple(near), short.strip())
 
 
 def _term_entry(entry: Any, key: str, default: float) -> tuple[Any, Any]:
