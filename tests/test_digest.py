@@ -654,7 +654,7 @@ def test_why_has_two_terms_per_topic_and_about_160_characters(term_chars: int) -
     model = build_digest(_crowded(term_chars=term_chars))
     story = model.sections[0].stories[0]
     assert all(len(c.terms) <= 2 for c in story.tags)
-    assert story.tags[0].terms  # the strongest topic always says why
+    assert all(c.terms for c in story.tags)  # every topic shown says why
     why = "; ".join(f"{c.label} — {', '.join(c.terms)}" for c in story.tags)
     assert len(why) <= 170, why
     html = render(_crowded(term_chars=term_chars)).html
@@ -662,6 +662,19 @@ def test_why_has_two_terms_per_topic_and_about_160_characters(term_chars: int) -
     assert len(evidence) <= 180, evidence
     # Strongest evidence first: the stored order, not re-sorted.
     assert story.tags[0].terms[0].startswith("b w")
+
+
+def test_why_shows_terms_without_rule_syntax() -> None:
+    tag = TopicTag(
+        "diplomacy",
+        9.0,
+        6.0,
+        (("лавров*", "ru", 3), ("energy… ~ cooperation… (within 20 words)", "any", 2)),
+    )
+    new, _, _ = sample_items()
+    item = replace(new[0], story_id=None, topics=(tag,))
+    model = build_digest(sample_input(items=[item], stories={}))
+    assert model.sections[0].stories[0].tags[0].terms == ("лавров ×3", "energy ~ cooperation ×2")
 
 
 def test_a_story_with_four_topics_over_the_min_score_shows_three() -> None:

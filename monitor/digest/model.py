@@ -206,12 +206,14 @@ def _keep(item: Item, inp: DigestInput) -> bool:
 
 
 def _shown_term(term: str, count: int) -> str:
-    """An evidence term as a reader sees it: a proximity rule without its word window."""
-    shown = clean_text(_WITHIN.sub("", term), 40)
+    """An evidence term as a reader sees it: no rule syntax (wildcards, a proximity rule's
+    word window). `explain` shows the rule as written."""
+    shown = clean_text(_RULE_SYNTAX.sub("", _WITHIN.sub("", term)), 40)
     return f"{shown} ×{count}" if count > 1 and shown else shown
 
 
 _WITHIN = re.compile(r"\s*\(within \d+ words\)$")
+_RULE_SYNTAX = re.compile(r"[*…]")
 
 
 def _ranked_tags(members: Sequence[Item], inp: DigestInput) -> list[TopicTag]:
@@ -225,26 +227,27 @@ def _ranked_tags(members: Sequence[Item], inp: DigestInput) -> list[TopicTag]:
 
 
 def _chips(tags: Sequence[TopicTag], inp: DigestInput) -> tuple[TagChip, ...]:
-    """The strongest `_TAGS_SHOWN` tags as chips, with a "why" of about `_WHY_CHARS`."""
-    chips: list[TagChip] = []
-    budget = _WHY_CHARS
-    for tag in tags[:_TAGS_SHOWN]:
+    """The strongest `_TAGS_SHOWN` tags as chips, with a "why" of about `_WHY_CHARS`: each
+    topic's strongest term, then second terms while the budget lasts."""
+    shown = tags[:_TAGS_SHOWN]
+    labels: list[tuple[str, str]] = []
+    candidates: list[list[str]] = []
+    for tag in shown:
         name = clean_text(inp.topic_labels.get(tag.id) or tag.id, 80)
-        label = clean_text(inp.topic_short.get(tag.id) or "", 30) or name
-        budget -= len(label) + 3
-        terms: list[str] = []
-        for term, _lang, count in tag.evidence:
-            shown = _shown_term(term, count)
-            if not shown or shown in terms:
-                continue
-            if len(shown) + 2 > budget and (terms or chips):
-                break  # the first term of the first tag is always shown
-            terms.append(shown)
-            budget -= len(shown) + 2
-            if len(terms) == _WHY_TERMS:
-                break
-        chips.append(TagChip(clean_text(tag.id, 80), label, name, tag.score, tuple(terms)))
-    return tuple(chips)
+        labels.append((clean_text(inp.topic_short.get(tag.id) or "", 30) or name, name))
+        unique = dict.fromkeys(_shown_term(term, count) for term, _lang, count in tag.evidence)
+        candidates.append([t for t in unique if t][:_WHY_TERMS])
+    budget = _WHY_CHARS - sum(len(label) + 4 for label, _ in labels)
+    picked: list[list[str]] = [[] for _ in shown]
+    for rank in range(_WHY_TERMS):
+        for i, terms in enumerate(candidates):
+            if rank < len(terms) and (len(terms[rank]) + 2 <= budget or rank == 0):
+                picked[i].append(terms[rank])  # every topic gives at least one reason
+                budget -= len(terms[rank]) + 2
+    return tuple(
+        TagChip(clean_text(tag.id, 80), label, name, tag.score, tuple(terms))
+        for tag, (label, name), terms in zip(shown, labels, picked, strict=True)
+    )
 
 
 def _title(item: Item) -> str:
