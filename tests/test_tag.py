@@ -151,7 +151,24 @@ def test_indonesian_spellings(small: Taxonomy, text: str, term: str) -> None:
 
 
 def test_indonesian_term_does_not_match_inside_a_longer_word(small: Taxonomy) -> None:
-    assert _evidence(small, "people", "pertemuannya berlangsung", "id") == {}
+    assert _evidence(small, "people", "keduanya dipertemukan di Jakarta", "id") == {}
+    assert _evidence(small, "people", "pertemuanan", "id") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("pertemuannya berlangsung di Jakarta", "pertemuan"),
+        ("Kerja samanya diperluas", "kerja sama"),
+        ("pertemuanlah yang penting", "pertemuan"),
+        ("kerjasamapun berlanjut", "kerjasama"),
+    ],
+    ids=["nya", "nya-phrase", "lah", "pun"],
+)
+def test_indonesian_enclitics_attach_to_a_term(small: Taxonomy, text: str, term: str) -> None:
+    """The Indonesian morphology rule: -nya, -lah, -kah, -pun do not change the word."""
+    assert _evidence(small, "people", text, "id") == {term: 1}
+    assert _evidence(small, "people", text, "en") == {}  # only Indonesian terms get it
 
 
 @pytest.mark.parametrize(
@@ -249,12 +266,56 @@ def test_one_term_repeated_in_the_text_is_not_enough(shipped: Taxonomy) -> None:
     assert "culture-tourism" not in _tagged(shipped, text, "en")
 
 
-def test_areas_committed_to_in_a_list_count(shipped: Taxonomy) -> None:
-    text = (
-        "Russia and ASEAN agreed to deepen cooperation in energy, agriculture and healthcare, "
-        "the ministers said in Vientiane."
-    )
-    assert {"energy", "agriculture-food", "health"} <= _tagged(shipped, text, "en")
+SEED_003 = ROOT / "config" / "corpus" / "003_24ad2f7826d9acd6.txt"
+SEED_004 = ROOT / "config" / "corpus" / "004_77ff1506fea45f61.txt"
+
+
+def _paragraph(path: Path, starts: str) -> str:
+    """One paragraph of a real seed article."""
+    return next(p for p in path.read_text(encoding="utf-8").splitlines() if p.startswith(starts))
+
+
+LIST_AREAS = ("energy", "environment", "health", "maritime-security", "disaster-response")
+LIST_AREAS += ("agriculture-food", "science-education", "trade-investment")
+
+
+def test_a_list_of_areas_is_a_passing_mention(shipped: Taxonomy) -> None:
+    """GUIDELINE v2: "cooperation in trade, energy, culture and education" alone gives
+    none of the four topics. Two real list lines from the seeds."""
+    eas = _paragraph(SEED_003, "The East Asia Summit is a forum")
+    assert "The priority areas of industry-specific cooperation include the economy, energy" in eas
+    assert _tagged(shipped, eas, "en").isdisjoint(LIST_AREAS)
+    arsom = _paragraph(SEED_004, "BALI, 21 February 2019")
+    assert "in the areas of, among others, science and technology, energy" in arsom
+    tagged = _tagged(shipped, arsom, "en")
+    assert tagged.isdisjoint({*LIST_AREAS, "digital-tech", "counter-terrorism"}), tagged
+    # The evidence is still kept, marked as passing, for explain.
+    scores, _ = score_article(shipped, title="", text=eas, language="en")
+    energy = next(s for s in scores if s.id == "energy")
+    assert energy.status == "below"
+    assert energy.passing == tuple(n for _, _, n in energy.evidence)
+    assert "'energy' ×1 (en, +0.5, 1 passing)" in explain_scores([energy])[0]
+
+
+def test_a_substantive_paragraph_tags(shipped: Taxonomy) -> None:
+    """A paragraph about counter-terrorism work (a working group, its meetings, training
+    courses) tags it, also without the title's help."""
+    paragraph = _paragraph(SEED_003, "The ASEAN-Russia Joint Working Group on Counter-Terrorism")
+    assert "counter-terrorism" in _tagged(shipped, paragraph, "en")
+    scores, _ = score_article(shipped, title="", text=paragraph, language="en")
+    found = next(s for s in scores if s.id == "counter-terrorism")
+    assert sum(found.passing) == 0  # every occurrence is topical: they support each other
+
+
+def test_one_background_line_in_a_long_text_is_passing(shipped: Taxonomy) -> None:
+    """The same counter-terrorism words as one line far from each other are background."""
+    filler = " ".join(["The delegations then moved on to the other items on the agenda."] * 8)
+    lines = ["Terrorism was also mentioned.", "Extremism too.", "And terrorism again."]
+    text = filler + " " + " ".join(f"{line} {filler}" for line in lines)
+    assert "counter-terrorism" not in _tagged(shipped, text, "en")
+    scores, _ = score_article(shipped, title="", text=text, language="en")
+    found = next(s for s in scores if s.id == "counter-terrorism")
+    assert sum(found.passing) == sum(n for _, _, n in found.evidence) > 0
 
 
 def test_evidence_lists_every_matched_term_with_language_and_count(shipped: Taxonomy) -> None:
@@ -433,8 +494,11 @@ def test_labelled_set_is_big_enough_and_split() -> None:
     assert all(set(i["topics"]) <= set(EXPECTED_IDS) for i in items)
 
 
-# Measured 0.80 macro F1 on the test split (docs/tagging.md); a regression below the floor fails.
-TEST_SPLIT_MACRO_F1_FLOOR = 0.75
+# labelled.jsonl follows guideline version 1, which also counted a topic named as one item of a
+# list of areas; version 2 (and the tagger) calls that a passing mention, so its recall on those
+# items drops by design (test split macro F1 0.80 -> 0.70 when the tagger learnt to tell them
+# apart). news.jsonl, labelled under version 2, has its own floor. This one guards regressions.
+TEST_SPLIT_MACRO_F1_FLOOR = 0.65
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:

@@ -3,6 +3,7 @@ No I/O."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,13 @@ class Settings:
     max_count: int = 3
     max_suffix: int = 4
     min_terms: int = 2
+    # Passing vs topical mentions (issue 13): see `_Places` and docs/tagging.md.
+    lead_words: int = 40  # the lead: the text's first words
+    lead_weight: float = 1.5  # a topical lead occurrence counts this many times
+    context_words: int = 25  # another term of the topic this close makes a mention topical
+    list_words: int = 6  # other topics' terms this close ...
+    list_topics: int = 2  # ... from this many other topics: the mention is a list item
+    passing_weight: float = 0.25  # a passing occurrence counts this much
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,7 @@ class TopicScore:
     contributions: tuple[float, ...]  # score added by each evidence entry
     status: Literal["tagged", "below", "excluded", "incomplete"]
     excluded_by: tuple[str, ...] = ()
+    passing: tuple[int, ...] = ()  # per evidence entry: occurrences counted as passing
 
     def to_tag(self) -> TopicTag:
         return TopicTag(self.id, self.score, self.threshold, self.evidence)
@@ -176,27 +185,75 @@ def _drop_covered(indexes: list[int], hits: Hits) -> Hits:
     return kept
 
 
-def _word_numbers(text: str, hits: Hits, near_terms: list[int]) -> dict[int, int]:
-    """Offset -> word number for the occurrences of proximity terms; one scan of the text."""
-    offsets = sorted({start for index in near_terms for start, _ in hits.get(index, ())})
+def _word_numbers(text: str, offsets: Iterable[int]) -> dict[int, int]:
+    """Offset -> word number for match offsets; one scan of the text."""
     numbers: dict[int, int] = {}
     words, previous = 0, 0
-    for offset in offsets:
+    for offset in sorted(set(offsets)):
         words += text.count(" ", previous, offset)
         numbers[offset] = words
         previous = offset
     return numbers
 
 
-def _near_count(rule: Near, parts: dict[int, list[int]]) -> int:
-    """How many occurrences of part 0 have every other part within `rule.within` words."""
+def _near_anchors(rule: Near, parts: dict[int, list[int]]) -> list[int]:
+    """The word numbers of part 0's occurrences that have every other part within
+    `rule.within` words."""
     if len(parts) < rule.parts or not parts.get(0):
-        return 0
-    count = 0
-    for anchor in parts[0]:
-        if all(any(abs(w - anchor) <= rule.within for w in parts[p]) for p in range(1, rule.parts)):
-            count += 1
-    return count
+        return []
+    return [
+        anchor
+        for anchor in parts[0]
+        if all(any(abs(w - anchor) <= rule.within for w in parts[p]) for p in range(1, rule.parts))
+    ]
+
+
+@dataclass(slots=True)
+class _Places:
+    """Where a text's topic terms sit, to tell a topical mention from a passing one.
+
+    An occurrence in the text is
+    - a **list item** when terms of `list_topics` other topics occur within `list_words`
+      words ("cooperation in trade, energy, culture and education"): passing;
+    - otherwise **topical** when it is in the lead (the first `lead_words` words) or another
+      occurrence of the topic's terms that is not a list item sits within `context_words`
+      words (a passage about the topic); else passing (one line of background).
+    Title occurrences are always topical.
+    """
+
+    settings: Settings
+    words: dict[int, int]  # char offset of a match -> word number
+    places: list[tuple[int, int]]  # (word number, topic owner), sorted
+    # topic owner -> (word number, term index) of its weighted occurrences
+    by_topic: dict[int, list[tuple[int, int]]]
+    _listed: dict[tuple[int, int], bool] = field(default_factory=dict)
+
+    def listed(self, word: int, owner: int) -> bool:
+        key = (word, owner)
+        if key not in self._listed:
+            reach = self.settings.list_words
+            lo = bisect_left(self.places, (word - reach, -1))
+            others: set[int] = set()
+            for w, other in self.places[lo:]:
+                if w > word + reach:
+                    break
+                if other != owner:
+                    others.add(other)
+            self._listed[key] = len(others) >= self.settings.list_topics
+        return self._listed[key]
+
+    def factor(self, word: int, owner: int) -> float:
+        """What one text occurrence counts: position weight, or `passing_weight`."""
+        settings = self.settings
+        if self.listed(word, owner):
+            return settings.passing_weight
+        if word < settings.lead_words:
+            return settings.lead_weight
+        reach = settings.context_words
+        for w, _term in self.by_topic.get(owner, ()):
+            if w != word and abs(w - word) <= reach and not self.listed(w, owner):
+                return 1.0
+        return settings.passing_weight
 
 
 def score_article(
@@ -225,13 +282,28 @@ def score_article(
             per_topic[term.owner].append(index)
             if term.role == "near":
                 near_terms.append(index)
-    title_words = _word_numbers(norm_title, title_hits, near_terms)
-    text_words = _word_numbers(norm_text, text_hits, near_terms)
+    # Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
+    kept: dict[int, tuple[Hits, Hits]] = {}
+    for owner, indexes in per_topic.items():
+        weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
+        kept[owner] = (_drop_covered(weighted, title_hits), _drop_covered(weighted, text_hits))
+    title_words = _word_numbers(
+        norm_title, (o for i in near_terms for o, _ in title_hits.get(i, ()))
+    )
+    offsets = [o for i in near_terms for o, _ in text_hits.get(i, ())]
+    offsets += [o for _, body in kept.values() for spans in body.values() for o, _ in spans]
+    text_words = _word_numbers(norm_text, offsets)
+    by_topic = {
+        owner: sorted((text_words[o], i) for i, spans in body.items() for o, _ in spans)
+        for owner, (_, body) in kept.items()
+    }
+    places = sorted((w, owner) for owner, found in by_topic.items() for w, _ in found)
+    where = _Places(settings, text_words, places, by_topic)
 
     scores: list[TopicScore] = []
     for owner, indexes in per_topic.items():
         found = _score_topic(
-            taxonomy, owner, indexes, (title_words, title_hits), (text_words, text_hits)
+            taxonomy, owner, indexes, kept[owner], (title_words, title_hits), text_hits, where
         )
         if found is not None:
             scores.append(found)
@@ -247,14 +319,16 @@ def _score_topic(
     taxonomy: Taxonomy,
     owner: int,
     indexes: list[int],
+    kept: tuple[Hits, Hits],
     title: tuple[dict[int, int], Hits],
-    body: tuple[dict[int, int], Hits],
+    body_hits: Hits,
+    where: _Places,
 ) -> TopicScore | None:
     settings = taxonomy.settings
     topic = taxonomy.topics[owner]
-    weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
-    title_kept, body_kept = _drop_covered(weighted, title[1]), _drop_covered(weighted, body[1])
-    evidence: list[tuple[float, str, str, int]] = []
+    title_kept, body_kept = kept
+    # (gain, term, lang, count, passing occurrences, topical?)
+    evidence: list[tuple[float, str, str, int, int, bool]] = []
     groups_met: set[int] = set()
     excluded: list[str] = []
     near_parts: dict[int, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
@@ -262,42 +336,60 @@ def _score_topic(
     for index in sorted(indexes):
         term = taxonomy.terms[index]
         in_title = len(title[1].get(index, ()))
-        in_text = len(body[1].get(index, ()))
+        in_text = len(body_hits.get(index, ()))
         if term.role == "weighted":
             in_title = len(title_kept.get(index, ()))
-            in_text = len(body_kept.get(index, ()))
-            if not in_title + in_text:
+            spans = body_kept.get(index, ())
+            if not in_title + len(spans):
                 continue
-            counted = min(in_text + settings.title_weight * in_title, settings.max_count)
+            factors = [where.factor(where.words[o], owner) for o, _ in spans]
+            passing = sum(1 for f in factors if f == settings.passing_weight)
+            counted = min(sum(factors) + settings.title_weight * in_title, settings.max_count)
             gain = term.weight * counted
             score += gain
-            evidence.append((gain, term.text, term.lang, in_title + in_text))
+            topical = bool(in_title) or passing < len(spans)
+            evidence.append((gain, term.text, term.lang, in_title + len(spans), passing, topical))
         elif term.role == "all":
             groups_met.add(term.slot)
-            evidence.append((0.0, term.text, term.lang, in_title + in_text))
+            evidence.append((0.0, term.text, term.lang, in_title + in_text, 0, False))
         elif term.role == "none":
             excluded.append(term.text)
-        else:  # near: collect offsets per part, scored below
+        else:  # near: collect word numbers per part, scored below
             t_parts, b_parts = near_parts.setdefault(term.slot, ({}, {}))
             t_parts.setdefault(term.part, []).extend(
                 title[0][o] for o, _ in title[1].get(index, ())
             )
-            b_parts.setdefault(term.part, []).extend(body[0][o] for o, _ in body[1].get(index, ()))
+            b_parts.setdefault(term.part, []).extend(
+                where.words[o] for o, _ in body_hits.get(index, ())
+            )
     for slot, (t_parts, b_parts) in near_parts.items():
         rule = topic.near[slot]
-        t_count = _near_count(rule, {k: v for k, v in t_parts.items() if v})
-        b_count = _near_count(rule, {k: v for k, v in b_parts.items() if v})
-        if t_count + b_count:
-            counted = min(b_count + settings.title_weight * t_count, settings.max_count)
+        t_count = len(_near_anchors(rule, {k: v for k, v in t_parts.items() if v}))
+        anchors = _near_anchors(rule, {k: v for k, v in b_parts.items() if v})
+        if t_count + len(anchors):
+            factors = [where.factor(w, owner) for w in anchors]
+            passing = sum(1 for f in factors if f == settings.passing_weight)
+            counted = min(sum(factors) + settings.title_weight * t_count, settings.max_count)
             score += rule.weight * counted
-            evidence.append((rule.weight * counted, rule.label, rule.lang, t_count + b_count))
+            topical = bool(t_count) or passing < len(anchors)
+            evidence.append(
+                (
+                    rule.weight * counted,
+                    rule.label,
+                    rule.lang,
+                    t_count + len(anchors),
+                    passing,
+                    topical,
+                )
+            )
     if not evidence and not excluded:
         return None
     evidence.sort(key=lambda e: (-e[0], e[1], e[2]))
     score = round(score, 3)
-    # Evidence needs `min_terms` distinct terms; a match in the title counts as one more,
-    # because a title names what the article is about (one term repeated in the text is not).
-    distinct = sum(1 for gain, *_ in evidence if gain > 0) + (1 if title_kept else 0)
+    # Evidence needs `min_terms` distinct terms used topically; a match in the title counts
+    # as one more, because a title names what the article is about (one term repeated in
+    # the text is not, and neither are passing mentions).
+    distinct = sum(1 for e in evidence if e[0] > 0 and e[5]) + (1 if title_kept else 0)
     status: Literal["tagged", "below", "excluded", "incomplete"]
     if excluded:
         status = "excluded"
@@ -311,10 +403,11 @@ def _score_topic(
         id=topic.id,
         score=score,
         threshold=topic.threshold,
-        evidence=tuple((t, lang, n) for _, t, lang, n in evidence),
-        contributions=tuple(round(g, 3) for g, _, _, _ in evidence),
+        evidence=tuple((t, lang, n) for _, t, lang, n, _, _ in evidence),
+        contributions=tuple(round(e[0], 3) for e in evidence),
         status=status,
         excluded_by=tuple(sorted(set(excluded))),
+        passing=tuple(e[4] for e in evidence),
     )
 
 
@@ -348,9 +441,12 @@ def explain_scores(scores: Iterable[TopicScore]) -> list[str]:
     """Lines for every candidate topic, including the ones that were not tagged and why."""
     lines = []
     for s in scores:
+        passing = s.passing or (0,) * len(s.evidence)
         matched = ", ".join(
-            f"'{term}' ×{count} ({lang}, +{_fmt(gain)})"
-            for (term, lang, count), gain in zip(s.evidence, s.contributions, strict=True)
+            f"'{term}' ×{count} ({lang}, +{_fmt(gain)}{f', {p} passing' if p else ''})"
+            for (term, lang, count), gain, p in zip(
+                s.evidence, s.contributions, passing, strict=True
+            )
         )
         below = (
             f"score {_fmt(s.score)} ≥ threshold {_fmt(s.threshold)} but too few distinct terms"

@@ -29,7 +29,15 @@ _SETTINGS_KEYS = {
     "max_count",
     "max_suffix",
     "min_terms",
+    "lead_words",
+    "lead_weight",
+    "context_words",
+    "list_words",
+    "list_topics",
+    "passing_weight",
 }
+_WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
+_WHOLE_SETTINGS |= {"list_words", "list_topics"}
 _SHORT_MAX = 20  # a chip label must fit a phone screen three times over
 _TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang"}
@@ -78,11 +86,11 @@ class _Collector:
             return None
         return float(value)
 
-    def pattern(self, raw: Any, key: str) -> TermPattern | None:
+    def pattern(self, raw: Any, key: str, lang: str = ANY_LANGUAGE) -> TermPattern | None:
         if not isinstance(raw, str):
             self.problem(key, f"a term must be a string, not {raw!r}")
             return None
-        compiled = compile_term(raw, max_suffix=self.settings.max_suffix)
+        compiled = compile_term(raw, max_suffix=self.settings.max_suffix, lang=lang)
         if isinstance(compiled, str):
             self.problem(key, compiled)
             return None
@@ -160,7 +168,13 @@ def _settings(raw: Any, file: str) -> tuple[Settings, list[Problem]]:
                 values[key] = tuple(value)
             else:
                 out.problem(where, 'must be a non-empty list of language codes like "en"')
-        elif key in {"max_count", "max_suffix", "min_terms"}:
+        elif key == "passing_weight":
+            number = out.number(value, where, positive=False)
+            if number is not None and not 0 <= number <= 1:
+                out.problem(where, f"must be between 0 and 1, not {value!r}")
+            elif number is not None:
+                values[key] = number
+        elif key in _WHOLE_SETTINGS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 out.problem(where, f"must be a whole number of at least 1, not {value!r}")
             else:
@@ -249,7 +263,7 @@ def _weighted_terms(
                     out.problem(item, f"unknown key {sorted(extra)[0]!r} (expected term, weight)")
             raw_term, raw_weight = _term_entry(entry, item, default)
             weight = out.number(raw_weight, f"{item}.weight" if isinstance(entry, dict) else item)
-            pattern = out.pattern(raw_term, item)
+            pattern = out.pattern(raw_term, item, lang)
             if weight is not None and weight >= limit:
                 out.problem(
                     item,
@@ -321,7 +335,7 @@ def _near_rules(
             more = len(items) > 1 or first.startswith("@")  # "@set": one of the set's terms
             shown.append(first.removeprefix("@") + ("…" if more else ""))
             for item, term in alternatives:
-                pattern = out.pattern(term, item)
+                pattern = out.pattern(term, item, lang)
                 if pattern is not None:
                     out.terms.append(
                         Term(term, lang, pattern, "near", owner, slot=len(rules), part=part)
@@ -386,7 +400,7 @@ def _facets(raw: Any, out: _Collector) -> list[tuple[str, str]]:
                     out.problem(key, "must be a non-empty list of aliases")
                     continue
                 for i, name in enumerate(names):
-                    pattern = out.pattern(name, f"{key}[{i}]")
+                    pattern = out.pattern(name, f"{key}[{i}]", lang)
                     if pattern is not None:
                         out.terms.append(Term(name, lang, pattern, "facet", owner))
     return values
