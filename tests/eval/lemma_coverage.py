@@ -6,8 +6,11 @@ Usage (from the repo root):
 For each language of tests/data/topics/news.jsonl: whether simplemma has a dictionary for
 it, the share of word tokens its dictionary knows, and how fast it lemmatises the texts on
 one core (a first pass, then a second pass with its cache warm), next to the tagger's own
-speed on the same texts. docs/tagging.md ("Morphology") reports the figures and what the
-tagger does per language as a result.
+speed on the same texts. Then, for ru and id, how well the rule terms' morphology (a `*`
+word ending; Indonesian enclitics) covers inflection: for each one-word term that matched a
+word in the texts, every form simplemma's dictionary lists for that word's lemma, and the
+share of them the term matches (with the forms it misses). docs/tagging.md ("Morphology")
+reports the figures and what the tagger does per language as a result.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import simplemma
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from monitor.tag import parse_taxonomy, tag_article  # noqa: E402
+from monitor.tag import Taxonomy, normalise_text, parse_taxonomy, tag_article  # noqa: E402
+from monitor.tagging.normalise import TermPattern  # noqa: E402
 from tests.topics_data import NEWS, load_news  # noqa: E402
 
 _WORD = re.compile(r"[^\W\d_]+")
@@ -66,7 +70,62 @@ def main(argv: list[str] | None = None) -> int:
             f"| {lang} | {len(docs)} | {count:,} | yes | {known / count:.1%} "
             f"| {rates[0]:,.0f}, {rates[1]:,.0f} | {tag_rate:,.0f} |"
         )
+    for lang in ("ru", "id"):
+        print()
+        print("\n".join(_term_coverage(taxonomy, [i for i in items if i.lang == lang], lang)))
     return 0
+
+
+def _matches(pattern: TermPattern, word: str) -> bool:
+    if not word.startswith(pattern.prefix):
+        return False
+    if pattern.rest is None:
+        return word == pattern.prefix
+    tail = pattern.rest.match(word, len(pattern.prefix))
+    return tail is not None and tail.end() == len(word)
+
+
+def _term_coverage(taxonomy: Taxonomy, docs: list[object], lang: str) -> list[str]:
+    """The share of dictionary forms of matched lemmas that each one-word term matches."""
+    from simplemma.strategies.dictionaries.dictionary_factory import DefaultDictionaryFactory
+
+    words = {
+        w
+        for item in docs
+        for w in _WORD.findall(normalise_text(f"{item.title} {item.text}"))  # type: ignore[attr-defined]
+    }
+    terms = [
+        t
+        for t in taxonomy.terms
+        if t.lang == lang and t.role == "weighted" and " " not in t.pattern.prefix
+    ]
+    hits = {t.text: {w for w in words if _matches(t.pattern, w)} for t in terms}
+    lemmas = {
+        w: str(simplemma.lemmatize(w, lang=lang)).casefold() for ws in hits.values() for w in ws
+    }
+    wanted = set(lemmas.values())
+    forms: dict[str, set[str]] = {}
+    dictionary = DefaultDictionaryFactory().get_dictionary(lang)
+    for form, lemma in dictionary.items():
+        key = str(lemma).casefold()
+        if key in wanted:
+            forms.setdefault(key, set()).add(normalise_text(str(form)))
+    total = covered = 0
+    missed: list[str] = []
+    for term in terms:
+        for lemma in sorted({lemmas[w] for w in hits[term.text]}):
+            # Only forms of the same word: a lemma shared by several stems is another term's.
+            family = {f for f in forms.get(lemma, {lemma}) if " " not in f}
+            ok = {f for f in family if _matches(term.pattern, f)}
+            total += len(family)
+            covered += len(ok)
+            missed += [f"{term.text} → {f}" for f in sorted(family - ok)[:3]]
+    share = covered / total if total else 1.0
+    return [
+        f"{lang}: {len([t for t in terms if hits[t.text]])} one-word terms matched words of "
+        f"{len(wanted)} lemmas; the terms match {covered:,} of the {total:,} dictionary forms "
+        f"of those lemmas ({share:.1%}). Missed, e.g.: {'; '.join(missed[:12])}"
+    ]
 
 
 if __name__ == "__main__":
