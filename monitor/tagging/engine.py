@@ -3,6 +3,7 @@ No I/O."""
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
@@ -68,9 +69,10 @@ class Settings:
     lead_words: int = 40  # the lead: the text's first words
     lead_weight: float = 1.5  # a topical lead occurrence counts this many times
     context_words: int = 25  # another term of the topic this close makes a mention topical
-    list_words: int = 6  # other topics' terms this close ...
+    list_words: int = 8  # other topics' terms this close ...
     list_topics: int = 2  # ... from this many other topics: the mention is a list item
     passing_weight: float = 0.25  # a passing occurrence counts this much
+    core_weight: float = 3.0  # a term this heavy used topically twice is two pieces of evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,25 +210,43 @@ def _near_anchors(rule: Near, parts: dict[int, list[int]]) -> list[int]:
     ]
 
 
+# What separates the items of a list, in folded text (và -> va, hoặc -> hoac).
+_LIST_SEPARATOR = re.compile(r"[,;]| (?:and|or|as well as|и|или|а также|va|hoac|dan|atau|serta) ")
+
+
 @dataclass(slots=True)
 class _Places:
     """Where a text's topic terms sit, to tell a topical mention from a passing one.
 
     An occurrence in the text is
     - a **list item** when terms of `list_topics` other topics occur within `list_words`
-      words ("cooperation in trade, energy, culture and education"): passing;
-    - otherwise **topical** when it is in the lead (the first `lead_words` words) or another
-      occurrence of the topic's terms that is not a list item sits within `context_words`
-      words (a passage about the topic); else passing (one line of background).
+      words, each separated from it by a comma, a semicolon or "and"/"or" ("cooperation in
+      trade, energy, culture and education"; not "nuclear energy cooperation"): passing;
+    - otherwise **topical** when it is in the lead (the first `lead_words` words), when the
+      title or the lead names the topic (it is the main subject), or when another occurrence
+      of the topic's terms that is not a list item sits within `context_words` words (a
+      passage about the topic); else passing (one line of background).
     Title occurrences are always topical.
     """
 
     settings: Settings
+    text: str  # the folded text
     words: dict[int, int]  # char offset of a match -> word number
     places: list[tuple[int, int]]  # (word number, topic owner), sorted
     # topic owner -> (word number, term index) of its weighted occurrences
     by_topic: dict[int, list[tuple[int, int]]]
     _listed: dict[tuple[int, int], bool] = field(default_factory=dict)
+    _separators: list[int] | None = None  # word numbers followed by a list separator
+
+    def _separated(self, a: int, b: int) -> bool:
+        """Is there a list separator after word min(a, b) and before word max(a, b)?"""
+        if self._separators is None:
+            offsets = [m.start() for m in _LIST_SEPARATOR.finditer(self.text)]
+            numbers = _word_numbers(self.text, offsets)
+            self._separators = [numbers[o] for o in offsets]
+        lo, hi = min(a, b), max(a, b)
+        i = bisect_left(self._separators, lo)
+        return i < len(self._separators) and self._separators[i] < hi
 
     def listed(self, word: int, owner: int) -> bool:
         key = (word, owner)
@@ -237,18 +257,26 @@ class _Places:
             for w, other in self.places[lo:]:
                 if w > word + reach:
                     break
-                if other != owner:
+                if other != owner and other not in others and self._separated(w, word):
                     others.add(other)
             self._listed[key] = len(others) >= self.settings.list_topics
         return self._listed[key]
 
-    def factor(self, word: int, owner: int) -> float:
-        """What one text occurrence counts: position weight, or `passing_weight`."""
+    def main_subject(self, owner: int) -> bool:
+        """Does the lead name the topic outside a list (the lead says what happened)?"""
+        lead = self.settings.lead_words
+        return any(w < lead and not self.listed(w, owner) for w, _ in self.by_topic.get(owner, ()))
+
+    def factor(self, word: int, owner: int, main: bool) -> float:
+        """What one text occurrence counts: position weight, or `passing_weight`. `main`:
+        the topic is the main subject (title or lead), so later mentions are not background."""
         settings = self.settings
         if self.listed(word, owner):
             return settings.passing_weight
         if word < settings.lead_words:
             return settings.lead_weight
+        if main:
+            return 1.0
         reach = settings.context_words
         for w, _term in self.by_topic.get(owner, ()):
             if w != word and abs(w - word) <= reach and not self.listed(w, owner):
@@ -298,7 +326,7 @@ def score_article(
         for owner, (_, body) in kept.items()
     }
     places = sorted((w, owner) for owner, found in by_topic.items() for w, _ in found)
-    where = _Places(settings, text_words, places, by_topic)
+    where = _Places(settings, norm_text, text_words, places, by_topic)
 
     scores: list[TopicScore] = []
     for owner, indexes in per_topic.items():
@@ -327,8 +355,9 @@ def _score_topic(
     settings = taxonomy.settings
     topic = taxonomy.topics[owner]
     title_kept, body_kept = kept
-    # (gain, term, lang, count, passing occurrences, topical?)
-    evidence: list[tuple[float, str, str, int, int, bool]] = []
+    main = bool(title_kept) or where.main_subject(owner)
+    # (gain, term, lang, count, passing occurrences, topical?, a core term used twice?)
+    evidence: list[tuple[float, str, str, int, int, bool, bool]] = []
     groups_met: set[int] = set()
     excluded: list[str] = []
     near_parts: dict[int, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
@@ -342,16 +371,20 @@ def _score_topic(
             spans = body_kept.get(index, ())
             if not in_title + len(spans):
                 continue
-            factors = [where.factor(where.words[o], owner) for o, _ in spans]
+            factors = [where.factor(where.words[o], owner, main) for o, _ in spans]
             passing = sum(1 for f in factors if f == settings.passing_weight)
             counted = min(sum(factors) + settings.title_weight * in_title, settings.max_count)
             gain = term.weight * counted
             score += gain
             topical = bool(in_title) or passing < len(spans)
-            evidence.append((gain, term.text, term.lang, in_title + len(spans), passing, topical))
+            # A topic-specific term used topically twice is two pieces of evidence (density).
+            repeated = term.weight >= settings.core_weight and in_title + len(spans) - passing > 1
+            evidence.append(
+                (gain, term.text, term.lang, in_title + len(spans), passing, topical, repeated)
+            )
         elif term.role == "all":
             groups_met.add(term.slot)
-            evidence.append((0.0, term.text, term.lang, in_title + in_text, 0, False))
+            evidence.append((0.0, term.text, term.lang, in_title + in_text, 0, False, False))
         elif term.role == "none":
             excluded.append(term.text)
         else:  # near: collect word numbers per part, scored below
@@ -367,7 +400,7 @@ def _score_topic(
         t_count = len(_near_anchors(rule, {k: v for k, v in t_parts.items() if v}))
         anchors = _near_anchors(rule, {k: v for k, v in b_parts.items() if v})
         if t_count + len(anchors):
-            factors = [where.factor(w, owner) for w in anchors]
+            factors = [where.factor(w, owner, main) for w in anchors]
             passing = sum(1 for f in factors if f == settings.passing_weight)
             counted = min(sum(factors) + settings.title_weight * t_count, settings.max_count)
             score += rule.weight * counted
@@ -380,6 +413,7 @@ def _score_topic(
                     t_count + len(anchors),
                     passing,
                     topical,
+                    False,
                 )
             )
     if not evidence and not excluded:
@@ -389,7 +423,7 @@ def _score_topic(
     # Evidence needs `min_terms` distinct terms used topically; a match in the title counts
     # as one more, because a title names what the article is about (one term repeated in
     # the text is not, and neither are passing mentions).
-    distinct = sum(1 for e in evidence if e[0] > 0 and e[5]) + (1 if title_kept else 0)
+    distinct = sum(1 + e[6] for e in evidence if e[0] > 0 and e[5]) + (1 if title_kept else 0)
     status: Literal["tagged", "below", "excluded", "incomplete"]
     if excluded:
         status = "excluded"
@@ -403,7 +437,7 @@ def _score_topic(
         id=topic.id,
         score=score,
         threshold=topic.threshold,
-        evidence=tuple((t, lang, n) for _, t, lang, n, _, _ in evidence),
+        evidence=tuple((e[1], e[2], e[3]) for e in evidence),
         contributions=tuple(round(e[0], 3) for e in evidence),
         status=status,
         excluded_by=tuple(sorted(set(excluded))),

@@ -35,6 +35,7 @@ _SETTINGS_KEYS = {
     "list_words",
     "list_topics",
     "passing_weight",
+    "core_weight",
 }
 _WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
 _WHOLE_SETTINGS |= {"list_words", "list_topics"}
