@@ -82,7 +82,7 @@ def mine(
     forms: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
     for item in docs:
         found = grams(f"{item.title}\n{item.text}", lang)
-        (df_pos if topic in item.topics else df_neg).update(found)
+        (df_pos if topic in item.topics else df_neg).update(found.keys())
         for key, form in found.items():
             forms[key][form] += 1
     n_pos, n_neg = len(positives), max(1, len(docs) - len(positives))
