@@ -4,7 +4,7 @@ No I/O."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +71,7 @@ class Settings:
     context_words: int = 25  # another term of the topic this close makes a mention topical
     list_words: int = 8  # other topics' terms this close ...
     list_topics: int = 2  # ... from this many other topics: the mention is a list item
+    list_separators: int = 4  # this many list separators within list_words: an enumeration
     passing_weight: float = 0.25  # a passing occurrence counts this much
     core_weight: float = 3.0  # a term this heavy used topically twice is two pieces of evidence
 
@@ -221,7 +222,9 @@ class _Places:
     An occurrence in the text is
     - a **list item** when terms of `list_topics` other topics occur within `list_words`
       words, each separated from it by a comma, a semicolon or "and"/"or" ("cooperation in
-      trade, energy, culture and education"; not "nuclear energy cooperation"): passing;
+      trade, energy, culture and education"; not "nuclear energy cooperation"), or when
+      `list_separators` separators sit within `list_words` words (a dense enumeration, as
+      of goods in a list of exports): passing;
     - otherwise **topical** when it is in the lead (the first `lead_words` words), when the
       title or the lead names the topic (it is the main subject), or when another occurrence
       of the topic's terms that is not a list item sits within `context_words` words (a
@@ -259,8 +262,20 @@ class _Places:
                     break
                 if other != owner and other not in others and self._separated(w, word):
                     others.add(other)
-            self._listed[key] = len(others) >= self.settings.list_topics
+            self._listed[key] = (
+                len(others) >= self.settings.list_topics
+                or self._separators_near(word) >= self.settings.list_separators
+            )
         return self._listed[key]
+
+    def _separators_near(self, word: int) -> int:
+        """List separators within `list_words` words of a word: an enumeration is dense."""
+        self._separated(word, word)  # finds the separators once
+        assert self._separators is not None
+        reach = self.settings.list_words
+        lo = bisect_left(self._separators, word - reach)
+        hi = bisect_right(self._separators, word + reach)
+        return hi - lo
 
     def main_subject(self, owner: int) -> bool:
         """Does the lead name the topic outside a list (the lead says what happened)?"""

@@ -36,9 +36,10 @@ _SETTINGS_KEYS = {
     "list_topics",
     "passing_weight",
     "core_weight",
+    "list_separators",
 }
 _WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
-_WHOLE_SETTINGS |= {"list_words", "list_topics"}
+_WHOLE_SETTINGS |= {"list_words", "list_topics", "list_separators"}
 _SHORT_MAX = 20  # a chip label must fit a phone screen three times over
 _TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang"}
