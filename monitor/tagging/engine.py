@@ -241,41 +241,34 @@ class _Places:
     _listed: dict[tuple[int, int], bool] = field(default_factory=dict)
     _separators: list[int] | None = None  # word numbers followed by a list separator
 
-    def _separated(self, a: int, b: int) -> bool:
-        """Is there a list separator after word min(a, b) and before word max(a, b)?"""
+    def _seps(self) -> list[int]:
+        """Word numbers followed by a list separator, found once per text."""
         if self._separators is None:
             offsets = [m.start() for m in _LIST_SEPARATOR.finditer(self.text)]
             numbers = _word_numbers(self.text, offsets)
             self._separators = [numbers[o] for o in offsets]
-        lo, hi = min(a, b), max(a, b)
-        i = bisect_left(self._separators, lo)
-        return i < len(self._separators) and self._separators[i] < hi
+        return self._separators
 
     def listed(self, word: int, owner: int) -> bool:
         key = (word, owner)
         if key not in self._listed:
-            reach = self.settings.list_words
-            lo = bisect_left(self.places, (word - reach, -1))
+            settings = self.settings
+            reach, seps = settings.list_words, self._seps()
+            # Words w with a separator between them and `word`: w > right or w <= left.
+            i = bisect_left(seps, word)
+            right = seps[i] if i < len(seps) else word + reach
+            left = seps[i - 1] if i else word - reach - 1
             others: set[int] = set()
-            for w, other in self.places[lo:]:
-                if w > word + reach:
+            for w, other in self.places[bisect_left(self.places, (word - reach, -1)) :]:
+                if w > word + reach or len(others) >= settings.list_topics:
                     break
-                if other != owner and other not in others and self._separated(w, word):
+                if other != owner and (w > right or w <= left):
                     others.add(other)
+            dense = bisect_right(seps, word + reach) - bisect_left(seps, word - reach)
             self._listed[key] = (
-                len(others) >= self.settings.list_topics
-                or self._separators_near(word) >= self.settings.list_separators
+                len(others) >= settings.list_topics or dense >= settings.list_separators
             )
         return self._listed[key]
-
-    def _separators_near(self, word: int) -> int:
-        """List separators within `list_words` words of a word: an enumeration is dense."""
-        self._separated(word, word)  # finds the separators once
-        assert self._separators is not None
-        reach = self.settings.list_words
-        lo = bisect_left(self._separators, word - reach)
-        hi = bisect_right(self._separators, word + reach)
-        return hi - lo
 
     def main_subject(self, owner: int) -> bool:
         """Does the lead name the topic outside a list (the lead says what happened)?"""
@@ -293,8 +286,11 @@ class _Places:
         if main:
             return 1.0
         reach = settings.context_words
-        for w, _term in self.by_topic.get(owner, ()):
-            if w != word and abs(w - word) <= reach and not self.listed(w, owner):
+        found = self.by_topic.get(owner, [])
+        for w, _term in found[bisect_left(found, (word - reach, -1)) :]:  # sorted by word
+            if w > word + reach:
+                break
+            if w != word and not self.listed(w, owner):
                 return 1.0
         return settings.passing_weight
 
