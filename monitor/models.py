@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -112,7 +112,18 @@ class TopicTag:
     id: str
     score: float
     threshold: float
-    evidence: tuple[tuple[str, str, int], ...]  # (term, lang, count)
+    evidence: tuple[tuple[str, str, int], ...]  # (term, lang, count), strongest first
+
+    @property
+    def strength(self) -> float:
+        """Score relative to the threshold: what ranks an item's tags. Where the evidence
+        sits is already in the score (title and lead occurrences count more)."""
+        return self.score / self.threshold if self.threshold > 0 else self.score
+
+
+def rank_tags(tags: Iterable[TopicTag]) -> tuple[TopicTag, ...]:
+    """Strongest first (score relative to threshold), then higher score, then id."""
+    return tuple(sorted(tags, key=lambda t: (-round(t.strength, 6), -t.score, t.id)))
 
 
 @dataclass(frozen=True, slots=True)

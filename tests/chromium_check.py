@@ -1,4 +1,4 @@
-"""Headless Chromium helpers for the digest layout check: width overflow, screenshots (runs it).
+"""Headless Chromium checks of a digest: overflow, first story position, screenshots (runs it).
 
 Usage as a script (screenshots for a person to look at):
     python tests/chromium_check.py DIGEST.html OUT_DIR
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _FLAGS = (
@@ -27,7 +28,7 @@ _FLAGS = (
     "--disable-sync",
     "--hide-scrollbars",
 )
-_MEASURE = re.compile(r'data-measure-(\d+)="(\d+) (\d+)"')
+_MEASURE = re.compile(r'data-measure-(\d+)="(\d+) (\d+) (-?\d+) (-?\d+)"')
 
 
 def find_chromium() -> str | None:
@@ -52,7 +53,26 @@ def _run(binary: str, args: Sequence[str], timeout: float = 90) -> str:
 
 
 def measure_widths(binary: str, page: str, widths: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Lay `page` out in iframes `widths` px wide; return width -> (scrollWidth, innerWidth).
+    """Lay `page` out in iframes `widths` px wide; return width -> (scrollWidth, innerWidth)."""
+    return {w: (m.scroll, m.inner) for w, m in measure_layout(binary, page, widths).items()}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one width shows: page and viewport width, and where the first story ends.
+
+    `headline_bottom` / `summary_bottom`: px from the top of the page to the bottom of the
+    first `.headline` / `.summary` element, -1 when the page has none.
+    """
+
+    scroll: int
+    inner: int
+    headline_bottom: int
+    summary_bottom: int
+
+
+def measure_layout(binary: str, page: str, widths: Sequence[int]) -> dict[int, Layout]:
+    """Lay `page` out in iframes `widths` px wide and measure it (see `Layout`).
 
     Headless windows are at least 500 px wide, so narrow viewports are iframes of a wrapper
     page (srcdoc iframes share its origin, so the wrapper can measure them). The email itself
@@ -64,11 +84,14 @@ def measure_widths(binary: str, page: str, widths: Sequence[int]) -> dict[int, t
         for w in widths
     )
     script = (
+        "function bottom(d, sel) { var e = d.querySelector(sel);"
+        " return e ? Math.ceil(e.getBoundingClientRect().bottom) : -1; }"
         "window.addEventListener('load', function () {"
         + "".join(
             f"var d{w} = document.getElementById('f{w}').contentDocument;"
             f"document.body.setAttribute('data-measure-{w}', "
-            f"d{w}.documentElement.scrollWidth + ' ' + d{w}.defaultView.innerWidth);"
+            f"d{w}.documentElement.scrollWidth + ' ' + d{w}.defaultView.innerWidth"
+            f" + ' ' + bottom(d{w}, '.headline') + ' ' + bottom(d{w}, '.summary'));"
             for w in widths
         )
         + "});"
@@ -81,7 +104,9 @@ def measure_widths(binary: str, page: str, widths: Sequence[int]) -> dict[int, t
         path = Path(tmp) / "measure.html"
         path.write_text(wrapper, encoding="utf-8")
         dom = _run(binary, ["--window-size=1000,1000", "--dump-dom", path.as_uri()])
-    return {int(w): (int(s), int(i)) for w, s, i in _MEASURE.findall(dom)}
+    return {
+        int(w): Layout(int(s), int(i), int(h), int(b)) for w, s, i, h, b in _MEASURE.findall(dom)
+    }
 
 
 def screenshot(binary: str, page: Path, png: Path, width: int, *, dark: bool = False) -> None:
@@ -107,10 +132,13 @@ def main(argv: Sequence[str]) -> int:
             png = out / f"digest-{width}-{'dark' if dark else 'light'}.png"
             screenshot(binary, page, png, width, dark=dark)
             print(png)
-    for width, (scroll, inner) in sorted(
-        measure_widths(binary, page.read_text(encoding="utf-8"), (320, 375, 800)).items()
+    for width, m in sorted(
+        measure_layout(binary, page.read_text(encoding="utf-8"), (320, 375, 800)).items()
     ):
-        print(f"{width}px: scrollWidth={scroll} innerWidth={inner}")
+        print(
+            f"{width}px: scrollWidth={m.scroll} innerWidth={m.inner} first headline ends at "
+            f"{m.headline_bottom}px, its summary at {m.summary_bottom}px"
+        )
     return 0
 
 

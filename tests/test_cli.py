@@ -308,6 +308,11 @@ def test_topics_in_json_filter_explain_and_retag(http_server: LocalServer, tmp_p
     run(config, "poll")
     [record] = [json.loads(x) for x in run(config, "items", "--json").stdout.splitlines()]
     topics = {t["id"]: t for t in record["topics"]}
+    # Every tag is kept, strongest first: score relative to threshold (thresholds differ).
+    assert len(record["topics"]) >= 2
+    strengths = [t["score"] / t["threshold"] for t in record["topics"]]
+    assert strengths == sorted(strengths, reverse=True)
+    assert [t["strength"] for t in record["topics"]] == [round(s, 3) for s in strengths]
     architecture = topics["regional-architecture"]
     assert architecture["score"] >= architecture["threshold"]
     assert all(set(e) == {"term", "lang", "count"} for e in architecture["evidence"])
@@ -321,6 +326,9 @@ def test_topics_in_json_filter_explain_and_retag(http_server: LocalServer, tmp_p
 
     explained = run(config, "explain", str(record["id"])).stdout
     assert "regional-architecture: score" in explained
+    # The long name stays in explain (the digest shows the short chip label).
+    assert "1. " in explained
+    assert "Regional architecture: EAS, ARF" in explained
     assert "matched '" in explained
     assert "countries: " in explained
 

@@ -97,12 +97,16 @@ SEED_TITLES = {
     ),
     "004_77ff1506fea45f61.txt": "ASEAN, Russia commit to deepen cooperation",
 }
-TOPIC_ORDER = ("russia-asean", "security", "economy")
+TOPIC_ORDER = ("russia-asean", "security", "economy", "energy", "agriculture", "environment")
 TOPIC_LABELS = {
     "russia-asean": "Russia–ASEAN relations",
     "security": "Security & counter-terrorism",
     "economy": "Trade & economy",
+    "energy": "Energy",
+    "agriculture": "Agriculture and food security",
+    "environment": "Environment and climate",
 }
+TOPIC_SHORT = {"russia-asean": "Russia–ASEAN", "security": "Security", "economy": "Trade"}
 
 
 def _tag(topic: str, score: float, *evidence: tuple[str, str, int]) -> TopicTag:
@@ -257,7 +261,16 @@ def sample_items() -> tuple[list[Item], list[Item], dict[int, list[Item]]]:
         TRADE_TEXT,
         published=_at(15, 20),
         priority=2,
-        topics=(_tag("economy", 3.3, ("trade", "en", 2), ("investment", "en", 2)),),
+        # Five topics, as a list of cooperation areas gives: the digest shows the 3 strongest.
+        topics=(
+            _tag(
+                "environment", 2.0, ("environmental protection", "en", 1), ("environment", "en", 1)
+            ),
+            _tag("energy", 2.5, ("energy", "en", 1), ("joint projects ~ energy", "en", 1)),
+            _tag("agriculture", 2.2, ("agriculture", "en", 1), ("farm", "en", 1)),
+            _tag("economy", 3.3, ("trade", "en", 2), ("investment", "en", 2), ("billion", "en", 3)),
+            _tag("russia-asean", 2.1, ("ASEAN", "en", 2), ("Russian", "en", 2)),
+        ),
     )
     intern = _item(
         51,
@@ -336,6 +349,7 @@ def sample_input(**changes: object) -> DigestInput:
         health=HEALTH,
         topic_order=TOPIC_ORDER,
         topic_labels=TOPIC_LABELS,
+        topic_short=TOPIC_SHORT,
     )
     return replace(inp, **changes)  # type: ignore[arg-type]
 
@@ -427,8 +441,13 @@ def test_sections_follow_configured_topic_order_then_other() -> None:
     assert [s.id for s in model.sections] == ["russia-asean", "security", "economy", "other"]
     assert [s.label for s in model.sections][-1] == "Other"
     reordered = build_digest(sample_input(topic_order=("economy", "security", "russia-asean")))
-    # Story 101 is tagged russia-asean and security: it moves to "security", now first of them.
-    assert [s.id for s in reordered.sections] == ["economy", "security", "other"]
+    # A story sits under its strongest topic whatever the order: story 101 (russia-asean
+    # 3.75 × threshold, security 1.2 ×) stays under russia-asean, now the last section.
+    assert [s.id for s in reordered.sections] == ["economy", "security", "russia-asean", "other"]
+    assert [st.source for st in reordered.sections[2].stories] == [
+        "Russian MFA",
+        "VietnamPlus (vi)",
+    ]
 
 
 def test_story_headline_comes_from_the_best_priority_source() -> None:
@@ -555,6 +574,117 @@ def test_known_and_baseline_items_never_reach_the_main_body() -> None:
 def test_naive_window_is_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_digest(sample_input(window_start=datetime(2026, 11, 21)))
+
+
+# --- tags: few, ranked, short (issue 13) -----------------------------------------------------
+
+# score / threshold: b 3.0, e 2.5, f 1.6, a 1.5, c 1.4, d 1.0. By raw score e (10) and a (9)
+# would lead; by strength b, e and f do.
+_RANKED = {"a": (9.0, 6.0), "b": (6.0, 2.0), "c": (7.0, 5.0), "d": (5.0, 5.0), "e": (10.0, 4.0)}
+_RANKED |= {"f": (8.0, 5.0)}
+
+
+def _crowded(extra: int = 9, term_chars: int = 12) -> DigestInput:
+    """One item with 6 + `extra` tags, like the real first item that carried 15 chips."""
+    scores = dict(_RANKED) | {f"weak-{i}": (5.0 + i / 10, 5.0) for i in range(extra)}
+    tags = tuple(
+        TopicTag(
+            topic,
+            score,
+            threshold,
+            tuple((f"{topic} " + "w" * term_chars + f" {n}", "en", 4 - n) for n in range(3)),
+        )
+        for topic, (score, threshold) in scores.items()
+    )
+    item = _item(
+        80,
+        "ASEAN Secretariat",
+        "ASEAN and Russia discuss fifteen areas of cooperation",
+        "https://asean.org/crowded/",
+        TRADE_TEXT,
+        published=_at(12),
+        priority=1,
+        topics=tags,
+    )
+    order = tuple(sorted(scores))
+    return sample_input(
+        items=[item],
+        suppressed=[],
+        stories={},
+        health=(),
+        topic_order=order,
+        topic_labels={t: f"Topic {t.upper()}, its long descriptive name" for t in order},
+        topic_short={t: t.upper() for t in order},
+    )
+
+
+def test_a_story_shows_its_three_strongest_topics_in_rank_order() -> None:
+    model = build_digest(_crowded())
+    [section] = model.sections
+    assert section.id == "b"  # the story sits under its strongest topic
+    [story] = section.stories
+    assert [c.id for c in story.tags] == ["b", "e", "f"]
+    assert [c.label for c in story.tags] == ["B", "E", "F"]
+    assert story.tags[0].name == "Topic B, its long descriptive name"
+
+
+def test_every_format_shows_at_most_three_ranked_topics() -> None:
+    rendered = render(_crowded())
+    [md_line] = [x for x in rendered.markdown.splitlines() if x.startswith("Tags:")]
+    chips = [part.split("**")[1] for part in md_line.removeprefix("Tags: ").split(" · ")]
+    assert chips == ["B", "E", "F"]
+    assert re.findall(r'<span class="chip"[^>]*>([^<]*)</span>', rendered.html) == ["B", "E", "F"]
+    text = " ".join(rendered.text.split())
+    tags = text[text.index("Tags: ") :]
+    assert re.findall(r"(?:Tags: | · )([A-Z]) \(", tags) == ["B", "E", "F"]
+    for body in (rendered.markdown, rendered.html, rendered.text):
+        assert "WEAK-" not in body.split("Source health")[0].split("SOURCE HEALTH")[0]
+        assert "A (" not in body
+        assert ">A<" not in body
+
+
+def test_the_legend_spells_out_the_short_labels_shown() -> None:
+    rendered = render(_crowded())
+    assert "- **B**: Topic B, its long descriptive name" in rendered.markdown
+    assert "<strong>E</strong>: Topic E, its long descriptive name" in rendered.html
+    assert "- F: Topic F, its long descriptive name" in rendered.text
+    assert "Topic A, its long" not in rendered.markdown  # only the chips shown are explained
+    plain = render(sample_input(topic_short={}))
+    assert "## Topics" not in plain.markdown  # no short labels: nothing to spell out
+
+
+@pytest.mark.parametrize("term_chars", [5, 30, 70], ids=["short", "long", "very-long"])
+def test_why_has_two_terms_per_topic_and_about_160_characters(term_chars: int) -> None:
+    model = build_digest(_crowded(term_chars=term_chars))
+    story = model.sections[0].stories[0]
+    assert all(len(c.terms) <= 2 for c in story.tags)
+    assert all(c.terms for c in story.tags)  # every topic shown says why
+    why = "; ".join(f"{c.label} — {', '.join(c.terms)}" for c in story.tags)
+    assert len(why) <= 170, why
+    html = render(_crowded(term_chars=term_chars)).html
+    [evidence] = re.findall(r'<p class="evidence"[^>]*>([^<]*)</p>', html)
+    assert len(evidence) <= 180, evidence
+    # Strongest evidence first: the stored order, not re-sorted.
+    assert story.tags[0].terms[0].startswith("b w")
+
+
+def test_why_shows_terms_without_rule_syntax() -> None:
+    tag = TopicTag(
+        "diplomacy",
+        9.0,
+        6.0,
+        (("лавров*", "ru", 3), ("energy… ~ cooperation… (within 20 words)", "any", 2)),
+    )
+    new, _, _ = sample_items()
+    item = replace(new[0], story_id=None, topics=(tag,))
+    model = build_digest(sample_input(items=[item], stories={}))
+    assert model.sections[0].stories[0].tags[0].terms == ("лавров ×3", "energy ~ cooperation ×2")
+
+
+def test_a_story_with_four_topics_over_the_min_score_shows_three() -> None:
+    model = build_digest(replace(_crowded(extra=0), min_score=7.0))
+    # Over 7: a (9), c (7), e (10), f (8); b scores 6. Ranked: e 2.5, f 1.6, a 1.5, c 1.4.
+    assert [c.id for c in model.sections[0].stories[0].tags] == ["e", "f", "a"]
 
 
 # --- security ------------------------------------------------------------------------------
@@ -871,3 +1001,29 @@ def test_width_check_detects_overflow(chromium: str) -> None:
     page = '<table width="900"><tr><td>wide</td></tr></table>'
     widths = chromium_check.measure_widths(chromium, page, (375,))
     assert widths[375][0] > 375
+
+
+def test_first_story_headline_and_summary_fit_the_first_screen_of_a_phone(chromium: str) -> None:
+    """At 375 px the first story's headline and summary end within the first 900 px, also
+    when its item carries 15 topics with long names (issue 13), and nothing overflows."""
+    long_labels = {
+        t: f"{label}: EAS, ARF, ADMM-Plus, SOM/ARSOM" for t, label in TOPIC_LABELS.items()
+    }
+    for inp in (sample_input(), sample_input(topic_labels=long_labels, topic_short={}), _crowded()):
+        layout = chromium_check.measure_layout(chromium, render(inp).html, (375, 800))
+        assert sorted(layout) == [375, 800]
+        for width, m in layout.items():
+            assert m.scroll <= m.inner == width, (width, m)
+            assert 0 < m.headline_bottom < m.summary_bottom, (width, m)
+        assert layout[375].summary_bottom <= 900, layout[375]
+
+
+def test_first_screen_check_can_fail(chromium: str) -> None:
+    """The check sees a summary pushed below the first screen by a tall masthead."""
+    page = (
+        '<div style="height:1200px">masthead</div><h3 class="headline">Headline</h3>'
+        '<p class="summary">Summary</p>'
+    )
+    layout = chromium_check.measure_layout(chromium, page, (375,))
+    assert layout[375].headline_bottom > 1200
+    assert layout[375].summary_bottom > 900

@@ -6,12 +6,16 @@ import ast
 import importlib.util
 import json
 import sys
+import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 from monitor.errors import ConfigError
+from monitor.models import TopicTag
 from monitor.tag import (
     Taxonomy,
     explain_scores,
@@ -21,7 +25,7 @@ from monitor.tag import (
     score_article,
     tag_article,
 )
-from tests.topics_data import load_labelled, shared_dir
+from tests.topics_data import load_labelled, load_news, shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "config" / "topics.toml"
@@ -100,6 +104,13 @@ def test_shipped_taxonomy_parses_with_exactly_the_16_ids_in_order(shipped: Taxon
     assert shipped.topic_ids == EXPECTED_IDS
 
 
+def test_every_shipped_topic_has_a_short_chip_label(shipped: Taxonomy) -> None:
+    shorts = [t.short for t in shipped.topics]
+    assert all(0 < len(s) <= 20 for s in shorts), shorts
+    assert len(set(shorts)) == len(shorts)
+    assert all(len(t.label) >= len(t.short) for t in shipped.topics)
+
+
 @pytest.mark.parametrize(
     ("text", "matches"),
     [
@@ -144,7 +155,24 @@ def test_indonesian_spellings(small: Taxonomy, text: str, term: str) -> None:
 
 
 def test_indonesian_term_does_not_match_inside_a_longer_word(small: Taxonomy) -> None:
-    assert _evidence(small, "people", "pertemuannya berlangsung", "id") == {}
+    assert _evidence(small, "people", "keduanya dipertemukan di Jakarta", "id") == {}
+    assert _evidence(small, "people", "pertemuanan", "id") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("pertemuannya berlangsung di Jakarta", "pertemuan"),
+        ("Kerja samanya diperluas", "kerja sama"),
+        ("pertemuanlah yang penting", "pertemuan"),
+        ("kerjasamapun berlanjut", "kerjasama"),
+    ],
+    ids=["nya", "nya-phrase", "lah", "pun"],
+)
+def test_indonesian_enclitics_attach_to_a_term(small: Taxonomy, text: str, term: str) -> None:
+    """The Indonesian morphology rule: -nya, -lah, -kah, -pun do not change the word."""
+    assert _evidence(small, "people", text, "id") == {term: 1}
+    assert _evidence(small, "people", text, "en") == {}  # only Indonesian terms get it
 
 
 @pytest.mark.parametrize(
@@ -242,12 +270,59 @@ def test_one_term_repeated_in_the_text_is_not_enough(shipped: Taxonomy) -> None:
     assert "culture-tourism" not in _tagged(shipped, text, "en")
 
 
-def test_areas_committed_to_in_a_list_count(shipped: Taxonomy) -> None:
-    text = (
-        "Russia and ASEAN agreed to deepen cooperation in energy, agriculture and healthcare, "
-        "the ministers said in Vientiane."
-    )
-    assert {"energy", "agriculture-food", "health"} <= _tagged(shipped, text, "en")
+SEED_003 = ROOT / "config" / "corpus" / "003_24ad2f7826d9acd6.txt"
+SEED_004 = ROOT / "config" / "corpus" / "004_77ff1506fea45f61.txt"
+
+
+def _paragraph(path: Path, starts: str) -> str:
+    """One paragraph of a real seed article."""
+    return next(p for p in path.read_text(encoding="utf-8").splitlines() if p.startswith(starts))
+
+
+LIST_AREAS = ("energy", "environment", "health", "maritime-security", "disaster-response")
+LIST_AREAS += ("agriculture-food", "science-education", "trade-investment")
+
+
+def test_a_list_of_areas_is_a_passing_mention(shipped: Taxonomy) -> None:
+    """GUIDELINE v2: "cooperation in trade, energy, culture and education" alone gives
+    none of the four topics. Two real list lines from the seeds."""
+    eas = _paragraph(SEED_003, "The East Asia Summit is a forum")
+    assert "The priority areas of industry-specific cooperation include the economy, energy" in eas
+    assert _tagged(shipped, eas, "en").isdisjoint(LIST_AREAS)
+    arsom = _paragraph(SEED_004, "BALI, 21 February 2019")
+    assert "in the areas of, among others, science and technology, energy" in arsom
+    tagged = _tagged(shipped, arsom, "en")
+    assert tagged.isdisjoint({*LIST_AREAS, "digital-tech", "counter-terrorism"}), tagged
+    # The evidence is still kept, marked as passing, for explain.
+    scores, _ = score_article(shipped, title="", text=eas, language="en")
+    energy = next(s for s in scores if s.id == "energy")
+    assert energy.status == "below"
+    assert energy.passing == tuple(n for _, _, n in energy.evidence)
+    assert "'energy' ×1 (en, +0.5, 1 passing)" in explain_scores([energy])[0]
+
+
+def test_a_substantive_paragraph_tags(shipped: Taxonomy) -> None:
+    """A paragraph about counter-terrorism work (a working group, its meetings, training
+    courses) tags it, also without the title's help."""
+    paragraph = _paragraph(SEED_003, "The ASEAN-Russia Joint Working Group on Counter-Terrorism")
+    assert "counter-terrorism" in _tagged(shipped, paragraph, "en")
+    scores, _ = score_article(shipped, title="", text=paragraph, language="en")
+    found = next(s for s in scores if s.id == "counter-terrorism")
+    # The working group's meetings are topical; the closing enumeration ("terrorism
+    # and extremism, including online, fighting drug trafficking and crimes ...") is not.
+    assert found.status == "tagged"
+    assert sum(found.passing) <= sum(n for _, _, n in found.evidence) / 2
+
+
+def test_one_background_line_in_a_long_text_is_passing(shipped: Taxonomy) -> None:
+    """The same counter-terrorism words as one line far from each other are background."""
+    filler = " ".join(["The delegations then moved on to the other items on the agenda."] * 8)
+    lines = ["Terrorism was also mentioned.", "Extremism too.", "And terrorism again."]
+    text = filler + " " + " ".join(f"{line} {filler}" for line in lines)
+    assert "counter-terrorism" not in _tagged(shipped, text, "en")
+    scores, _ = score_article(shipped, title="", text=text, language="en")
+    found = next(s for s in scores if s.id == "counter-terrorism")
+    assert sum(found.passing) == sum(n for _, _, n in found.evidence) > 0
 
 
 def test_evidence_lists_every_matched_term_with_language_and_count(shipped: Taxonomy) -> None:
@@ -274,12 +349,13 @@ def test_title_weighs_more_than_text(shipped: Taxonomy) -> None:
     assert "counter-terrorism" in _tagged(shipped, text, "en", title=title)
 
 
-def test_topics_are_sorted_by_score_then_id(shipped: Taxonomy) -> None:
+def test_topics_are_ranked_by_score_relative_to_threshold(shipped: Taxonomy) -> None:
     seed = (ROOT / "config" / "corpus" / "003_24ad2f7826d9acd6.txt").read_text()
     tags = tag_article(shipped, title="", text=seed, language="en")
-    keys = [(-t.score, t.id) for t in tags.topics]
+    keys = [(-t.score / t.threshold, -t.score, t.id) for t in tags.topics]
     assert keys == sorted(keys)
-    assert len(tags.topics) >= 10
+    assert len({t.threshold for t in tags.topics}) >= 2  # so rank differs from raw score
+    assert len(tags.topics) >= 3
 
 
 def test_explain_scores_says_why_a_candidate_was_not_tagged(shipped: Taxonomy) -> None:
@@ -349,6 +425,7 @@ sorting = true
 
 [topics.energy]
 threshold = 4
+short = "Energy, oil, gas and electricity"
 terms.en = [{ term = "oil", weight = 4 }]
 
 [topics.diplomacy]
@@ -384,6 +461,7 @@ def test_a_broken_rule_file_lists_every_problem() -> None:
         "topics.diplomacy.all[0]",  # empty group
         "topics.diplomacy.sorting",  # unknown key
         "topics.energy.terms.en[0]",  # weight not below threshold
+        "topics.energy.short",  # a chip label longer than 20 characters
         "facets.people",  # unknown facet kind
     }
     assert expected <= keys, expected - keys
@@ -396,7 +474,7 @@ def test_a_duplicate_topic_id_is_reported_with_its_line() -> None:
         parse_taxonomy(BROKEN, file="topics.toml")
     keys = {(p.key, p.reason.split(" (")[0]) for p in caught.value.problems}
     assert ("topics.diplomacy", "duplicate id") in keys
-    assert "duplicate id (line 22)" in str(caught.value)
+    assert "duplicate id (line 23)" in str(caught.value)
 
 
 def test_invalid_toml_is_a_config_error() -> None:
@@ -415,6 +493,121 @@ def _load_eval() -> ModuleType:
     return module
 
 
+# --- real news texts (news.jsonl, train and dev splits), per language -------------------------
+
+
+@pytest.fixture(scope="module")
+def news() -> dict[str, Any]:
+    return {i.id: i for i in load_news()}
+
+
+def _tags_of(taxonomy: Taxonomy, item: Any) -> dict[str, TopicTag]:
+    found = tag_article(taxonomy, title=item.title, text=item.text, language=item.lang)
+    return {t.id: t for t in found.topics}
+
+
+def test_russian_inflected_forms_in_a_real_report(shipped: Taxonomy, news: dict[str, Any]) -> None:
+    """ "Отряд кораблей Тихоокеанского флота прибыл во Вьетнам" (news-ru-118): genitive
+    plural and genitive singular forms match the rules' word-ending wildcards."""
+    item = news["news-ru-118"]
+    assert item.split == "train"
+    assert _evidence(shipped, "maritime-security", item.title, "ru") == {
+        "тихоокеанск* флот*": 1,  # Тихоокеанского флота
+        "корабл*": 1,  # кораблей
+    }
+    tags = _tags_of(shipped, item)
+    assert set(tags) == {"maritime-security"}
+    assert {"фрегат*", "корвет*"} <= {term for term, _, _ in tags["maritime-security"].evidence}
+
+
+def test_russian_case_forms_of_a_multiword_name(shipped: Taxonomy, news: dict[str, Any]) -> None:
+    """ "... сотрудничества Евразийского экономического союза с государствами АСЕАН"
+    (news-ru-012): the genitive of the union's name is evidence for eurasian-integration."""
+    item = news["news-ru-012"]
+    sentence = next(s for s in item.text.split(". ") if "Евразийского экономического союза" in s)
+    found = _evidence(shipped, "eurasian-integration", sentence, "ru")
+    assert found["евразийск* экономическ* союз*"] == 1
+    assert "eurasian-integration" in _tags_of(shipped, item)
+
+
+def test_indonesian_affixed_forms_in_real_reports(shipped: Taxonomy, news: dict[str, Any]) -> None:
+    """me- and ter- forms: "menugaskan Perum Bulog untuk mengimpor 2 juta ton beras"
+    (news-id-040), "empat terduga teroris" (news-id-024)."""
+    rice, terror = news["news-id-040"], news["news-id-024"]
+    assert "mengimpor 2 juta ton beras" in rice.text
+    assert _evidence(shipped, "trade-investment", "untuk mengimpor 2 juta ton beras", "id") == {
+        "mengimpor": 1
+    }
+    assert set(_tags_of(shipped, rice)) == {"agriculture-food", "trade-investment"}
+    assert "terduga teroris" in terror.text
+    assert set(_tags_of(shipped, terror)) == {"counter-terrorism"}
+
+
+def _strip_diacritics(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@pytest.mark.parametrize("item_id", ["news-vi-014", "news-vi-035", "news-vi-050"])
+def test_vietnamese_with_and_without_diacritics(
+    shipped: Taxonomy, news: dict[str, Any], item_id: str
+) -> None:
+    """Real Vietnamese reports (a storm, a ransomware attack, fish exports) tag the same
+    topics with the same evidence when typed without diacritics."""
+    item = news[item_id]
+    plain = replace(item, title=_strip_diacritics(item.title), text=_strip_diacritics(item.text))
+    assert plain.text != item.text
+    with_marks, without = _tags_of(shipped, item), _tags_of(shipped, plain)
+    assert set(with_marks) == set(item.topics)
+    assert with_marks == without
+
+
+def test_goods_in_an_enumeration_are_a_passing_mention() -> None:
+    """Farm goods named in a dense list of exports are passing, whatever the other items'
+    topics (guideline: "...and agricultural products as one item in a list of exports");
+    the same goods in sentences of their own are topical."""
+    rules = """
+[topics.farm]
+threshold = 5
+terms.en = [{ term = "seafood", weight = 2 }, { term = "wheat", weight = 2 },
+            { term = "fertiliser", weight = 2 }]
+"""
+    taxonomy = parse_taxonomy(rules, file="t.toml")
+    listed = "Vietnam exports textiles, shoes, seafood, phones, wheat, fertiliser and steel."
+    scores, _ = score_article(taxonomy, title="", text=listed, language="en")
+    assert scores[0].passing == (1, 1, 1)
+    assert scores[0].status == "below"
+    prose = "Seafood sales rose. Wheat imports doubled. Fertiliser prices fell."
+    assert _tagged(taxonomy, prose, "en") == {"farm"}
+
+
+def test_a_core_term_used_twice_is_two_pieces_of_evidence() -> None:
+    """A topic-specific term (weight >= core_weight) used topically twice is density; a
+    weaker term repeated stays one piece of evidence."""
+    rules = """
+[topics.trade]
+threshold = 5
+terms.en = [{ term = "free trade zone", weight = 3 }, { term = "exports", weight = 2 }]
+"""
+    taxonomy = parse_taxonomy(rules, file="t.toml")
+    text = "Indonesia will sign a free trade zone deal. The free trade zone opens in May."
+    assert _tagged(taxonomy, text, "en") == {"trade"}
+    weak = "Exports rose in May, and exports of coal rose too, officials said of exports."
+    scores, _ = score_article(taxonomy, title="", text=weak, language="en")
+    assert [(s.status, s.score) for s in scores] == [("below", 6.0)]
+
+
+def test_later_mentions_of_the_main_subject_are_not_background() -> None:
+    """A topic named in the lead keeps counting further on; the same far mention without
+    it in the lead is background (passing)."""
+    rules = '[topics.oil]\nthreshold = 5\nterms.en = [{ term = "oil", weight = 2 }]\n'
+    taxonomy = parse_taxonomy(rules, file="t.toml")
+    filler = " ".join(["The ministers then discussed the next meeting."] * 8)
+    for lead, passing in (("Oil output rose in May.", 0), ("Output rose in May.", 1)):
+        scores, _ = score_article(taxonomy, title="", text=f"{lead} {filler} Oil.", language="en")
+        assert scores[0].passing == (passing,)
+
+
 def test_labelled_set_is_big_enough_and_split() -> None:
     items = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
     assert len(items) >= 150
@@ -423,8 +616,34 @@ def test_labelled_set_is_big_enough_and_split() -> None:
     assert all(set(i["topics"]) <= set(EXPECTED_IDS) for i in items)
 
 
-# Measured 0.80 macro F1 on the test split (docs/tagging.md); a regression below the floor fails.
-TEST_SPLIT_MACRO_F1_FLOOR = 0.75
+# labelled.jsonl follows guideline version 1, which also counted a topic named as one item of a
+# list of areas; version 2 (and the tagger) calls that a passing mention, so its recall on those
+# items drops by design (test split macro F1 0.80 -> 0.70 when the tagger learnt to tell them
+# apart). news.jsonl, labelled under version 2, has its own floor. This one guards regressions.
+TEST_SPLIT_MACRO_F1_FLOOR = 0.65
+
+
+def test_news_set_is_big_enough_real_and_split() -> None:
+    items = load_news()
+    langs = [i.lang for i in items]
+    assert len(items) >= 400
+    assert (langs.count("ru"), langs.count("vi"), langs.count("id")) >= (120, 60, 60)
+    assert {i.split for i in items} == {"train", "dev", "test"}
+    assert all(set(i.topics) <= set(EXPECTED_IDS) for i in items)
+    assert len({i.url for i in items}) == len(items)
+
+
+# Measured on the news.jsonl test split after tuning on train and dev (docs/tagging.md); a
+# regression below the floor fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.80
+NEWS_TEST_MICRO_PRECISION_FLOOR = 0.85
+
+
+def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
+    module = _load_eval()
+    report = module.evaluate(shipped, [i for i in load_news() if i.split == "test"])
+    assert report.macro.f1 >= NEWS_TEST_MACRO_F1_FLOOR
+    assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:

@@ -187,3 +187,27 @@ def load_labelled(shared: Path | None = None, labels: Path = LABELLED) -> list[L
             )
         )
     return items
+
+
+NEWS = ROOT / "tests" / "data" / "topics" / "news.jsonl"
+
+
+def load_news(path: Path = NEWS) -> list[LabelledItem]:
+    """The second labelled set (guideline version 2): real news texts in en, ru, vi and id,
+    stored with their title and text, split train / dev / test."""
+    items = []
+    for record in load_records(path):
+        items.append(
+            LabelledItem(
+                id=record["id"],
+                source=record.get("source", ""),
+                lang=record["lang"],
+                topics=tuple(record["topics"]),
+                split=record["split"],
+                machine_translated=False,
+                title=record.get("title") or "",
+                text=record.get("text") or "",
+                url=record.get("url"),
+            )
+        )
+    return items

@@ -28,7 +28,7 @@ from monitor.errors import (
     MonitorError,
     StoreError,
 )
-from monitor.models import Item, Source
+from monitor.models import Item, Source, rank_tags
 from monitor.pipeline.digest import (
     SendOutcome,
     Window,
@@ -452,6 +452,7 @@ def item_json(
                 "id": t.id,
                 "score": t.score,
                 "threshold": t.threshold,
+                "strength": round(t.strength, 3),
                 "evidence": [
                     {"term": term, "lang": lang, "count": n} for term, lang, n in t.evidence
                 ],
@@ -600,9 +601,12 @@ def _compared_keys(near: dict[str, Any] | None, story: dict[str, Any] | None) ->
 
 def _explain_tags(config: Config, item: Item) -> list[str]:
     """Topics with their evidence (as stored), then every other candidate and why it missed."""
-    lines = [f"topics (rules: {config.topics_file}):"]
-    for tag in item.topics:
-        lines.append("  " + explain_tag(config.taxonomy, tag))
+    lines = [f"topics, strongest first (rules: {config.topics_file}):"]
+    names = {t.id: t.label for t in config.taxonomy.topics}
+    for rank, tag in enumerate(rank_tags(item.topics), start=1):
+        name = names.get(tag.id, tag.id)
+        lines.append(f"  {rank}. {name} (strength {tag.strength:.2f} × threshold)")
+        lines.append("     " + explain_tag(config.taxonomy, tag))
     if not item.topics:
         lines.append("  none")
     scores, _facets = score_article(

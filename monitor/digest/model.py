@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo
 
 from monitor.digest.summary import summarise
 from monitor.digest.text import TITLE_MAX, clean_text, safe_url
-from monitor.models import Item, SourceHealth, TopicTag
+from monitor.models import Item, SourceHealth, TopicTag, rank_tags
 
 OTHER_ID = "other"
 OTHER_LABEL = "Other"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_EVIDENCE_SHOWN = 3
+_TAGS_SHOWN = 3  # DESIGN §2: an item shows at most its 3 strongest topics
+_WHY_TERMS = 2  # evidence terms shown per topic (the rest is in `explain`)
+_WHY_CHARS = 160  # the "why" of one story stays about this short
 _ALSO_SHOWN = 12  # "also covered by" lists at most this many other items
 _EARLIER_SHOWN = 3  # a follow-up links at most this many earlier reports
 
@@ -37,7 +39,8 @@ class DigestInput:
     story_seed_refs: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     health: Sequence[SourceHealth] = ()  # sources that failed during the window
     topic_order: Sequence[str] = ()  # configured order of topic ids
-    topic_labels: Mapping[str, str] = field(default_factory=dict)
+    topic_labels: Mapping[str, str] = field(default_factory=dict)  # long names
+    topic_short: Mapping[str, str] = field(default_factory=dict)  # chip labels
     min_score: float = 0.0  # > 0: items without a topic scoring this much are left out
     topics: Sequence[str] = ()  # only these topics; empty: all
 
@@ -57,9 +60,10 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class TagChip:
     id: str
-    label: str
+    label: str  # the short chip label
+    name: str  # the long name (legend, tooltip)
     score: float
-    terms: tuple[str, ...]  # evidence, most frequent first: "Lavrov ×3"
+    terms: tuple[str, ...]  # at most two evidence terms, strongest first: "Lavrov ×3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,7 @@ class DigestModel:
     suppressed: tuple[SuppressedView, ...]
     health: tuple[HealthView, ...]
     links: tuple[str, ...]  # the plain-text link list; Link.ref - 1 indexes it
+    legend: tuple[tuple[str, str], ...] = ()  # (chip label, long name) of the chips shown
 
     @property
     def empty(self) -> bool:
@@ -203,29 +208,49 @@ def _keep(item: Item, inp: DigestInput) -> bool:
     return bool(_qualifying_tags(item, inp))
 
 
-def _chips(members: Sequence[Item], inp: DigestInput, order: Mapping[str, int]) -> list[TagChip]:
+def _shown_term(term: str, count: int) -> str:
+    """An evidence term as a reader sees it: no rule syntax (wildcards, a proximity rule's
+    word window). `explain` shows the rule as written."""
+    shown = clean_text(_RULE_SYNTAX.sub("", _WITHIN.sub("", term)), 40)
+    return f"{shown} ×{count}" if count > 1 and shown else shown
+
+
+_WITHIN = re.compile(r"\s*\(within \d+ words\)$")
+_RULE_SYNTAX = re.compile(r"[*…]")
+
+
+def _ranked_tags(members: Sequence[Item], inp: DigestInput) -> list[TopicTag]:
+    """Each qualifying topic once (its strongest tag among the members), strongest first."""
     best: dict[str, TopicTag] = {}
     for item in members:
         for tag in _qualifying_tags(item, inp):
-            if tag.id not in best or tag.score > best[tag.id].score:
+            if tag.id not in best or tag.strength > best[tag.id].strength:
                 best[tag.id] = tag
-    chips = []
-    for tag in best.values():
-        evidence = sorted(tag.evidence, key=lambda e: (-e[2], e[0].casefold(), e[0], e[1]))
-        terms: list[str] = []
-        for term, _lang, count in evidence:
-            shown = clean_text(term, 60)
-            if shown and shown not in terms:
-                terms.append(shown)
-                if count > 1:
-                    terms[-1] = f"{shown} ×{count}"
-            if len(terms) == _EVIDENCE_SHOWN:
-                break
-        label = clean_text(inp.topic_labels.get(tag.id) or tag.id, 80)
-        chips.append(TagChip(clean_text(tag.id, 80), label, tag.score, tuple(terms)))
-    # Configured topics in configured order; unconfigured ones after them, by id.
-    chips.sort(key=lambda c: (order.get(c.id, len(order)), c.id))
-    return chips
+    return list(rank_tags(best.values()))
+
+
+def _chips(tags: Sequence[TopicTag], inp: DigestInput) -> tuple[TagChip, ...]:
+    """The strongest `_TAGS_SHOWN` tags as chips, with a "why" of about `_WHY_CHARS`: each
+    topic's strongest term, then second terms while the budget lasts."""
+    shown = tags[:_TAGS_SHOWN]
+    labels: list[tuple[str, str]] = []
+    candidates: list[list[str]] = []
+    for tag in shown:
+        name = clean_text(inp.topic_labels.get(tag.id) or tag.id, 80)
+        labels.append((clean_text(inp.topic_short.get(tag.id) or "", 30) or name, name))
+        unique = dict.fromkeys(_shown_term(term, count) for term, _lang, count in tag.evidence)
+        candidates.append([t for t in unique if t][:_WHY_TERMS])
+    budget = _WHY_CHARS - sum(len(label) + 4 for label, _ in labels)
+    picked: list[list[str]] = [[] for _ in shown]
+    for rank in range(_WHY_TERMS):
+        for i, terms in enumerate(candidates):
+            if rank < len(terms) and (len(terms[rank]) + 2 <= budget or rank == 0):
+                picked[i].append(terms[rank])  # every topic gives at least one reason
+                budget -= len(terms[rank]) + 2
+    return tuple(
+        TagChip(clean_text(tag.id, 80), label, name, tag.score, tuple(terms))
+        for tag, (label, name), terms in zip(shown, labels, picked, strict=True)
+    )
 
 
 def _title(item: Item) -> str:
@@ -247,13 +272,11 @@ def _group(items: Sequence[Item]) -> list[list[Item]]:
 
 
 def _section_of(members: list[Item], inp: DigestInput, order: Mapping[str, int]) -> str:
-    """The first configured topic among the story's tags, else "other"."""
-    return next((c.id for c in _chips(members, inp, order) if c.id in order), OTHER_ID)
+    """The story's strongest configured topic, else "other"."""
+    return next((t.id for t in _ranked_tags(members, inp) if t.id in order), OTHER_ID)
 
 
-def _story(
-    members: list[Item], inp: DigestInput, tz: ZoneInfo, order: Mapping[str, int], links: _Links
-) -> StoryView:
+def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -> StoryView:
     lead = members[0]
     all_members = {m.id: m for m in members}
     if lead.story_id is not None:
@@ -273,7 +296,7 @@ def _story(
     start = _aware(inp.window_start)
     earlier = sorted((m for m in others if _aware(m.fetched_at) < start), key=_seen_key)
     others = [m for m in others if _aware(m.fetched_at) >= start]
-    chips = _chips(members, inp, order)
+    chips = _chips(_ranked_tags(members, inp), inp)
     seeds = inp.story_seed_refs.get(lead.story_id, ()) if lead.story_id is not None else ()
     follow_up = tuple(
         clean_text(inp.seed_titles.get(ref) or ref, 200) for ref in sorted(set(seeds))
@@ -302,7 +325,7 @@ def _story(
         date=format_date(_when(lead), tz),
         language=_language(lead),
         summary=summarise(text, lead.title) or clean_text(lead.summary, 400),
-        tags=tuple(chips),
+        tags=chips,
         also=also,
         also_more=max(0, len(others) - _ALSO_SHOWN),
         follow_up=follow_up,
@@ -355,8 +378,9 @@ def build_digest(inp: DigestInput) -> DigestModel:
 
     Order (all ties broken by item id, so input order never matters):
     - a story's lead: lowest `source_priority`, then earliest published (else first seen);
-    - sections: configured topic order, then "Other"; a story goes under the first
-      configured topic among its tags;
+    - sections: configured topic order, then "Other"; a story goes under its strongest
+      configured topic (tags rank by score relative to threshold);
+    - a story's tag chips: its 3 strongest topics, strongest first;
     - stories in a section: lead priority, then more new items first, then newest, then id;
     - "also covered by": priority, then earliest, then id;
     - suppressed: first seen, then id; health: source name.
@@ -388,7 +412,7 @@ def build_digest(inp: DigestInput) -> DigestModel:
         SectionView(
             topic,
             labels[topic],
-            tuple(_story(members, inp, tz, order, links) for members in by_section[topic]),
+            tuple(_story(members, inp, tz, links) for members in by_section[topic]),
         )
         for topic in dict.fromkeys([*order, OTHER_ID])
         if topic in by_section
@@ -412,6 +436,13 @@ def build_digest(inp: DigestInput) -> DigestModel:
         f"[monitor] {name} — {_plural(counts.stories, 'story', 'stories')}, "
         f"{counts.new_items} new — {date}"
     )
+    shown = {chip.id: chip for sec in sections for story in sec.stories for chip in story.tags}
+    rank = {t: i for i, t in enumerate(inp.topic_order)}
+    legend = tuple(
+        (chip.label, chip.name)
+        for chip in sorted(shown.values(), key=lambda c: (rank.get(c.id, len(rank)), c.id))
+        if chip.label != chip.name
+    )
     return DigestModel(
         name=name,
         subject=clean_text(subject, 200),
@@ -425,6 +456,7 @@ def build_digest(inp: DigestInput) -> DigestModel:
         suppressed=suppressed,
         health=health,
         links=tuple(links.urls),
+        legend=legend,
     )
 
 

@@ -73,6 +73,7 @@ def collect(
     ]
     story_ids = sorted({i.story_id for i in new if i.story_id is not None})
     labels = {t.id: t.label for t in config.taxonomy.topics}
+    short = {t.id: t.short for t in config.taxonomy.topics if t.short}
     # A new item in the same story as a seed is a follow-up of a known story (DESIGN §2).
     story_seeds = {
         sid: info.seed_refs for sid, info in store.story_info(story_ids).items() if info.seed_refs
@@ -91,6 +92,7 @@ def collect(
         health=store.failures_between(window.start, window.end),
         topic_order=config.taxonomy.topic_ids,
         topic_labels=labels,
+        topic_short=short,
         min_score=digest.min_score,
         topics=digest.topics,
     )

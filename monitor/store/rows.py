@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.errors import StoreError
-from monitor.models import DuplicateOf, Item, SourceHealth, TopicTag
+from monitor.models import DuplicateOf, Item, SourceHealth, TopicTag, rank_tags
 from monitor.store.schema import item_facets, item_topics, items, sources
 from monitor.tag import Tags
 
@@ -155,9 +155,9 @@ def with_tags(conn: Connection, found: list[Item]) -> list[Item]:
             facets.setdefault(row.item_id, {}).setdefault(row.kind, []).append(row.value)
     out = []
     for item in found:
-        tags = sorted(topics.get(item.id, []), key=lambda t: (-t.score, t.id))
+        tags = rank_tags(topics.get(item.id, []))
         kinds = {kind: tuple(values) for kind, values in facets.get(item.id, {}).items()}
-        out.append(replace(item, topics=tuple(tags), facets=kinds))
+        out.append(replace(item, topics=tags, facets=kinds))
     return out
 
 

@@ -3,6 +3,8 @@ No I/O."""
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,7 +12,7 @@ from typing import Any, Literal
 
 import ahocorasick
 
-from monitor.models import TopicTag
+from monitor.models import TopicTag, rank_tags
 from monitor.tagging.normalise import TermPattern, is_word_char, normalise_text
 
 ANY_LANGUAGE = "any"
@@ -47,10 +49,11 @@ class Near:
 @dataclass(frozen=True, slots=True)
 class Topic:
     id: str
-    label: str
+    label: str  # the long name: `explain`, section headings, the digest's legend
     threshold: float
     all_groups: int  # how many `all` groups must each match
     near: tuple[Near, ...]
+    short: str = ""  # the digest's chip label; empty: the long label
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,15 @@ class Settings:
     max_count: int = 3
     max_suffix: int = 4
     min_terms: int = 2
+    # Passing vs topical mentions (issue 13): see `_Places` and docs/tagging.md.
+    lead_words: int = 40  # the lead: the text's first words
+    lead_weight: float = 1.5  # a topical lead occurrence counts this many times
+    context_words: int = 25  # another term of the topic this close makes a mention topical
+    list_words: int = 8  # other topics' terms this close ...
+    list_topics: int = 2  # ... from this many other topics: the mention is a list item
+    list_separators: int = 4  # this many list separators within list_words: an enumeration
+    passing_weight: float = 0.25  # a passing occurrence counts this much
+    core_weight: float = 3.0  # a term this heavy used topically twice is two pieces of evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,7 @@ class TopicScore:
     contributions: tuple[float, ...]  # score added by each evidence entry
     status: Literal["tagged", "below", "excluded", "incomplete"]
     excluded_by: tuple[str, ...] = ()
+    passing: tuple[int, ...] = ()  # per evidence entry: occurrences counted as passing
 
     def to_tag(self) -> TopicTag:
         return TopicTag(self.id, self.score, self.threshold, self.evidence)
@@ -175,27 +188,111 @@ def _drop_covered(indexes: list[int], hits: Hits) -> Hits:
     return kept
 
 
-def _word_numbers(text: str, hits: Hits, near_terms: list[int]) -> dict[int, int]:
-    """Offset -> word number for the occurrences of proximity terms; one scan of the text."""
-    offsets = sorted({start for index in near_terms for start, _ in hits.get(index, ())})
+def _word_numbers(text: str, offsets: Iterable[int]) -> dict[int, int]:
+    """Offset -> word number for match offsets; one scan of the text."""
     numbers: dict[int, int] = {}
     words, previous = 0, 0
-    for offset in offsets:
+    for offset in sorted(set(offsets)):
         words += text.count(" ", previous, offset)
         numbers[offset] = words
         previous = offset
     return numbers
 
 
-def _near_count(rule: Near, parts: dict[int, list[int]]) -> int:
-    """How many occurrences of part 0 have every other part within `rule.within` words."""
+def _near_anchors(rule: Near, parts: dict[int, list[int]]) -> list[int]:
+    """The word numbers of part 0's occurrences that have every other part within
+    `rule.within` words."""
     if len(parts) < rule.parts or not parts.get(0):
-        return 0
-    count = 0
-    for anchor in parts[0]:
-        if all(any(abs(w - anchor) <= rule.within for w in parts[p]) for p in range(1, rule.parts)):
-            count += 1
-    return count
+        return []
+    return [
+        anchor
+        for anchor in parts[0]
+        if all(any(abs(w - anchor) <= rule.within for w in parts[p]) for p in range(1, rule.parts))
+    ]
+
+
+# What separates the items of a list, in folded text (và -> va, hoặc -> hoac).
+_LIST_SEPARATOR = re.compile(r"[,;]| (?:and|or|as well as|и|или|а также|va|hoac|dan|atau|serta) ")
+
+
+@dataclass(slots=True)
+class _Places:
+    """Where a text's topic terms sit, to tell a topical mention from a passing one.
+
+    An occurrence in the text is
+    - a **list item** when terms of `list_topics` other topics occur within `list_words`
+      words, each separated from it by a comma, a semicolon or "and"/"or" ("cooperation in
+      trade, energy, culture and education"; not "nuclear energy cooperation"), or when
+      `list_separators` separators sit within `list_words` words (a dense enumeration, as
+      of goods in a list of exports): passing;
+    - otherwise **topical** when it is in the lead (the first `lead_words` words), when the
+      title or the lead names the topic (it is the main subject), or when another occurrence
+      of the topic's terms that is not a list item sits within `context_words` words (a
+      passage about the topic); else passing (one line of background).
+    Title occurrences are always topical.
+    """
+
+    settings: Settings
+    text: str  # the folded text
+    words: dict[int, int]  # char offset of a match -> word number
+    places: list[tuple[int, int]]  # (word number, topic owner), sorted
+    # topic owner -> (word number, term index) of its weighted occurrences
+    by_topic: dict[int, list[tuple[int, int]]]
+    _listed: dict[tuple[int, int], bool] = field(default_factory=dict)
+    _separators: list[int] | None = None  # word numbers followed by a list separator
+
+    def _seps(self) -> list[int]:
+        """Word numbers followed by a list separator, found once per text."""
+        if self._separators is None:
+            offsets = [m.start() for m in _LIST_SEPARATOR.finditer(self.text)]
+            numbers = _word_numbers(self.text, offsets)
+            self._separators = [numbers[o] for o in offsets]
+        return self._separators
+
+    def listed(self, word: int, owner: int) -> bool:
+        key = (word, owner)
+        if key not in self._listed:
+            settings = self.settings
+            reach, seps = settings.list_words, self._seps()
+            # Words w with a separator between them and `word`: w > right or w <= left.
+            i = bisect_left(seps, word)
+            right = seps[i] if i < len(seps) else word + reach
+            left = seps[i - 1] if i else word - reach - 1
+            others: set[int] = set()
+            for w, other in self.places[bisect_left(self.places, (word - reach, -1)) :]:
+                if w > word + reach or len(others) >= settings.list_topics:
+                    break
+                if other != owner and (w > right or w <= left):
+                    others.add(other)
+            dense = bisect_right(seps, word + reach) - bisect_left(seps, word - reach)
+            self._listed[key] = (
+                len(others) >= settings.list_topics or dense >= settings.list_separators
+            )
+        return self._listed[key]
+
+    def main_subject(self, owner: int) -> bool:
+        """Does the lead name the topic outside a list (the lead says what happened)?"""
+        lead = self.settings.lead_words
+        return any(w < lead and not self.listed(w, owner) for w, _ in self.by_topic.get(owner, ()))
+
+    def factor(self, word: int, owner: int, main: bool) -> float:
+        """What one text occurrence counts: position weight, or `passing_weight`. `main`:
+        the topic is the main subject (title or lead), so later mentions are not background."""
+        settings = self.settings
+        if self.listed(word, owner):
+            return settings.passing_weight
+        if word < settings.lead_words:
+            return settings.lead_weight
+        if main:
+            return 1.0
+        reach = settings.context_words
+        found = self.by_topic.get(owner, [])
+        for w, _term in found[bisect_left(found, (word - reach, -1)) :]:  # sorted by word
+            if w > word + reach:
+                break
+            if w != word and not self.listed(w, owner):
+                return 1.0
+        return settings.passing_weight
 
 
 def score_article(
@@ -224,13 +321,28 @@ def score_article(
             per_topic[term.owner].append(index)
             if term.role == "near":
                 near_terms.append(index)
-    title_words = _word_numbers(norm_title, title_hits, near_terms)
-    text_words = _word_numbers(norm_text, text_hits, near_terms)
+    # Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
+    kept: dict[int, tuple[Hits, Hits]] = {}
+    for owner, indexes in per_topic.items():
+        weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
+        kept[owner] = (_drop_covered(weighted, title_hits), _drop_covered(weighted, text_hits))
+    title_words = _word_numbers(
+        norm_title, (o for i in near_terms for o, _ in title_hits.get(i, ()))
+    )
+    offsets = [o for i in near_terms for o, _ in text_hits.get(i, ())]
+    offsets += [o for _, body in kept.values() for spans in body.values() for o, _ in spans]
+    text_words = _word_numbers(norm_text, offsets)
+    by_topic = {
+        owner: sorted((text_words[o], i) for i, spans in body.items() for o, _ in spans)
+        for owner, (_, body) in kept.items()
+    }
+    places = sorted((w, owner) for owner, found in by_topic.items() for w, _ in found)
+    where = _Places(settings, norm_text, text_words, places, by_topic)
 
     scores: list[TopicScore] = []
     for owner, indexes in per_topic.items():
         found = _score_topic(
-            taxonomy, owner, indexes, (title_words, title_hits), (text_words, text_hits)
+            taxonomy, owner, indexes, kept[owner], (title_words, title_hits), text_hits, where
         )
         if found is not None:
             scores.append(found)
@@ -246,14 +358,17 @@ def _score_topic(
     taxonomy: Taxonomy,
     owner: int,
     indexes: list[int],
+    kept: tuple[Hits, Hits],
     title: tuple[dict[int, int], Hits],
-    body: tuple[dict[int, int], Hits],
+    body_hits: Hits,
+    where: _Places,
 ) -> TopicScore | None:
     settings = taxonomy.settings
     topic = taxonomy.topics[owner]
-    weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
-    title_kept, body_kept = _drop_covered(weighted, title[1]), _drop_covered(weighted, body[1])
-    evidence: list[tuple[float, str, str, int]] = []
+    title_kept, body_kept = kept
+    main = bool(title_kept) or where.main_subject(owner)
+    # (gain, term, lang, count, passing occurrences, topical?, a core term used twice?)
+    evidence: list[tuple[float, str, str, int, int, bool, bool]] = []
     groups_met: set[int] = set()
     excluded: list[str] = []
     near_parts: dict[int, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
@@ -261,42 +376,65 @@ def _score_topic(
     for index in sorted(indexes):
         term = taxonomy.terms[index]
         in_title = len(title[1].get(index, ()))
-        in_text = len(body[1].get(index, ()))
+        in_text = len(body_hits.get(index, ()))
         if term.role == "weighted":
             in_title = len(title_kept.get(index, ()))
-            in_text = len(body_kept.get(index, ()))
-            if not in_title + in_text:
+            spans = body_kept.get(index, ())
+            if not in_title + len(spans):
                 continue
-            counted = min(in_text + settings.title_weight * in_title, settings.max_count)
+            factors = [where.factor(where.words[o], owner, main) for o, _ in spans]
+            passing = sum(1 for f in factors if f == settings.passing_weight)
+            counted = min(sum(factors) + settings.title_weight * in_title, settings.max_count)
             gain = term.weight * counted
             score += gain
-            evidence.append((gain, term.text, term.lang, in_title + in_text))
+            topical = bool(in_title) or passing < len(spans)
+            # A topic-specific term used topically twice is two pieces of evidence (density).
+            repeated = term.weight >= settings.core_weight and in_title + len(spans) - passing > 1
+            evidence.append(
+                (gain, term.text, term.lang, in_title + len(spans), passing, topical, repeated)
+            )
         elif term.role == "all":
             groups_met.add(term.slot)
-            evidence.append((0.0, term.text, term.lang, in_title + in_text))
+            evidence.append((0.0, term.text, term.lang, in_title + in_text, 0, False, False))
         elif term.role == "none":
             excluded.append(term.text)
-        else:  # near: collect offsets per part, scored below
+        else:  # near: collect word numbers per part, scored below
             t_parts, b_parts = near_parts.setdefault(term.slot, ({}, {}))
             t_parts.setdefault(term.part, []).extend(
                 title[0][o] for o, _ in title[1].get(index, ())
             )
-            b_parts.setdefault(term.part, []).extend(body[0][o] for o, _ in body[1].get(index, ()))
+            b_parts.setdefault(term.part, []).extend(
+                where.words[o] for o, _ in body_hits.get(index, ())
+            )
     for slot, (t_parts, b_parts) in near_parts.items():
         rule = topic.near[slot]
-        t_count = _near_count(rule, {k: v for k, v in t_parts.items() if v})
-        b_count = _near_count(rule, {k: v for k, v in b_parts.items() if v})
-        if t_count + b_count:
-            counted = min(b_count + settings.title_weight * t_count, settings.max_count)
+        t_count = len(_near_anchors(rule, {k: v for k, v in t_parts.items() if v}))
+        anchors = _near_anchors(rule, {k: v for k, v in b_parts.items() if v})
+        if t_count + len(anchors):
+            factors = [where.factor(w, owner, main) for w in anchors]
+            passing = sum(1 for f in factors if f == settings.passing_weight)
+            counted = min(sum(factors) + settings.title_weight * t_count, settings.max_count)
             score += rule.weight * counted
-            evidence.append((rule.weight * counted, rule.label, rule.lang, t_count + b_count))
+            topical = bool(t_count) or passing < len(anchors)
+            evidence.append(
+                (
+                    rule.weight * counted,
+                    rule.label,
+                    rule.lang,
+                    t_count + len(anchors),
+                    passing,
+                    topical,
+                    False,
+                )
+            )
     if not evidence and not excluded:
         return None
     evidence.sort(key=lambda e: (-e[0], e[1], e[2]))
     score = round(score, 3)
-    # Evidence needs `min_terms` distinct terms; a match in the title counts as one more,
-    # because a title names what the article is about (one term repeated in the text is not).
-    distinct = sum(1 for gain, *_ in evidence if gain > 0) + (1 if title_kept else 0)
+    # Evidence needs `min_terms` distinct terms used topically; a match in the title counts
+    # as one more, because a title names what the article is about (one term repeated in
+    # the text is not, and neither are passing mentions).
+    distinct = sum(1 + e[6] for e in evidence if e[0] > 0 and e[5]) + (1 if title_kept else 0)
     status: Literal["tagged", "below", "excluded", "incomplete"]
     if excluded:
         status = "excluded"
@@ -310,21 +448,22 @@ def _score_topic(
         id=topic.id,
         score=score,
         threshold=topic.threshold,
-        evidence=tuple((t, lang, n) for _, t, lang, n in evidence),
-        contributions=tuple(round(g, 3) for g, _, _, _ in evidence),
+        evidence=tuple((e[1], e[2], e[3]) for e in evidence),
+        contributions=tuple(round(e[0], 3) for e in evidence),
         status=status,
         excluded_by=tuple(sorted(set(excluded))),
+        passing=tuple(e[4] for e in evidence),
     )
 
 
 def tag_article(taxonomy: Taxonomy, *, title: str, text: str, language: str | None) -> Tags:
-    """Topics at or above their threshold (score desc, then id) and facets of one article.
+    """Topics at or above their threshold, strongest first (`rank_tags`), and facets.
 
     `language` (e.g. "ru", "en-GB") limits matching to that language's terms plus "any" terms
     when it is a configured language; otherwise every language's terms apply.
     """
     scores, facets = score_article(taxonomy, title=title, text=text, language=language)
-    return Tags(tuple(s.to_tag() for s in scores if s.status == "tagged"), facets)
+    return Tags(rank_tags(s.to_tag() for s in scores if s.status == "tagged"), facets)
 
 
 def _fmt(number: float) -> str:
@@ -347,9 +486,12 @@ def explain_scores(scores: Iterable[TopicScore]) -> list[str]:
     """Lines for every candidate topic, including the ones that were not tagged and why."""
     lines = []
     for s in scores:
+        passing = s.passing or (0,) * len(s.evidence)
         matched = ", ".join(
-            f"'{term}' ×{count} ({lang}, +{_fmt(gain)})"
-            for (term, lang, count), gain in zip(s.evidence, s.contributions, strict=True)
+            f"'{term}' ×{count} ({lang}, +{_fmt(gain)}{f', {p} passing' if p else ''})"
+            for (term, lang, count), gain, p in zip(
+                s.evidence, s.contributions, passing, strict=True
+            )
         )
         below = (
             f"score {_fmt(s.score)} ≥ threshold {_fmt(s.threshold)} but too few distinct terms"

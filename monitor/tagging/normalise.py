@@ -66,12 +66,20 @@ class TermPattern:
 
 _WORD_END = r"(?![^\W_])"
 
+# Morphology rules per language, applied to a term's last word when it has no `*`
+# (docs/tagging.md, "Morphology"). Indonesian: the enclitics -nya (its/the), -lah, -kah and
+# -pun attach to any word without changing what it means ("investasinya" = "the
+# investment"); a lemmatiser would strip them, but it also folds derivations into roots
+# (kesehatan "health" -> sehat "healthy"), which is not evidence for the same topic.
+CLITICS: dict[str, tuple[str, ...]] = {"id": ("nya", "lah", "kah", "pun")}
 
-def compile_term(raw: str, *, max_suffix: int) -> TermPattern | str:
+
+def compile_term(raw: str, *, max_suffix: int, lang: str = "any") -> TermPattern | str:
     """Compile a rule term, or return the reason it is invalid.
 
     `*` at the end of a word means "up to `max_suffix` more letters, then the word ends":
-    `Лавров*` matches Лавров, Лаврова, Лаврову, Лавровым but not a longer word.
+    `Лавров*` matches Лавров, Лаврова, Лаврову, Лавровым but not a longer word. A term of a
+    language with `CLITICS` also matches its last word with one of them attached.
     """
     text = normalise_text(raw)
     if not text or not any(is_word_char(c) for c in text):
@@ -87,8 +95,11 @@ def compile_term(raw: str, *, max_suffix: int) -> TermPattern | str:
         pieces.append(stem)
         if word.endswith("*"):
             pieces.append(f"\0{i}")  # marker: wildcard after this word
+    clitics = CLITICS.get(lang, ())
+    end = f"(?:{'|'.join(clitics)})?{_WORD_END}" if clitics else _WORD_END
     if "\0" not in "".join(pieces):
-        return TermPattern(prefix=text, rest=None)
+        rest = None if not clitics else re.compile(end)
+        return TermPattern(prefix=text, rest=rest)
     # The literal prefix runs up to the first wildcard; the rest is checked by a regex.
     first = next(i for i, p in enumerate(pieces) if p.startswith("\0"))
     prefix_words = list(pieces[:first])
@@ -99,5 +110,5 @@ def compile_term(raw: str, *, max_suffix: int) -> TermPattern | str:
             regex.append(f"[^\\W_]{{0,{max_suffix}}}{_WORD_END}")
         else:
             regex.append(" " + re.escape(p))
-    tail = "" if pieces[-1].startswith("\0") else _WORD_END
+    tail = "" if pieces[-1].startswith("\0") else end
     return TermPattern(prefix=prefix, rest=re.compile("".join(regex) + tail))

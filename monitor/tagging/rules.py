@@ -29,8 +29,19 @@ _SETTINGS_KEYS = {
     "max_count",
     "max_suffix",
     "min_terms",
+    "lead_words",
+    "lead_weight",
+    "context_words",
+    "list_words",
+    "list_topics",
+    "passing_weight",
+    "core_weight",
+    "list_separators",
 }
-_TOPIC_KEYS = {"label", "threshold", "weight", "terms", "all", "none", "near"}
+_WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
+_WHOLE_SETTINGS |= {"list_words", "list_topics", "list_separators"}
+_SHORT_MAX = 20  # a chip label must fit a phone screen three times over
+_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang"}
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -77,11 +88,11 @@ class _Collector:
             return None
         return float(value)
 
-    def pattern(self, raw: Any, key: str) -> TermPattern | None:
+    def pattern(self, raw: Any, key: str, lang: str = ANY_LANGUAGE) -> TermPattern | None:
         if not isinstance(raw, str):
             self.problem(key, f"a term must be a string, not {raw!r}")
             return None
-        compiled = compile_term(raw, max_suffix=self.settings.max_suffix)
+        compiled = compile_term(raw, max_suffix=self.settings.max_suffix, lang=lang)
         if isinstance(compiled, str):
             self.problem(key, compiled)
             return None
@@ -159,7 +170,13 @@ def _settings(raw: Any, file: str) -> tuple[Settings, list[Problem]]:
                 values[key] = tuple(value)
             else:
                 out.problem(where, 'must be a non-empty list of language codes like "en"')
-        elif key in {"max_count", "max_suffix", "min_terms"}:
+        elif key == "passing_weight":
+            number = out.number(value, where, positive=False)
+            if number is not None and not 0 <= number <= 1:
+                out.problem(where, f"must be between 0 and 1, not {value!r}")
+            elif number is not None:
+                values[key] = number
+        elif key in _WHOLE_SETTINGS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 out.problem(where, f"must be a whole number of at least 1, not {value!r}")
             else:
@@ -201,6 +218,10 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
     label = body.get("label", topic_id)
     if not isinstance(label, str):
         out.problem(f"{where}.label", "must be a string")
+    short = body.get("short", "")
+    if not isinstance(short, str) or len(short.strip()) > _SHORT_MAX:
+        out.problem(f"{where}.short", f"must be a string of at most {_SHORT_MAX} characters")
+        short = ""
     limit = threshold if threshold is not None else math.inf
     weighted = _weighted_terms(body.get("terms"), where, owner, default or 1.0, limit, out)
     groups = _groups(body.get("all", []), f"{where}.all", owner, "all", out)
@@ -210,7 +231,7 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
         out.problem(f"{where}.terms", "a topic needs at least one weighted term")
     if threshold is None:
         return None
-    return Topic(topic_id, str(label), threshold, groups, tuple(near))
+    return Topic(topic_id, str(label), threshold, groups, tuple(near), short.strip())
 
 
 def _term_entry(entry: Any, key: str, default: float) -> tuple[Any, Any]:
@@ -244,7 +265,7 @@ def _weighted_terms(
                     out.problem(item, f"unknown key {sorted(extra)[0]!r} (expected term, weight)")
             raw_term, raw_weight = _term_entry(entry, item, default)
             weight = out.number(raw_weight, f"{item}.weight" if isinstance(entry, dict) else item)
-            pattern = out.pattern(raw_term, item)
+            pattern = out.pattern(raw_term, item, lang)
             if weight is not None and weight >= limit:
                 out.problem(
                     item,
@@ -316,7 +337,7 @@ def _near_rules(
             more = len(items) > 1 or first.startswith("@")  # "@set": one of the set's terms
             shown.append(first.removeprefix("@") + ("…" if more else ""))
             for item, term in alternatives:
-                pattern = out.pattern(term, item)
+                pattern = out.pattern(term, item, lang)
                 if pattern is not None:
                     out.terms.append(
                         Term(term, lang, pattern, "near", owner, slot=len(rules), part=part)
@@ -381,7 +402,7 @@ def _facets(raw: Any, out: _Collector) -> list[tuple[str, str]]:
                     out.problem(key, "must be a non-empty list of aliases")
                     continue
                 for i, name in enumerate(names):
-                    pattern = out.pattern(name, f"{key}[{i}]")
+                    pattern = out.pattern(name, f"{key}[{i}]", lang)
                     if pattern is not None:
                         out.terms.append(Term(name, lang, pattern, "facet", owner))
     return values

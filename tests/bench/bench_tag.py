@@ -1,12 +1,13 @@
 """Benchmark topic tagging: documents/s on real texts, x1 vs x10 rules, cost vs length. Reads files.
 
 Usage (from the repo root):
-    .venv/bin/python tests/bench/bench_tag.py [--labels PATH] [--rules PATH] [--rounds N]
-        [--shared DIR]
+    .venv/bin/python tests/bench/bench_tag.py [--set news|labelled] [--rules PATH]
+        [--rounds N] [--shared DIR]
 
-Texts are the labelled set: real articles from ../shared/corpus and the seeds, which
-tests/topics_data.py reads from ../shared (or --shared DIR), since labelled.jsonl holds only
-references. "x10 rules" adds synthetic topics until the taxonomy has ten times as many terms,
+Texts are a labelled set: `news` (tests/data/topics/news.jsonl, real news texts in en, ru,
+vi and id, the default when present) or `labelled` (real articles from ../shared/corpus and
+the seeds, which tests/topics_data.py reads from ../shared or --shared DIR). One process,
+one core. "x10 rules" adds synthetic topics until the taxonomy has ten times as many terms,
 drawn from the words of the same texts (so some of them do match) plus wildcard stems.
 Timings use time.perf_counter; each figure is the best of `--rounds` runs.
 """
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.tag import Taxonomy, normalise_text, parse_taxonomy, tag_article  # noqa: E402
 from monitor.tagging.engine import find_terms  # noqa: E402
-from tests.topics_data import LABELLED, load_labelled  # noqa: E402
+from tests.topics_data import LABELLED, NEWS, load_labelled, load_news  # noqa: E402
 
 Doc = tuple[str, str, str]  # title, text, language
 
@@ -98,7 +99,7 @@ def _matches(taxonomy: Taxonomy, docs: list[Doc]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=Path, default=LABELLED)
+    parser.add_argument("--set", choices=["news", "labelled"], default=None)
     parser.add_argument("--rules", type=Path, default=ROOT / "config/topics.toml")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    items = load_labelled(args.shared, labels=args.labels)
+    which = args.set or ("news" if NEWS.exists() else "labelled")
+    items = load_news() if which == "news" else load_labelled(args.shared, labels=LABELLED)
     docs: list[Doc] = [(i.title, i.text, i.lang) for i in items]
     chars = sum(len(t) + len(x) for t, x, _ in docs)
     base_text = args.rules.read_text(encoding="utf-8")
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         taxonomies.append((name, parse_taxonomy(text, file=name), time.perf_counter() - start))
 
     print(
-        f"texts: {len(docs)} real articles, {chars:,} characters "
+        f"texts ({which}): {len(docs)} real articles, {chars:,} characters "
         f"(median {statistics.median(len(x) for _, x, _ in docs):.0f} chars)"
     )
     print()
