@@ -302,23 +302,9 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
         clean_text(inp.seed_titles.get(ref) or ref, 200) for ref in sorted(set(seeds))
     )
     headline = links.link(_title(lead), lead.url)
-    before = tuple(
-        CoverageView(
-            links.link(clean_text(m.source, 80) or "?", m.url),
-            _title(m),
-            format_date(_when(m), tz),
-        )
-        for m in earlier[:_EARLIER_SHOWN]
-    )
+    before = tuple(_coverage(m, tz, links) for m in earlier[:_EARLIER_SHOWN])
     text = lead.text or lead.summary or ""
-    also = tuple(
-        CoverageView(
-            links.link(clean_text(m.source, 80) or "?", m.url),
-            _title(m),
-            format_date(_when(m), tz),
-        )
-        for m in others[:_ALSO_SHOWN]
-    )
+    also = tuple(_coverage(m, tz, links) for m in others[:_ALSO_SHOWN])
     return StoryView(
         headline=headline,
         source=clean_text(lead.source, 80),
@@ -332,6 +318,15 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
         item_count=len(members),
         earlier=before,
         earlier_more=max(0, len(earlier) - _EARLIER_SHOWN),
+    )
+
+
+def _coverage(item: Item, tz: ZoneInfo, links: _Links) -> CoverageView:
+    """Another report of the story: its source (linking to it), title and date."""
+    return CoverageView(
+        links.link(clean_text(item.source, 80) or "?", item.url),
+        _title(item),
+        format_date(_when(item), tz),
     )
 
 
