@@ -635,7 +635,6 @@ class _Judgement:
     mean: float
     compared: int
     rule: str | None
-    span: tuple[float, float] | None
 
 
 class StoryIndex:
@@ -670,6 +669,7 @@ class StoryIndex:
         self._next_id = next_story_id
         self._max_candidates = max_candidates
         self._entries: dict[int, _Entry] = {}
+        self._rows: dict[str, int] = {}  # key -> its row
         self._seeds: list[int] = []
         self._postings: dict[int, dict[str, list[int]]] = {}  # day -> index key -> rows
         self._by_day: dict[int, list[int]] = {}
@@ -691,19 +691,18 @@ class StoryIndex:
 
     def story_of(self, key: str) -> int | None:
         """The story of the indexed article `key` (None when not indexed)."""
-        for entry in self._entries.values():
-            if entry.key == key:
-                return entry.story_id
-        return None
+        row = self._rows.get(key)
+        return None if row is None else self._entries[row].story_id
 
     def date_seed(self, key: str, features: StoryFeatures, basis: str) -> None:
         """Give an undated seed the date its story found for it (`features.published_at`)."""
-        for entry in self._entries.values():
-            if entry.seed_ref is not None and entry.key == key and features.published_at:
-                entry.features = features
-                entry.when = features.published_at.timestamp()
-                entry.order = (0, entry.when, key)
-                entry.basis = basis
+        row = self._rows.get(key)
+        entry = None if row is None else self._entries[row]
+        if entry is not None and entry.seed_ref is not None and features.published_at:
+            entry.features = features
+            entry.when = features.published_at.timestamp()
+            entry.order = (0, entry.when, key)
+            entry.basis = basis
 
     def take_moves(self) -> list[StoryMove]:
         """Articles whose story changed since the last call (an earlier article arrived late)."""
@@ -785,6 +784,8 @@ class StoryIndex:
         for day in [d for d in self._by_day if d < cutoff]:
             for row in self._by_day.pop(day):
                 entry = self._entries.pop(row)
+                if self._rows.get(entry.key) == row:
+                    del self._rows[entry.key]
                 members = self._stories.get(entry.story_id)
                 if members is not None:
                     members.discard(row)
@@ -818,6 +819,7 @@ class StoryIndex:
             basis = "published" if features.published_at else "first seen"
         entry = _Entry(key, features, when, story_id, seed_ref, basis, order, _index_keys(features))
         self._entries[row] = entry
+        self._rows[key] = row
         if story_id >= 0:
             self._stories.setdefault(story_id, set()).add(row)
             self._next_id = max(self._next_id, story_id + 1)
@@ -995,7 +997,7 @@ class StoryIndex:
         )
         dates = [w for r in members if (w := self._entries[r].when) is not None]
         span = (min(dates), max(dates)) if dates else None
-        no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None, span)
+        no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None)
         if not members:
             return no
         if entry.when is not None:
@@ -1031,7 +1033,7 @@ class StoryIndex:
         )
         mean = sum(t[0] for t in results) / len(results)
         judgement = _Judgement(
-            story_id, False, best_score, best_row, best_result, mean, len(results), None, span
+            story_id, False, best_score, best_row, best_result, mean, len(results), None
         )
         vetoes = [t[2].reasons[0] for t in results if t[0] == 0.0 and "numbered" in t[2].reasons[0]]
         if vetoes:
