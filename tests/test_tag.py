@@ -562,6 +562,135 @@ def test_vietnamese_with_and_without_diacritics(
     assert with_marks == without
 
 
+# --- who meets whom: a meeting rule over facets (issue 13) -----------------------------------
+
+MEETINGS = """
+[settings]
+threshold = 5
+min_terms = 1
+lead_words = 40
+
+[sets]
+meeting = ["met", "talks", "визит*"]
+leaders = ["foreign minister", "президент*"]
+
+[topics.diplomacy]
+terms.en = [{ term = "embassy", weight = 1 }]
+
+[[topics.diplomacy.near]]
+terms = ["@meeting", ["@leaders", "$officials"], "$countries", "$countries"]
+within = 15
+weight = 3
+scope = "lead"
+
+[facets.countries.Russia]
+en = ["Russia", "Russian"]
+ru = ["Росси*", "российск*"]
+
+[facets.countries.Vietnam]
+en = ["Vietnam", "Vietnamese"]
+ru = ["Вьетнам*"]
+
+[facets.officials."Sergey Lavrov"]
+en = ["Lavrov"]
+"""
+
+RULE = "meeting… ~ leaders… ~ country ~ country (title or lead, within 15 words)"
+
+
+def _meeting_rule(text: str, title: str = "") -> tuple[str, int, float] | None:
+    taxonomy = parse_taxonomy(MEETINGS, file="meetings.toml")
+    scores, _ = score_article(taxonomy, title=title, text=text, language=None)
+    for s in scores:
+        for (term, _, count), gain in zip(s.evidence, s.contributions, strict=True):
+            if term == RULE:
+                return s.status, count, gain
+    return None
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("Russian Foreign Minister Sergey Lavrov met his Vietnamese counterpart in Hanoi.", True),
+        # A named official (a facet value) instead of a title.
+        ("Lavrov met the Vietnamese delegation in Moscow, Russia.", True),
+        # Two mentions of one country are one country, not a pair.
+        ("Russian Foreign Minister Sergey Lavrov met Russian students.", False),
+        # No meeting, visit or talks.
+        ("Russian Foreign Minister Sergey Lavrov praised Vietnamese rice.", False),
+        # Same sentence after the lead: background, not what the text reports.
+        ("Rice prices rose. " * 14 + "Russia's foreign minister met Vietnamese officials.", False),
+    ],
+    ids=["title-and-pair", "named-official", "one-country-twice", "no-meeting", "after-lead"],
+)
+def test_a_meeting_rule_needs_an_official_and_two_countries_in_the_lead(
+    text: str, fires: bool
+) -> None:
+    found = _meeting_rule(text)
+    assert (found is not None) is fires
+    if found is not None:
+        assert found[1:] == (1, 4.5)  # one lead occurrence: weight 3 x lead_weight 1.5
+
+
+def test_a_meeting_rule_in_the_title_counts_as_a_title_occurrence() -> None:
+    assert _meeting_rule("", title="Lavrov holds talks with Vietnam's foreign minister") is None
+    found = _meeting_rule("", title="Russia's Lavrov holds talks with Vietnam's foreign minister")
+    assert found == ("tagged", 1, 6.0)  # weight 3 x title_weight 2
+
+
+@pytest.mark.parametrize(
+    ("item_id", "sentence"),
+    [
+        # "President of Indonesia Prabowo Subianto flew to Moscow for talks in the Kremlin."
+        ("news-ru-016", "президент Индонезии Правобо Субианто прилетел в Москву на переговоры"),
+        # "Lavrov meets with ASEAN foreign ministers" (the title and the lead).
+        ("news-en-093", "Russian Foreign Minister Sergey Lavrov has held a meeting with"),
+        # "During his visit to the Russian Federation, ASEAN Secretary-General Le Luong Minh
+        # met Russian Foreign Minister Sergei Lavrov."
+        ("news-vi-054", "Tổng thư ký ASEAN Lê Lương Minh đã có cuộc gặp với Bộ trưởng"),
+        # "President Joko Widodo confirmed Indonesia's readiness to host the 43rd ASEAN Summit."
+        ("news-id-018", "kesiapan Indonesia sebagai tuan rumah Konferensi Tingkat Tinggi"),
+    ],
+    ids=["ru", "en", "vi", "id"],
+)
+def test_who_meets_whom_in_real_leads_is_evidence_for_diplomacy(
+    shipped: Taxonomy, news: dict[str, Any], item_id: str, sentence: str
+) -> None:
+    """The shipped meeting rule finds real reports' meetings in every language, also in
+    Vietnamese typed without diacritics; those reports are labelled diplomacy."""
+    item = news[item_id]
+    assert item.split in {"train", "dev"}
+    assert "diplomacy" in item.topics
+    assert sentence in item.title + " " + " ".join(item.text.split())
+    variants = [item]
+    if item.lang == "vi":
+        variants.append(
+            replace(item, title=_strip_diacritics(item.title), text=_strip_diacritics(item.text))
+        )
+    for variant in variants:
+        scores, _ = score_article(
+            shipped, title=variant.title, text=variant.text, language=variant.lang
+        )
+        diplomacy = next(s for s in scores if s.id == "diplomacy")
+        rules = [t for t, _, _ in diplomacy.evidence if "(title or lead, within" in t]
+        assert rules, diplomacy.evidence
+        assert diplomacy.status == "tagged"
+
+
+def test_a_meeting_rule_file_with_bad_facet_parts_is_rejected() -> None:
+    broken = MEETINGS.replace('"$countries", "$countries"]', '"$people", "$countries"]')
+    broken = broken.replace('scope = "lead"', 'scope = "body"')
+    broken = broken.replace('["@meeting",', '["$countries",')
+    with pytest.raises(ConfigError) as caught:
+        parse_taxonomy(broken, file="meetings.toml")
+    reasons = {(p.key, p.reason.split(" (")[0]) for p in caught.value.problems}
+    assert ("topics.diplomacy.near[0].terms[0]", "the first part must be terms, not a facet") in (
+        reasons
+    )
+    assert any(k == "topics.diplomacy.near[0].terms[2]" and "$people" in r for k, r in reasons)
+    assert any(k == "topics.diplomacy.near[0].scope" for k, _ in reasons)
+
+
 def test_goods_in_an_enumeration_are_a_passing_mention() -> None:
     """Farm goods named in a dense list of exports are passing, whatever the other items'
     topics (guideline: "...and agricultural products as one item in a list of exports");
