@@ -198,8 +198,20 @@ def test_vietnamese_with_or_without_diacritics(small: Taxonomy, text: str) -> No
         ("Russia–ASEAN  talks", "russia asean talks"),
         ("Ministers' Meeting", "ministers meeting"),
         ("one\r\n\ttwo\u00a0three", "one two three"),
+        ("2,5 tỉ USD; 2,5 tỷ USD", "2,5 ti usd; 2,5 ti usd"),
+        ("kỹ thuật số, kĩ thuật số, Hoa Kỳ", "ki thuat so, ki thuat so, hoa ki"),
+        ("quý, quí, thủy sản, thuỷ sản", "qui, qui, thuy san, thuy san"),
     ],
-    ids=["vietnamese-d", "russian-yo-keeps-y", "en-dash", "apostrophe", "whitespace"],
+    ids=[
+        "vietnamese-d",
+        "russian-yo-keeps-y",
+        "en-dash",
+        "apostrophe",
+        "whitespace",
+        "vietnamese-ti-ty",
+        "vietnamese-ki-ky",
+        "vietnamese-qui-quy-and-tone-placement",
+    ],
 )
 def test_normalise_text(raw: str, folded: str) -> None:
     assert normalise_text(raw) == folded
@@ -689,6 +701,20 @@ def test_a_meeting_rule_file_with_bad_facet_parts_is_rejected() -> None:
     )
     assert any(k == "topics.diplomacy.near[0].terms[2]" and "$people" in r for k, r in reasons)
     assert any(k == "topics.diplomacy.near[0].scope" for k, _ in reasons)
+
+
+def test_vietnamese_i_and_y_spellings_match_the_same_term(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """ "... giá trị trên 2,5 tỉ USD" (news-vi-013, rice exports): the report writes tỉ, the
+    rule says tỷ usd ("billion USD"); both spellings are in use and are the same word."""
+    item = news["news-vi-013"]
+    sentence = "xuất khẩu gạo đạt 4,9 triệu tấn, tăng 7,6% và giá trị trên 2,5 tỉ USD"
+    assert sentence in item.text
+    with_i = _evidence(shipped, "trade-investment", sentence, "vi")
+    with_y = _evidence(shipped, "trade-investment", sentence.replace("tỉ", "tỷ"), "vi")
+    assert with_i["tỷ usd"] == 1
+    assert with_i == with_y
 
 
 def test_goods_in_an_enumeration_are_a_passing_mention() -> None:
