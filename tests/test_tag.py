@@ -409,6 +409,25 @@ def test_facets_are_absent_when_not_mentioned(shipped: Taxonomy) -> None:
     assert facets == {"countries": (), "organisations": (), "officials": ()}
 
 
+@pytest.mark.parametrize(
+    ("text", "russia"),
+    [
+        # "Vietnam's exports to the Russian market" (a rice report).
+        ("Xuất khẩu gạo của Việt Nam sang thị trường Nga tăng mạnh", True),
+        ("Bộ trưởng Ngoại giao Nga Sergey Lavrov hội đàm với Bộ trưởng Bùi Thanh Sơn", True),
+        # Nga folds with ngã "crossroads": "an accident at the crossroads" is not Russia.
+        ("Một vụ tai nạn giao thông xảy ra tại ngã tư", False),
+    ],
+    ids=["market", "minister", "crossroads"],
+)
+def test_vietnamese_russia_is_matched_in_context(
+    shipped: Taxonomy, text: str, russia: bool
+) -> None:
+    for variant in (text, _strip_diacritics(text)):
+        facets = tag_article(shipped, title="", text=variant, language="vi").facets
+        assert ("Russia" in facets["countries"]) is russia
+
+
 def test_russian_facet_aliases(shipped: Taxonomy) -> None:
     text = "Сергей Лавров и генсек АСЕАН Лим Чжок Хой обсудили отношения России и Вьетнама."
     facets = tag_article(shipped, title="", text=text, language="ru").facets
