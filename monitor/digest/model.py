@@ -215,7 +215,7 @@ def _shown_term(term: str, count: int) -> str:
     return f"{shown} ×{count}" if count > 1 and shown else shown
 
 
-_WITHIN = re.compile(r"\s*\(within \d+ words\)$")
+_WITHIN = re.compile(r"\s*\((?:title or lead, )?within \d+ words\)$")
 _RULE_SYNTAX = re.compile(r"[*…]")
 
 

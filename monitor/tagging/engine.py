@@ -44,6 +44,12 @@ class Near:
     parts: int
     within: int
     weight: float
+    # Per part: the facet kinds whose values also match it ("$countries"); empty: terms only.
+    facets: tuple[tuple[str, ...], ...] = ()
+    # Parts written the same way (after part 0) must be matched by different values or
+    # occurrences: ["@meeting", "$countries", "$countries"] needs two countries.
+    repeats: tuple[tuple[int, ...], ...] = ()
+    lead_only: bool = False  # anchors count only in the title or the lead (issue 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class Taxonomy:
     facet_values: tuple[tuple[str, str], ...]  # (kind, canonical value), in file order
     terms: tuple[Term, ...]
     automaton: Any = field(repr=False, compare=False)  # ahocorasick.Automaton over prefixes
+    near_facet_kinds: frozenset[str] = frozenset()  # facet kinds that near rules use
 
     @property
     def topic_ids(self) -> tuple[str, ...]:
@@ -199,16 +206,29 @@ def _word_numbers(text: str, offsets: Iterable[int]) -> dict[int, int]:
     return numbers
 
 
-def _near_anchors(rule: Near, parts: dict[int, list[int]]) -> list[int]:
-    """The word numbers of part 0's occurrences that have every other part within
-    `rule.within` words."""
+# A near-rule occurrence: (word number, identity). A term occurrence is identified by its
+# position (-1 - word), a facet occurrence by the facet value (its index, >= 0), so two
+# parts written the same way need two different countries, or two different words.
+Occurrence = tuple[int, int]
+
+
+def _near_anchors(rule: Near, parts: dict[int, list[Occurrence]], limit: int | None) -> list[int]:
+    """The word numbers of part 0's occurrences (before word `limit`, when given) that have
+    every other part within `rule.within` words; parts written the same way must be matched
+    by as many different values or occurrences as they are repeated."""
     if len(parts) < rule.parts or not parts.get(0):
         return []
-    return [
-        anchor
-        for anchor in parts[0]
-        if all(any(abs(w - anchor) <= rule.within for w in parts[p]) for p in range(1, rule.parts))
-    ]
+    groups = rule.repeats or tuple((p,) for p in range(1, rule.parts))
+    anchors = []
+    for anchor, _ in parts[0]:
+        if limit is not None and anchor >= limit:
+            continue
+        if all(
+            len({i for w, i in parts[g[0]] if abs(w - anchor) <= rule.within}) >= len(g)
+            for g in groups
+        ):
+            anchors.append(anchor)
+    return anchors
 
 
 # What separates the items of a list, in folded text (và -> va, hoặc -> hoac).
@@ -313,10 +333,13 @@ def score_article(
     found_facets: set[int] = set()
     per_topic: dict[int, list[int]] = defaultdict(list)
     near_terms: list[int] = []
+    facet_terms: list[int] = []  # facet aliases that near rules use
     for index in set(title_hits) | set(text_hits):
         term = taxonomy.terms[index]
         if term.role == "facet":
             found_facets.add(term.owner)
+            if taxonomy.facet_values[term.owner][0] in taxonomy.near_facet_kinds:
+                facet_terms.append(index)
         else:
             per_topic[term.owner].append(index)
             if term.role == "near":
@@ -326,6 +349,8 @@ def score_article(
     for owner, indexes in per_topic.items():
         weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
         kept[owner] = (_drop_covered(weighted, title_hits), _drop_covered(weighted, text_hits))
+    if near_terms:
+        near_terms += facet_terms
     title_words = _word_numbers(
         norm_title, (o for i in near_terms for o, _ in title_hits.get(i, ()))
     )
@@ -338,11 +363,26 @@ def score_article(
     }
     places = sorted((w, owner) for owner, found in by_topic.items() for w, _ in found)
     where = _Places(settings, norm_text, text_words, places, by_topic)
+    # Facet values where near rules can see them: kind -> (title, text) occurrences.
+    facet_places: dict[str, tuple[list[Occurrence], list[Occurrence]]] = {}
+    if near_terms:
+        for index in facet_terms:
+            owner = taxonomy.terms[index].owner
+            in_title, in_text = facet_places.setdefault(taxonomy.facet_values[owner][0], ([], []))
+            in_title.extend((title_words[o], owner) for o, _ in title_hits.get(index, ()))
+            in_text.extend((text_words[o], owner) for o, _ in text_hits.get(index, ()))
 
     scores: list[TopicScore] = []
     for owner, indexes in per_topic.items():
         found = _score_topic(
-            taxonomy, owner, indexes, kept[owner], (title_words, title_hits), text_hits, where
+            taxonomy,
+            owner,
+            indexes,
+            kept[owner],
+            (title_words, title_hits),
+            text_hits,
+            where,
+            facet_places,
         )
         if found is not None:
             scores.append(found)
@@ -362,6 +402,7 @@ def _score_topic(
     title: tuple[dict[int, int], Hits],
     body_hits: Hits,
     where: _Places,
+    facet_places: dict[str, tuple[list[Occurrence], list[Occurrence]]],
 ) -> TopicScore | None:
     settings = taxonomy.settings
     topic = taxonomy.topics[owner]
@@ -371,7 +412,7 @@ def _score_topic(
     evidence: list[tuple[float, str, str, int, int, bool, bool]] = []
     groups_met: set[int] = set()
     excluded: list[str] = []
-    near_parts: dict[int, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
+    near_parts: dict[int, tuple[dict[int, list[Occurrence]], dict[int, list[Occurrence]]]] = {}
     score = 0.0
     for index in sorted(indexes):
         term = taxonomy.terms[index]
@@ -400,16 +441,20 @@ def _score_topic(
             excluded.append(term.text)
         else:  # near: collect word numbers per part, scored below
             t_parts, b_parts = near_parts.setdefault(term.slot, ({}, {}))
-            t_parts.setdefault(term.part, []).extend(
-                title[0][o] for o, _ in title[1].get(index, ())
-            )
-            b_parts.setdefault(term.part, []).extend(
-                where.words[o] for o, _ in body_hits.get(index, ())
-            )
+            t_words = (title[0][o] for o, _ in title[1].get(index, ()))
+            b_words = (where.words[o] for o, _ in body_hits.get(index, ()))
+            t_parts.setdefault(term.part, []).extend((w, -1 - w) for w in t_words)
+            b_parts.setdefault(term.part, []).extend((w, -1 - w) for w in b_words)
     for slot, (t_parts, b_parts) in near_parts.items():
         rule = topic.near[slot]
-        t_count = len(_near_anchors(rule, {k: v for k, v in t_parts.items() if v}))
-        anchors = _near_anchors(rule, {k: v for k, v in b_parts.items() if v})
+        for part, kinds in enumerate(rule.facets):
+            for kind in kinds:
+                seen_title, seen_text = facet_places.get(kind, ([], []))
+                t_parts.setdefault(part, []).extend(seen_title)
+                b_parts.setdefault(part, []).extend(seen_text)
+        limit = settings.lead_words if rule.lead_only else None
+        t_count = len(_near_anchors(rule, {k: v for k, v in t_parts.items() if v}, None))
+        anchors = _near_anchors(rule, {k: v for k, v in b_parts.items() if v}, limit)
         if t_count + len(anchors):
             factors = [where.factor(w, owner, main) for w in anchors]
             passing = sum(1 for f in factors if f == settings.passing_weight)

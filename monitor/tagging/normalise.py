@@ -40,13 +40,23 @@ _TABLE = _build_table()
 _ASCII_TABLE = {k: v for k, v in _TABLE.items() if k < 128}
 
 
+# Vietnamese writes a syllable ending in i/y after a consonant either way: tỷ / tỉ "billion",
+# kỹ thuật / kĩ thuật, nghệ sỹ / nghệ sĩ, Hoa Kỳ / Hoa Kì, quý / quí (issue 13). Folded, such a
+# one-syllable word ends in "i" whichever the writer chose; one-letter-consonant words only,
+# so the cost elsewhere is an English "my" that is matched as "mi" on both sides.
+_VI_Y = re.compile(r"\b(qu|[hklmstv])y\b")
+
+
 def normalise_text(text: str) -> str:
-    """Fold text for matching: NFKC, casefold, no diacritics (Latin, ё), dashes and whitespace
-    runs (line breaks included) to one space."""
+    """Fold text for matching: NFKC, casefold, no diacritics (Latin, ё), Vietnamese syllable-
+    final y after a consonant to i, dashes and whitespace runs (line breaks included) to one
+    space."""
     if text.isascii():  # fast path: only dashes and apostrophes need folding
         folded = text.lower().translate(_ASCII_TABLE)
     else:
         folded = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
+    if "y" in folded:
+        folded = _VI_Y.sub(r"\1i", folded)
     return " ".join(folded.split())
 
 

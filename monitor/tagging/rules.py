@@ -42,7 +42,9 @@ _WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "contex
 _WHOLE_SETTINGS |= {"list_words", "list_topics", "list_separators"}
 _SHORT_MAX = 20  # a chip label must fit a phone screen three times over
 _TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
-_NEAR_KEYS = {"terms", "within", "weight", "lang"}
+_NEAR_KEYS = {"terms", "within", "weight", "lang", "scope"}
+_SCOPES = ("text", "lead")  # where a near rule's first part counts: anywhere, or title + lead
+_FACET_NAMES = {"countries": "country", "organisations": "organisation", "officials": "official"}
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _HEADER = re.compile(r"^\s*\[\s*topics\s*\.\s*(\"[^\"]*\"|[A-Za-z0-9_-]+)\s*\]", re.MULTILINE)
@@ -135,6 +137,9 @@ def parse_taxonomy(text: str, *, file: str) -> Taxonomy:
         facet_values=tuple(facet_values),
         terms=tuple(out.terms),
         automaton=build_automaton(out.terms),
+        near_facet_kinds=frozenset(
+            kind for t in topics for rule in t.near for kinds in rule.facets for kind in kinds
+        ),
     )
 
 
@@ -313,7 +318,12 @@ def _near_rules(
             out.problem(where, "must be a table { terms = [...], within = N, weight = W }")
             continue
         for extra in sorted(set(rule) - _NEAR_KEYS):
-            out.problem(f"{where}.{extra}", "unknown key (expected terms, within, weight, lang)")
+            out.problem(
+                f"{where}.{extra}", "unknown key (expected terms, within, weight, lang, scope)"
+            )
+        scope = rule.get("scope", "text")
+        if scope not in _SCOPES:
+            out.problem(f"{where}.scope", f"must be one of {', '.join(_SCOPES)}, not {scope!r}")
         lang = rule.get("lang", ANY_LANGUAGE)
         lang_ok = out.language(lang, f"{where}.lang")
         within = rule.get("within")
@@ -330,12 +340,30 @@ def _near_rules(
             continue
         before = len(out.problems)
         shown = []
+        facets: list[tuple[str, ...]] = []
+        specs: dict[str, list[int]] = {}
         for part, group in enumerate(parts):
-            alternatives = out.alternatives(group, f"{where}.terms[{part}]")
             items = group if isinstance(group, list) else [group]
+            kinds = tuple(str(t)[1:] for t in items if isinstance(t, str) and t.startswith("$"))
+            for kind in kinds:
+                if kind not in FACET_KINDS:
+                    out.problem(
+                        f"{where}.terms[{part}]",
+                        f"unknown facet ${kind} (expected one of "
+                        f"{', '.join('$' + k for k in FACET_KINDS)})",
+                    )
+            if kinds and part == 0:
+                out.problem(f"{where}.terms[0]", "the first part must be terms, not a facet")
+            facets.append(kinds)
+            if part:
+                specs.setdefault(repr(items), []).append(part)
+            terms = [t for t in items if not (isinstance(t, str) and t.startswith("$"))]
+            group = terms if isinstance(group, list) else (terms[0] if terms else [])
+            alternatives = out.alternatives(group, f"{where}.terms[{part}]") if terms else []
             first = str(items[0])
             more = len(items) > 1 or first.startswith("@")  # "@set": one of the set's terms
-            shown.append(first.removeprefix("@") + ("…" if more else ""))
+            name = _FACET_NAMES.get(first[1:], first) if first.startswith("$") else first
+            shown.append(name.removeprefix("@") + ("…" if more else ""))
             for item, term in alternatives:
                 pattern = out.pattern(term, item, lang)
                 if pattern is not None:
@@ -350,8 +378,13 @@ def _near_rules(
         ):
             continue
         # Short enough for a digest's tag chips: the first alternative of each part.
-        label = f"{' ~ '.join(shown)} (within {within} words)"
-        rules.append(Near(label, lang, len(parts), within, weight))
+        where_ = "title or lead, " if scope == "lead" else ""
+        label = f"{' ~ '.join(shown)} ({where_}within {within} words)"
+        repeats = tuple(tuple(p) for p in specs.values())
+        facet_parts = tuple(facets) if any(facets) else ()
+        rules.append(
+            Near(label, lang, len(parts), within, weight, facet_parts, repeats, scope == "lead")
+        )
     return rules
 
 
