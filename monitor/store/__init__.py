@@ -43,6 +43,7 @@ from monitor.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     UTCDateTime,
+    apply_queue_schema,
     digest_items,
     digests,
     fetch_log,
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 
+MIGRATION_LOCK = 0x6D6F6E01  # advisory lock key of schema migrations ("mon" + 1)
+
+
 class Store(OutboxStore, DedupeStore):
     """The database. Each public method is one transaction."""
 
@@ -91,29 +95,37 @@ class Store(OutboxStore, DedupeStore):
 
     def _migrate(self, now: datetime) -> None:
         with self.engine.begin() as conn:
-            inspector = sa.inspect(conn)
-            if not inspector.has_table("schema_version"):
-                metadata.create_all(conn)
-                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
-                return
-            found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            if found is None:
-                # A first start killed after creating tables but before recording the version
-                # (SQLite commits each CREATE TABLE by itself): finish creating, then record.
-                metadata.create_all(conn)
-                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
-                return
-            current = int(found)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema version {current} is newer than this monitor "
-                    f"({SCHEMA_VERSION}); upgrade monitor"
-                )
-            if current not in MIGRATIONS and current != SCHEMA_VERSION:
-                raise StoreError(f"database schema version {current} is not one this monitor knows")
-            for version in range(current, SCHEMA_VERSION):
-                MIGRATIONS[version](conn)
-                conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
+            if conn.dialect.name == "postgresql":
+                # Several nodes starting at once on a new database: one creates, the others
+                # wait and then find it done (the lock ends with this transaction).
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            self._migrate_in(conn, now)
+            apply_queue_schema(conn)
+
+    def _migrate_in(self, conn: sa.Connection, now: datetime) -> None:
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("schema_version"):
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+            return
+        found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        if found is None:
+            # A first start killed after creating tables but before recording the version
+            # (SQLite commits each CREATE TABLE by itself): finish creating, then record.
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+            return
+        current = int(found)
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {current} is newer than this monitor "
+                f"({SCHEMA_VERSION}); upgrade monitor"
+            )
+        if current not in MIGRATIONS and current != SCHEMA_VERSION:
+            raise StoreError(f"database schema version {current} is not one this monitor knows")
+        for version in range(current, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+            conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
 
     def schema_version(self) -> int:
         with self._begin() as conn:
