@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -441,6 +442,12 @@ class _Reader:
                 "cluster.enabled",
                 "cluster mode needs a PostgreSQL [storage] url: the nodes share its job queue "
                 "and its advisory locks, which SQLite does not have",
+            )
+        if values.get("enabled") and importlib.util.find_spec("procrastinate") is None:
+            self.problem(
+                "cluster.enabled",
+                "cluster mode needs the job queue of the `cluster` extra: "
+                "pip install 'monitor[postgres,cluster]'",
             )
         if "concurrency" in values and values["concurrency"] < 1:
             self.problem("cluster.concurrency", "must be at least 1")

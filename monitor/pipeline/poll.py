@@ -30,6 +30,7 @@ from monitor.store import ItemSignature, PollSuccess, Store
 from monitor.tag import Tags, Taxonomy, tag_article
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
+    from monitor.cluster.gate import DecisionGate
     from monitor.pipeline.index import DedupeIndex
 
 log = logging.getLogger("monitor.pipeline")
@@ -221,11 +222,14 @@ class Poller:
         index: DedupeIndex | Callable[[], DedupeIndex],
         clock: Clock,
         rng: random.Random | None = None,
+        gate: DecisionGate | None = None,
     ) -> None:
         """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
         ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`), or
-        is a function that loads them, called when the first new article needs them."""
+        is a function that loads them, called when the first new article needs them. `gate`
+        (cluster mode) is the decision lock shared with the other nodes."""
         self.store = store
+        self.gate = gate
         self._index = index
         self.fetcher = fetcher
         self.executor = executor
@@ -440,9 +444,31 @@ class Poller:
                 self.config.fast_extraction,
                 entry.published_at,
             )
-        # No await from here on: the dedupe lookups, the index updates and the insert are one
-        # atomic step, so two copies of one article in a poll cannot both be "new".
         outcome.extract_seconds.append(done.seconds)
+        if self.gate is None:
+            self._decide(source, entry, existing_id, outcome, cutoff, done)
+            return
+        # Cluster mode: the same step under the lock every node decides under (DESIGN §7).
+        async with self.gate.hold(self.index, self.clock):
+            if existing_id is None:
+                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+                if seen is not None and seen.source == source.name and seen.url == entry.url:
+                    outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+                    return
+            self._decide(source, entry, existing_id, outcome, cutoff, done)
+
+    def _decide(
+        self,
+        source: Source,
+        entry: Entry,
+        existing_id: int | None,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+    ) -> None:
+        """Dedupe, story and store one extracted article. No await in here: the dedupe
+        lookups, the index updates and the insert are one atomic step, so two copies of one
+        article in a poll cannot both be "new"."""
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()

@@ -47,6 +47,7 @@ from monitor.store.schema import (
     digest_items,
     digests,
     fetch_log,
+    index_log,
     item_revisions,
     item_topics,
     items,
@@ -136,6 +137,8 @@ class Store(OutboxStore, DedupeStore):
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
         """Make the sources table match the config; a changed URL resets the validators."""
         with self._begin() as conn:
+            if conn.dialect.name == "postgresql":  # nodes starting at once: one at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             rows = {r.name: r for r in conn.execute(sa.select(sources))}
             for s in configured:
                 row = rows.get(s.name)
@@ -371,6 +374,11 @@ class Store(OutboxStore, DedupeStore):
                 replace_tags(conn, item_id, tags)
             if dedupe is not None:
                 insert_dedupe(conn, item_id, dedupe)
+            if self.log_decisions:
+                logged = [{"item_id": item_id, "kind": "insert"}]
+                if dedupe is not None and dedupe.changes:
+                    logged.append({"item_id": item_id, "kind": "moves"})
+                conn.execute(index_log.insert(), logged)
             return item_id
 
     def update_item(
@@ -420,6 +428,8 @@ class Store(OutboxStore, DedupeStore):
                 replace_tags(conn, item_id, tags)
             if signature is not None:
                 replace_signature(conn, item_id, signature)
+                if self.log_decisions:
+                    conn.execute(index_log.insert().values(item_id=item_id, kind="update"))
             return True
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:
