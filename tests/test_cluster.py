@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import os
 import random
 import signal
@@ -29,7 +30,7 @@ from monitor.pipeline.index import DedupeIndex
 from monitor.pipeline.poll import Poller, PollOutcome, init_worker
 from monitor.store import SCHEMA_VERSION, Store
 from monitor.store.schema import metadata, schema_version
-from tests.daemon_process import DaemonProcess, free_port, http_get, metric
+from tests.daemon_process import DaemonProcess, free_port, health, http_get, metric
 from tests.servers import LocalServer
 from tests.smtp_server import SmtpServer
 from tests.test_cli import ROOT, run
@@ -421,11 +422,18 @@ def test_three_nodes_store_each_page_once_mail_each_item_once_and_survive_a_kill
         assert len(set(ids)) == len(ids)
         assert jobs_done(ports[0]) > 0
         assert jobs_done(ports[1]) > 0
+        # The queue, as each node and an operator see it.
+        healthz = health(ports[0])
+        assert healthz is not None
+        assert (healthz["http_status"], healthz["queue"]) == (200, "ok")
+        listed = json.loads(run(config, "cluster", "status", "--json").stdout)
+        assert len(listed["nodes"]) == 2  # the killed node's heartbeat is too old
+        assert listed["stalled"] == []  # its jobs were taken over
         # SIGTERM drains each live node: exit 0, and its worker leaves the queue.
         for node in nodes[:2]:
             node.signal(signal.SIGTERM)
         for node in nodes[:2]:
-            assert node.stop(timeout=40) == 0, node.log()
+            assert node.process.wait(timeout=40) == 0, node.log()
             assert "daemon_stopped" in node.log()
     finally:
         for node in nodes:
