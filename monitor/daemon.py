@@ -32,14 +32,25 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.cluster.gate import DecisionGate
-from monitor.cluster.queue import DIGEST, DIGEST_LOCK, OUTBOX, POLL, JobQueue
+from monitor.cluster.gate import DecisionGate, percentile
+from monitor.cluster.queue import (
+    DIGEST,
+    DIGEST_LOCK,
+    INGEST,
+    OUTBOX,
+    POLL,
+    JobQueue,
+    entry_from_json,
+    entry_to_json,
+)
 from monitor.cluster.status import queue_depth
 from monitor.config import Config, DigestConfig, load_config
 from monitor.corpus import corpus_files
+from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.fetch import Fetcher, make_client
 from monitor.metrics import CONTENT_TYPE, Metrics
+from monitor.models import Entry, Source
 from monitor.pipeline.digest import (
     DEFAULT_FIRST_WINDOW,
     SendOutcome,
@@ -50,7 +61,7 @@ from monitor.pipeline.digest import (
     stage_digest,
 )
 from monitor.pipeline.index import DedupeIndex
-from monitor.pipeline.poll import Clock, Poller, make_pool
+from monitor.pipeline.poll import Clock, Deferrer, Poller, make_pool
 from monitor.schedule import cron_trigger, due_slack, latest_fire, missed_fire, poll_jitter
 from monitor.server import Endpoint, Response, json_response
 from monitor.store import Store
@@ -81,13 +92,21 @@ class _Runtime:
         index: DedupeIndex | Callable[[], DedupeIndex],
         clock: Clock,
         gate: DecisionGate | None = None,
+        defer: Deferrer | None = None,
     ) -> None:
         workers = config.poll.workers or os.cpu_count() or 1
         self.pool = make_pool(workers, config.taxonomy)
         self.client = make_client(config.http)
         fetcher = Fetcher(self.client, config.http)
         self.poller = Poller(
-            store, fetcher, self.pool, config.poll, index=index, clock=clock, gate=gate
+            store,
+            fetcher,
+            self.pool,
+            config.poll,
+            index=index,
+            clock=clock,
+            gate=gate,
+            defer=defer,
         )
         self.users = 0
 
@@ -165,10 +184,11 @@ class Daemon:
                     on_done=lambda kind: self.metrics.cluster_jobs_done.labels(kind).inc(),
                 )
                 self.queue.register(POLL, self._queued_poll)
+                self.queue.register(INGEST, self._queued_ingest)
                 self.queue.register(DIGEST, self._queued_digest)
                 self.queue.register(OUTBOX, self._queued_outbox)
                 await self.queue.open()
-            self.runtime = _Runtime(config, self.store, lambda: self.index, self.clock, self.gate)
+            self.runtime = self._new_runtime(config, lambda: self.index)
             await self.runtime.start_workers()
             started = time.perf_counter()
             self.index = self._load_index(config)
@@ -231,6 +251,15 @@ class Daemon:
             # The worker takes no new job and waits for its running ones (within the drain
             # timeout; what it had to abort is retried by another node).
             await self.queue.close()
+        if self.gate is not None and self.gate.held:
+            held = list(self.gate.held)
+            log.info(
+                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+                len(held),
+                1000 * percentile(held, 0.5),
+                1000 * percentile(held, 0.99),
+                1000 * max(held),
+            )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background
         if running:
@@ -342,20 +371,68 @@ class Daemon:
         if not self._stopping.is_set():
             await self._defer(OUTBOX, lock=DIGEST_LOCK, queueing_lock="outbox")
 
-    async def _defer(self, task: str, *, lock: str, queueing_lock: str, **args: Any) -> None:
+    async def _defer(
+        self, task: str, *, lock: str, queueing_lock: str, strict: bool = False, **args: Any
+    ) -> None:
+        """Queue a job. A failure is logged (the next tick defers again), or with `strict`
+        raised as a StoreError: an article that was not queued must fail its poll, or the
+        poll would record the feed's validators and never see the article again."""
         assert self.queue is not None
         try:
             if not await self.queue.defer(task, lock=lock, queueing_lock=queueing_lock, **args):
                 # Another node deferred this slot first: one job per slot, whoever defers.
                 self.metrics.skipped_runs.labels(task.rsplit(".", 1)[-1]).inc()
-        except StoreError as exc:
-            log.error("defer_failed task=%s lock=%s error=%s", task, lock, exc)
         except Exception as exc:  # procrastinate's and psycopg's own errors: the queue is away
             log.error("defer_failed task=%s lock=%s error=%s", task, lock, exc)
+            if strict:
+                raise StoreError(f"cannot queue {task} ({lock}): {exc}") from exc
 
     async def _queued_poll(self, source: str) -> None:
         """A poll job of the queue. A database error raises, so the queue retries it."""
         await self._poll_job(source, raise_store_errors=True)
+
+    async def _defer_ingest(
+        self, source: Source, group: list[tuple[Entry, int | None]], cutoff: datetime | None
+    ) -> None:
+        """Queue one ingest job: an article (and its canonical twins) found by a poll. The
+        queueing lock keeps one waiting job per article; a poll that finds it again while its
+        job runs queues another, which finds it stored and does nothing."""
+        first = group[0][0]
+        await self._defer(
+            INGEST,
+            strict=True,
+            lock=f"article:{source.name}:{canonical_url(first.url)}",
+            queueing_lock=f"ingest:{source.name}:{canonical_url(first.url)}",
+            source=source.name,
+            entries=[entry_to_json(e) for e, _ in group],
+            existing=[i for _, i in group],
+            cutoff=cutoff.isoformat() if cutoff else None,
+        )
+
+    async def _queued_ingest(
+        self,
+        source: str,
+        entries: list[dict[str, Any]],
+        existing: list[int | None],
+        cutoff: str | None,
+    ) -> None:
+        """An ingest job of the queue: errors of the database or of the extraction processes
+        raise, so the queue retries the job."""
+        configured = self.config.source(source)
+        if configured is None:
+            return
+        group = [(entry_from_json(e), i) for e, i in zip(entries, existing, strict=True)]
+        runtime = self.runtime
+        with self._tracked(), runtime.use() as poller:
+            try:
+                outcome = await poller.ingest(
+                    configured, group, datetime.fromisoformat(cutoff) if cutoff else None
+                )
+            except BrokenProcessPool:
+                log.error("workers_died source=%r: starting new extraction workers", source)
+                self._replace_broken(runtime)
+                raise
+        self.metrics.observe_articles(outcome)
 
     async def _queued_digest(self, name: str) -> None:
         """A digest job of the queue: the window from the last recorded one to the latest time
@@ -537,10 +614,7 @@ class Daemon:
             self.index = DedupeIndex.load(self.store, new.corpus_dir, new.dedupe, self.clock())
             self._corpus_stamp = stamp
             log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
-        retired, self.runtime = (
-            self.runtime,
-            _Runtime(new, self.store, self.index, self.clock, self.gate),
-        )
+        retired, self.runtime = self.runtime, self._new_runtime(new, self.index)
         self._spawn(self._retire(retired))
         self.config = new
         self._register_jobs()
@@ -556,7 +630,7 @@ class Daemon:
     def _replace_broken(self, runtime: _Runtime) -> None:
         if runtime is not self.runtime or self._stopping.is_set():
             return  # already replaced (several polls saw the same death), or stopping
-        self.runtime = _Runtime(self.config, self.store, self.index, self.clock, self.gate)
+        self.runtime = self._new_runtime(self.config, self.index)
         self.metrics.worker_restarts.inc()
         self._spawn(self._retire(runtime, kill=True))
 
@@ -630,6 +704,12 @@ class Daemon:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _new_runtime(
+        self, config: Config, index: DedupeIndex | Callable[[], DedupeIndex]
+    ) -> _Runtime:
+        defer = self._defer_ingest if self.queue is not None else None
+        return _Runtime(config, self.store, index, self.clock, self.gate, defer)
 
     def _load_index(self, config: Config) -> DedupeIndex:
         if self.gate is None:

@@ -104,7 +104,7 @@ class Metrics:
         )
         if cluster_jobs is not None:
             r.register(_QueueCollector(cluster_jobs))
-            for kind in ("poll", "digest", "outbox"):
+            for kind in ("poll", "ingest", "digest", "outbox"):
                 self.cluster_jobs_done.labels(kind)
         for status in _STATUSES:  # present from the start, so a rate() has a baseline
             self.items.labels(status)
@@ -115,6 +115,12 @@ class Metrics:
         self.polls.labels(outcome.outcome).inc()
         if outcome.outcome == "failed":
             self.failures.labels(outcome.source, outcome.error_class or "unknown").inc()
+        self.observe_articles(outcome)
+        self.bytes.inc(outcome.bytes_received)
+        self.last_poll.set(finished_at)
+
+    def observe_articles(self, outcome: PollOutcome) -> None:
+        """What the articles of a poll (or of a cluster ingest job) came to."""
         for status in _STATUSES:
             count = getattr(outcome, status)
             if count:
@@ -123,8 +129,6 @@ class Metrics:
             self.page_failures.inc(outcome.page_failures)
         for seconds in outcome.extract_seconds:
             self.extraction.observe(seconds)
-        self.bytes.inc(outcome.bytes_received)
-        self.last_poll.set(finished_at)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

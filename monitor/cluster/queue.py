@@ -1,12 +1,14 @@
 """The job queue shared by the nodes: procrastinate on the monitor's PostgreSQL database, with
 its worker heartbeats and retries. I/O: database.
 
-Three kinds of job (DESIGN §7): `poll` (one source: fetch, parse, extract in the node's process
+Four kinds of job (DESIGN §7): `poll` (one source: fetch and parse its feed, queue what is new),
+`ingest` (one article and its canonical twins: fetch the page, extract in the node's process
 pool, decide under the decision lock, store), `digest` (one window of one digest) and `outbox`
-(retry pending deliveries). Every node's APScheduler defers them; a queueing lock per source and
-per digest name turns N deferrals of one slot into one job, and a lock per source (one lock for
-all digest work) means no two workers run them at once. A node that stops sending heartbeats is
-dead after `stalled_after`: any live node puts its running jobs back in the queue.
+(retry pending deliveries). Every node's APScheduler defers them; a queueing lock per source,
+article and digest name turns N deferrals of one slot into one job, and a lock per source (per
+article; one lock for all digest work) means no two workers run them at once. A node that stops
+sending heartbeats is dead after `stalled_after`: any live node puts its running jobs back in
+the queue.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from monitor.config import ClusterConfig
 from monitor.errors import StoreError
+from monitor.models import Entry
 
 log = logging.getLogger("monitor.cluster")
 
 POLL = "monitor.poll"
+INGEST = "monitor.ingest"
 DIGEST = "monitor.digest"
 OUTBOX = "monitor.outbox"
-KINDS = {POLL: "poll", DIGEST: "digest", OUTBOX: "outbox"}
+KINDS = {POLL: "poll", INGEST: "ingest", DIGEST: "digest", OUTBOX: "outbox"}
 DIGEST_LOCK = "digests"  # one lock for all digest work: a window is never sent twice at once
 # Transient failures (the database or SMTP away for a moment): tried again, 5, 10, 20, 40 s on.
 MAX_ATTEMPTS = 5
@@ -163,3 +169,21 @@ class JobQueue:
     async def close(self) -> None:
         await self.stop_worker()
         await self.app.close_async()
+
+
+def entry_to_json(entry: Entry) -> dict[str, Any]:
+    """An entry as an ingest job's argument (JSON)."""
+    values = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    for key in ("published_at", "updated_at"):
+        if values[key] is not None:
+            values[key] = values[key].isoformat()
+    return values
+
+
+def entry_from_json(values: dict[str, Any]) -> Entry:
+    known = {f.name for f in fields(Entry)}
+    data = {k: v for k, v in values.items() if k in known}
+    for key in ("published_at", "updated_at"):
+        if data.get(key) is not None:
+            data[key] = datetime.fromisoformat(data[key])
+    return Entry(**data)

@@ -12,7 +12,12 @@ import sqlalchemy as sa
 from monitor.errors import StoreError
 from monitor.store import Store
 
-_KIND = {"monitor.poll": "poll", "monitor.digest": "digest", "monitor.outbox": "outbox"}
+_KIND = {
+    "monitor.poll": "poll",
+    "monitor.ingest": "ingest",
+    "monitor.digest": "digest",
+    "monitor.outbox": "outbox",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class ClusterStatus:
 
 
 def queue_depth(store: Store) -> dict[tuple[str, str], int]:
-    """Jobs by kind (poll, digest, outbox) and status (todo, doing, failed, ...). Finished
+    """Jobs by kind (poll, ingest, digest, outbox) and status (todo, doing, failed, ...). Finished
     jobs are deleted by the workers, so `succeeded` stays near zero."""
     query = sa.text(
         "SELECT task_name, status::text, count(*) FROM procrastinate_jobs "

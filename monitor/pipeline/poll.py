@@ -9,7 +9,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -57,6 +57,7 @@ class PollOutcome:
     updated: int = 0
     baseline: int = 0
     page_failures: int = 0
+    deferred: int = 0  # cluster mode: articles handed to the queue as ingest jobs
     error_class: str | None = None
     error: str | None = None
     next_check_at: datetime | None = None
@@ -175,6 +176,9 @@ def warm_up() -> None:
 
 Clock = Callable[[], datetime]
 Progress = Callable[[PollOutcome], None]
+# Cluster mode: hands a group of entries (an article and its canonical twins, in feed order,
+# each with the id of the stored item it updates) to the queue as one ingest job.
+Deferrer = Callable[[Source, list[tuple[Entry, int | None]], datetime | None], Awaitable[None]]
 
 
 def poll_once(
@@ -223,13 +227,16 @@ class Poller:
         clock: Clock,
         rng: random.Random | None = None,
         gate: DecisionGate | None = None,
+        defer: Deferrer | None = None,
     ) -> None:
         """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
         ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`), or
         is a function that loads them, called when the first new article needs them. `gate`
-        (cluster mode) is the decision lock shared with the other nodes."""
+        (cluster mode) is the decision lock shared with the other nodes, and `defer` queues the
+        articles a poll finds as ingest jobs, which any node may run (`ingest`)."""
         self.store = store
         self.gate = gate
+        self.defer = defer
         self._index = index
         self.fetcher = fetcher
         self.executor = executor
@@ -409,9 +416,38 @@ class Poller:
             key = canonical_url(entry.url)
             (twins if key in seen_urls and existing is None else firsts).append((entry, existing))
             seen_urls.add(key)
+        if self.defer is not None:
+            groups: dict[str, list[tuple[Entry, int | None]]] = {}
+            for entry, existing in firsts + twins:  # a twin goes after its first, in one job
+                groups.setdefault(canonical_url(entry.url), []).append((entry, existing))
+            for group in groups.values():
+                await self.defer(source, group, cutoff)
+            outcome.deferred += len(budget)
+            if budget:
+                log.info("articles_deferred source=%r count=%d", source.name, len(budget))
+            return len(budget) == len(fresh)
         for batch in (firsts, twins):
             await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in batch))
         return len(budget) == len(fresh)
+
+    async def ingest(
+        self,
+        source: Source,
+        group: Sequence[tuple[Entry, int | None]],
+        cutoff: datetime | None,
+    ) -> PollOutcome:
+        """An ingest job (cluster mode): fetch, extract, decide and store these entries of
+        `source`, one after the other. An entry stored meanwhile (by this job's earlier run,
+        before its node died) is skipped before its page is fetched again."""
+        outcome = PollOutcome(source.name, "ok")
+        for entry, existing in group:
+            if existing is None:
+                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+                if seen is not None and seen.source == source.name and seen.url == entry.url:
+                    outcome.unchanged += 1
+                    continue
+            await self._article(source, entry, existing, outcome, cutoff)
+        return outcome
 
     async def _article(
         self,
