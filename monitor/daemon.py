@@ -611,7 +611,7 @@ class Daemon:
         self.store.sync_sources(new.sources, self.clock())
         stamp = _corpus_stamp(new)
         if stamp != self._corpus_stamp or new.dedupe != old.dedupe:
-            self.index = DedupeIndex.load(self.store, new.corpus_dir, new.dedupe, self.clock())
+            self.index = self._load_index(new)  # in cluster mode, under the decision lock
             self._corpus_stamp = stamp
             log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
         retired, self.runtime = self.runtime, self._new_runtime(new, self.index)
