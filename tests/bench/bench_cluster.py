@@ -273,18 +273,97 @@ def kill_pickup(url: str, site: str, go: Any, args: argparse.Namespace) -> float
                 proc.close()
 
 
+def split_hold(url: str, site: str, go: Any, pages: int) -> dict[str, float]:
+    """In one process: a Poller with the decision lock polls 2 feeds, and each step inside the
+    lock is timed (wrapping the store and index methods it calls). Milliseconds per article."""
+    import asyncio
+    import collections
+
+    from monitor.cluster.gate import DecisionGate
+    from monitor.config import DedupeConfig, PollConfig
+    from monitor.fetch import Fetcher, make_client
+    from monitor.models import HttpConfig, Source
+    from monitor.pipeline import Poller, make_pool
+    from monitor.pipeline.index import DedupeIndex
+    from monitor.store import Store
+    from monitor.tag import parse_taxonomy
+
+    spent: dict[str, float] = collections.defaultdict(float)
+
+    def timed(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*a: Any, **k: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - started
+
+        setattr(owner, name, wrapper)
+
+    for name in ("insert_item", "find_item", "find_by_text_hash", "index_log_after"):
+        timed(Store, name)
+    timed(Store, "last_index_log_id")
+    timed(DedupeIndex, "decide")
+    reset(url)
+    go.set()
+    topics = ROOT / "config" / "topics.toml"
+    taxonomy = parse_taxonomy(topics.read_text("utf-8"), file=str(topics))
+    now = datetime.now(UTC)
+    store = Store.open(url, now=now)
+    sources = [Source(f"feed{k}", f"{site}/feed/{k}.xml") for k in range(2)]
+    store.sync_sources(sources, now)
+    store.log_decisions = True
+    gate = DecisionGate(store)
+    http = HttpConfig(per_host=8, concurrency=16, deadline=120.0)
+    poll = PollConfig(workers=2, backfill=timedelta(days=36500), max_pages_per_poll=pages)
+
+    async def run() -> None:
+        with make_pool(2, taxonomy) as pool:
+            async with make_client(http) as client:
+                index = DedupeIndex.load(store, ROOT / "no-corpus", DedupeConfig(), now)
+                poller = Poller(
+                    store,
+                    Fetcher(client, http),
+                    pool,
+                    poll,
+                    index=index,
+                    clock=lambda: datetime.now(UTC),
+                    gate=gate,
+                )
+                await poller.poll_all(sources)
+
+    asyncio.run(run())
+    count = store.count_items()
+    gate.close()
+    store.close()
+    held = sorted(gate.held)
+    out = {k: 1000 * v / count for k, v in spent.items()}
+    out["hold median"] = 1000 * held[len(held) // 2]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--feeds", type=int, default=20)
     parser.add_argument("--only", default="single,cluster-1,cluster-2,kill")
+    parser.add_argument(
+        "--split", type=int, metavar="N", help="only time the steps inside the lock, N articles"
+    )
     args = parser.parse_args()
     url = os.environ.get("MONITOR_TEST_POSTGRES_URL")
     if not url:
         raise SystemExit("set MONITOR_TEST_POSTGRES_URL to an empty PostgreSQL database")
     pages = load_pages(args.corpus)
     go = multiprocessing.Event()
+    if args.split:
+        site = serve(pages, 2 * args.split, 2, go, 0.0)
+        for step, ms in sorted(split_hold(url, site, go, args.split).items(), key=lambda x: -x[1]):
+            print(f"{step}: {ms:.1f} ms per article")
+        return
     site = serve(pages, args.pages, args.feeds, go, 0.0)
     slow_go = multiprocessing.Event()
     slow_site = serve(pages, args.pages, args.feeds, slow_go, 0.5)
