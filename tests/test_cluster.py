@@ -23,11 +23,13 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.cluster.gate import DecisionGate
+from monitor.cluster.queue import entry_from_json, entry_to_json
 from monitor.config import DedupeConfig, PollConfig
 from monitor.fetch import Fetcher, make_client
-from monitor.models import HttpConfig, Source
+from monitor.models import Entry, HttpConfig, Source
 from monitor.pipeline.index import DedupeIndex
 from monitor.pipeline.poll import Poller, PollOutcome, init_worker
+from monitor.schedule import cron_trigger, latest_fire
 from monitor.store import SCHEMA_VERSION, Store
 from monitor.store.schema import metadata, schema_version
 from tests.daemon_process import DaemonProcess, free_port, health, http_get, metric
@@ -438,3 +440,28 @@ def test_three_nodes_store_each_page_once_mail_each_item_once_and_survive_a_kill
     finally:
         for node in nodes:
             node.close()
+
+
+# -- job arguments and digest slots ----------------------------------------------------------------
+
+
+def test_an_entry_survives_the_queue_as_json() -> None:
+    entry = Entry(
+        url="http://127.0.0.1/a.html",
+        guid="a-1",
+        title="Talks",
+        summary="Lavrov met Lim Jock Hoi.",
+        published_at=START,
+        updated_at=None,
+        language="en",
+        has_page=False,
+    )
+    assert entry_from_json(json.loads(json.dumps(entry_to_json(entry)))) == entry
+
+
+def test_a_digest_window_ends_at_the_latest_fire_time_whichever_node_looks() -> None:
+    trigger = cron_trigger("0 7 * * *", "UTC")
+    last = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+    assert latest_fire(trigger, last, last + timedelta(hours=23)) is None  # not fired since
+    three_days = last + timedelta(days=3, hours=1)
+    assert latest_fire(trigger, last, three_days) == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
