@@ -475,3 +475,20 @@ def test_a_digest_window_ends_at_the_latest_fire_time_whichever_node_looks() -> 
     assert latest_fire(trigger, last, last + timedelta(hours=23)) is None  # not fired since
     three_days = last + timedelta(days=3, hours=1)
     assert latest_fire(trigger, last, three_days) == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def test_a_one_shot_poll_on_a_cluster_database_decides_under_the_lock_and_logs_it(
+    pg_url: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    a = serve(http_server, "a", VNA_TALKS, "Talks in Moscow", [])
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "sources.toml").write_text(f'[[sources]]\nname = "a"\nurl = "{a.url}"\n', "utf-8")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "{pg_url}"\n[topics]\nfile = "{ROOT / "config/topics.toml"}"\n'
+        '[corpus]\ndir = "corpus"\n[poll]\nbackfill = "36500d"\n[cluster]\nenabled = true\n',
+        "utf-8",
+    )
+    assert "a: ok, 1 new" in run(config, "poll").stdout
+    # The running nodes replay what `monitor poll` decided, as they replay each other.
+    assert [r[1] for r in count(pg_url, "SELECT item_id, kind FROM index_log")] == ["insert"]

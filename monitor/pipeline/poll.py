@@ -195,22 +195,39 @@ def poll_once(
     one-shot path: the index is rebuilt from the corpus and the stored signatures, when the
     first new article needs it: a poll of unchanged feeds never loads it)."""
     workers = config.poll.workers or os.cpu_count() or 1
+    gate: DecisionGate | None = None
+    if config.cluster.enabled:
+        # Nodes may be deciding on the same database: decide under their lock, and log each
+        # decision for them to replay (DESIGN §7).
+        from monitor.cluster.gate import DecisionGate
+
+        gate = DecisionGate(store)
+        store.log_decisions = True
 
     def index() -> DedupeIndex:
         from monitor.pipeline.index import DedupeIndex
 
-        return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
+        if gate is None:
+            return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
+        with gate.holding():
+            return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
         with make_pool(workers, config.taxonomy) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
-                poller = Poller(store, fetcher, pool, config.poll, index=index, clock=clock)
+                poller = Poller(
+                    store, fetcher, pool, config.poll, index=index, clock=clock, gate=gate
+                )
                 return await poller.poll_all(
                     sources, force=force, due_only=due_only, progress=progress
                 )
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    finally:
+        if gate is not None:
+            gate.close()
 
 
 class Poller:
