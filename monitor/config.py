@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -75,6 +76,16 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Several `monitor run` nodes on one PostgreSQL database (config `[cluster]`, DESIGN §7)."""
+
+    enabled: bool = False
+    concurrency: int = 8  # jobs this node's worker runs at once
+    heartbeat: timedelta = timedelta(seconds=10)  # how often a worker says it is alive
+    stalled_after: timedelta = timedelta(seconds=30)  # silent this long: its jobs go elsewhere
+
+
+@dataclass(frozen=True, slots=True)
 class DigestConfig:
     name: str
     schedule: str = "0 7 * * *"
@@ -105,6 +116,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     digests: tuple[DigestConfig, ...] = ()
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -161,6 +173,7 @@ class _Reader:
             "smtp": self._table,
             "server": self._table,
             "daemon": self._table,
+            "cluster": self._table,
             "digests": self._array,
         }
         self._unknown(data, sections, "")
@@ -194,6 +207,7 @@ class _Reader:
         server = self._server(data)
         daemon = self._daemon(data)
         digests = self._digests(data, data_dir)
+        cluster = self._cluster(data, storage_url)
         if self.problems or taxonomy is None:  # no taxonomy always comes with a problem
             raise ConfigError(self.problems)
         return Config(
@@ -212,6 +226,7 @@ class _Reader:
             server=server,
             daemon=daemon,
             digests=digests,
+            cluster=cluster,
         )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -413,6 +428,39 @@ class _Reader:
                 "daemon.log_format", f"must be one of {LOG_FORMATS}, got {values['log_format']!r}"
             )
         return DaemonConfig(**values)
+
+    def _cluster(self, data: Mapping[str, Any], storage_url: str) -> ClusterConfig:
+        spec = {
+            "enabled": bool,
+            "concurrency": int,
+            "heartbeat": "duration",
+            "stalled_after": "duration",
+        }
+        values = self._section(data, "cluster", spec)
+        if values.get("enabled") and not storage_url.startswith("postgresql"):
+            self.problem(
+                "cluster.enabled",
+                "cluster mode needs a PostgreSQL [storage] url: the nodes share its job queue "
+                "and its advisory locks, which SQLite does not have",
+            )
+        if values.get("enabled") and importlib.util.find_spec("procrastinate") is None:
+            self.problem(
+                "cluster.enabled",
+                "cluster mode needs the job queue of the `cluster` extra: "
+                "pip install 'monitor[postgres,cluster]'",
+            )
+        if "concurrency" in values and values["concurrency"] < 1:
+            self.problem("cluster.concurrency", "must be at least 1")
+        for key in ("heartbeat", "stalled_after"):
+            if key in values and values[key] <= timedelta(0):
+                self.problem(f"cluster.{key}", "must be longer than zero")
+        cluster = ClusterConfig(**values)
+        if cluster.stalled_after < 2 * cluster.heartbeat:
+            self.problem(
+                "cluster.stalled_after",
+                "must be at least twice the heartbeat, or a slow node is taken for a dead one",
+            )
+        return cluster
 
     def _digests(self, data: Mapping[str, Any], data_dir: Path) -> tuple[DigestConfig, ...]:
         raw = data.get("digests", [])

@@ -6,6 +6,10 @@ rebuilt from the config at every start and reload, and all state (next check tim
 digest outbox, the last window of each digest) lives in our own tables. So a restart, or a
 `kill -9`, resumes from the database: a digest that fell due while the daemon was down is
 sent once at start-up, and a pending one is retried by the outbox job.
+
+With `[cluster] enabled` (DESIGN §7) the scheduler of every node only defers jobs to the shared
+queue (`monitor.cluster.queue`), the node's queue worker runs them, and every decision on a new
+article is taken under the cluster's decision lock (`monitor.cluster.gate`).
 """
 
 from __future__ import annotations
@@ -28,15 +32,37 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.cluster.gate import DecisionGate, percentile
+from monitor.cluster.queue import (
+    DIGEST,
+    DIGEST_LOCK,
+    INGEST,
+    OUTBOX,
+    POLL,
+    JobQueue,
+    entry_from_json,
+    entry_to_json,
+)
+from monitor.cluster.status import queue_depth
 from monitor.config import Config, DigestConfig, load_config
 from monitor.corpus import corpus_files
+from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.fetch import Fetcher, make_client
 from monitor.metrics import CONTENT_TYPE, Metrics
-from monitor.pipeline.digest import SendOutcome, deliver, deliver_due, next_window, stage_digest
+from monitor.models import Entry, Source
+from monitor.pipeline.digest import (
+    DEFAULT_FIRST_WINDOW,
+    SendOutcome,
+    Window,
+    deliver,
+    deliver_due,
+    next_window,
+    stage_digest,
+)
 from monitor.pipeline.index import DedupeIndex
-from monitor.pipeline.poll import Clock, Poller, make_pool
-from monitor.schedule import cron_trigger, due_slack, missed_fire, poll_jitter
+from monitor.pipeline.poll import Clock, Deferrer, Poller, make_pool
+from monitor.schedule import cron_trigger, due_slack, latest_fire, missed_fire, poll_jitter
 from monitor.server import Endpoint, Response, json_response
 from monitor.store import Store
 
@@ -65,12 +91,23 @@ class _Runtime:
         store: Store,
         index: DedupeIndex | Callable[[], DedupeIndex],
         clock: Clock,
+        gate: DecisionGate | None = None,
+        defer: Deferrer | None = None,
     ) -> None:
         workers = config.poll.workers or os.cpu_count() or 1
         self.pool = make_pool(workers, config.taxonomy)
         self.client = make_client(config.http)
         fetcher = Fetcher(self.client, config.http)
-        self.poller = Poller(store, fetcher, self.pool, config.poll, index=index, clock=clock)
+        self.poller = Poller(
+            store,
+            fetcher,
+            self.pool,
+            config.poll,
+            index=index,
+            clock=clock,
+            gate=gate,
+            defer=defer,
+        )
         self.users = 0
 
     async def start_workers(self) -> None:
@@ -116,7 +153,10 @@ class Daemon:
         self.metrics = Metrics(
             queue_depth=lambda: float(len(self._inflight)),
             outbox_pending=self._outbox_pending,
+            cluster_jobs=self._cluster_jobs if config.cluster.enabled else None,
         )
+        self.gate: DecisionGate | None = None
+        self.queue: JobQueue | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -134,12 +174,24 @@ class Daemon:
         self.store = Store.open(config.storage_url, now=self.clock())
         try:
             self.store.sync_sources(config.sources, self.clock())
-            self.runtime = _Runtime(config, self.store, lambda: self.index, self.clock)
+            if config.cluster.enabled:
+                self.store.log_decisions = True
+                self.gate = DecisionGate(self.store, observe=self.metrics.decision_lock.observe)
+                self.queue = JobQueue(
+                    config.storage_url,
+                    config.cluster,
+                    drain_seconds=config.daemon.drain_timeout.total_seconds(),
+                    on_done=lambda kind: self.metrics.cluster_jobs_done.labels(kind).inc(),
+                )
+                self.queue.register(POLL, self._queued_poll)
+                self.queue.register(INGEST, self._queued_ingest)
+                self.queue.register(DIGEST, self._queued_digest)
+                self.queue.register(OUTBOX, self._queued_outbox)
+                await self.queue.open()
+            self.runtime = self._new_runtime(config, lambda: self.index)
             await self.runtime.start_workers()
             started = time.perf_counter()
-            self.index = DedupeIndex.load(
-                self.store, config.corpus_dir, config.dedupe, self.clock()
-            )
+            self.index = self._load_index(config)
             log.info(
                 "index_loaded entries=%d seconds=%.2f",
                 len(self.index.near),
@@ -153,17 +205,22 @@ class Daemon:
                 loop.add_signal_handler(signum, self._on_stop_signal, signum)
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
             await self._start_endpoint()
+            if self.queue is not None:
+                self.queue.start_worker()
             log.info(
-                "daemon_started pid=%d sources=%d digests=%d endpoint=%s",
+                "daemon_started pid=%d sources=%d digests=%d endpoint=%s cluster=%s",
                 os.getpid(),
                 len(config.sources),
                 len(config.digests),
                 f"{config.server.host}:{self.endpoint_port}" if self.endpoint_port else "off",
+                self.queue.name if self.queue is not None else "off",
             )
             self._catch_up()
             await self._stopping.wait()
             return await self._drain()
         finally:
+            if self.gate is not None:
+                self.gate.close()
             self.store.close()
 
     def _on_stop_signal(self, signum: int) -> None:
@@ -190,6 +247,19 @@ class Daemon:
         self.scheduler.pause()
         timeout = self.config.daemon.drain_timeout.total_seconds()
         started = time.perf_counter()
+        if self.queue is not None:
+            # The worker takes no new job and waits for its running ones (within the drain
+            # timeout; what it had to abort is retried by another node).
+            await self.queue.close()
+        if self.gate is not None and self.gate.held:
+            held = list(self.gate.held)
+            log.info(
+                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+                len(held),
+                1000 * percentile(held, 0.5),
+                1000 * percentile(held, 0.99),
+                1000 * max(held),
+            )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background
         if running:
@@ -218,10 +288,11 @@ class Daemon:
         scheduler.remove_all_jobs()
         now = datetime.now(UTC)
         common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        cluster = self.queue is not None
         for source in self.config.sources:
             seconds = source.interval.total_seconds()
             scheduler.add_job(
-                self._poll_job,
+                self._defer_poll if cluster else self._poll_job,
                 IntervalTrigger(seconds=seconds, jitter=poll_jitter(source.interval), timezone=UTC),
                 args=[source.name],
                 id=f"poll:{source.name}",
@@ -233,7 +304,7 @@ class Daemon:
             )
         for digest in self.config.digests:
             scheduler.add_job(
-                self._digest_job,
+                self._defer_digest if cluster else self._digest_job,
                 cron_trigger(digest.schedule, digest.timezone),
                 args=[digest.name],
                 id=f"digest:{digest.name}",
@@ -242,7 +313,7 @@ class Daemon:
                 **common,
             )
         scheduler.add_job(
-            self._outbox_job,
+            self._defer_outbox if cluster else self._outbox_job,
             IntervalTrigger(seconds=self.config.daemon.outbox_interval.total_seconds()),
             id="outbox",
             name="outbox",
@@ -257,20 +328,170 @@ class Daemon:
             misfire_grace_time=DIGEST_MISFIRE_GRACE,
             **common,
         )
+        if cluster:
+            scheduler.add_job(
+                self._recover_job,
+                IntervalTrigger(seconds=self.config.cluster.heartbeat.total_seconds()),
+                id="recover",
+                name="recover stalled jobs",
+                misfire_grace_time=POLL_MISFIRE_GRACE,
+                **common,
+            )
 
     def _catch_up(self) -> None:
         """At start: retry what the outbox holds, and send once each digest whose schedule
         fired while the daemon was down (its window runs from the last recorded one to now)."""
-        self._spawn(self._outbox_job())
+        cluster = self.queue is not None
+        self._spawn(self._defer_outbox() if cluster else self._outbox_job())
         now = self.clock()
         for digest in self.config.digests:
             trigger = cron_trigger(digest.schedule, digest.timezone)
             fire = missed_fire(trigger, self.store.last_window_end(digest.name), now)
             if fire is not None:
                 log.info("digest_missed name=%s due_at=%s", digest.name, fire.isoformat())
-                self._spawn(self._digest_job(digest.name, reason="missed"))
+                if cluster:
+                    self._spawn(self._defer_digest(digest.name))
+                else:
+                    self._spawn(self._digest_job(digest.name, reason="missed"))
 
-    async def _poll_job(self, name: str) -> None:
+    # -- cluster mode: the scheduler defers, the queue worker runs ---------------------------
+
+    async def _defer_poll(self, name: str) -> None:
+        assert self.queue is not None
+        if not self._stopping.is_set():
+            await self._defer(
+                POLL, lock=f"source:{name}", queueing_lock=f"poll:{name}", source=name
+            )
+
+    async def _defer_digest(self, name: str) -> None:
+        if not self._stopping.is_set():
+            await self._defer(DIGEST, lock=DIGEST_LOCK, queueing_lock=f"digest:{name}", name=name)
+
+    async def _defer_outbox(self) -> None:
+        if not self._stopping.is_set():
+            await self._defer(OUTBOX, lock=DIGEST_LOCK, queueing_lock="outbox")
+
+    async def _defer(
+        self, task: str, *, lock: str, queueing_lock: str, strict: bool = False, **args: Any
+    ) -> None:
+        """Queue a job. A failure is logged (the next tick defers again), or with `strict`
+        raised as a StoreError: an article that was not queued must fail its poll, or the
+        poll would record the feed's validators and never see the article again."""
+        assert self.queue is not None
+        try:
+            if not await self.queue.defer(task, lock=lock, queueing_lock=queueing_lock, **args):
+                # Another node deferred this slot first: one job per slot, whoever defers.
+                self.metrics.skipped_runs.labels(task.rsplit(".", 1)[-1]).inc()
+        except Exception as exc:  # procrastinate's and psycopg's own errors: the queue is away
+            log.error("defer_failed task=%s lock=%s error=%s", task, lock, exc)
+            if strict:
+                raise StoreError(f"cannot queue {task} ({lock}): {exc}") from exc
+
+    async def _queued_poll(self, source: str) -> None:
+        """A poll job of the queue. A database error raises, so the queue retries it."""
+        await self._poll_job(source, raise_store_errors=True)
+
+    async def _defer_ingest(
+        self, source: Source, group: list[tuple[Entry, int | None]], cutoff: datetime | None
+    ) -> None:
+        """Queue one ingest job: an article (and its canonical twins) found by a poll. The
+        queueing lock keeps one waiting job per article; a poll that finds it again while its
+        job runs queues another, which finds it stored and does nothing."""
+        first = group[0][0]
+        await self._defer(
+            INGEST,
+            strict=True,
+            lock=f"article:{source.name}:{canonical_url(first.url)}",
+            queueing_lock=f"ingest:{source.name}:{canonical_url(first.url)}",
+            source=source.name,
+            entries=[entry_to_json(e) for e, _ in group],
+            existing=[i for _, i in group],
+            cutoff=cutoff.isoformat() if cutoff else None,
+        )
+
+    async def _queued_ingest(
+        self,
+        source: str,
+        entries: list[dict[str, Any]],
+        existing: list[int | None],
+        cutoff: str | None,
+    ) -> None:
+        """An ingest job of the queue: errors of the database or of the extraction processes
+        raise, so the queue retries the job."""
+        configured = self.config.source(source)
+        if configured is None:
+            return
+        group = [(entry_from_json(e), i) for e, i in zip(entries, existing, strict=True)]
+        runtime = self.runtime
+        with self._tracked(), runtime.use() as poller:
+            try:
+                outcome = await poller.ingest(
+                    configured, group, datetime.fromisoformat(cutoff) if cutoff else None
+                )
+            except BrokenProcessPool:
+                log.error("workers_died source=%r: starting new extraction workers", source)
+                self._replace_broken(runtime)
+                raise
+        self.metrics.observe_articles(outcome)
+
+    async def _queued_digest(self, name: str) -> None:
+        """A digest job of the queue: the window from the last recorded one to the latest time
+        the schedule fired (the same slot whichever node runs it); nothing when another node
+        already sent it."""
+        digest = self._digest(name)
+        if digest is None:
+            return
+        assert self.gate is not None
+        # A barrier: every item first seen before the window ends is committed once any node
+        # has held the decision lock after that time (items are stamped inside the lock).
+        async with self.gate.hold(self.index, self.clock):
+            now = self.clock()
+        last = self.store.last_window_end(name)
+        end = (
+            now
+            if last is None
+            else latest_fire(cron_trigger(digest.schedule, digest.timezone), last, now)
+        )
+        if end is None:
+            log.info("digest_job name=%s status=not_due: another node sent this window", name)
+            return
+        window = Window(last or end - DEFAULT_FIRST_WINDOW, end)
+        with self._tracked():
+            staged = stage_digest(self.store, self.config, digest, window, now=now)
+            if isinstance(staged, SendOutcome):
+                outcome = staged
+            else:
+                outcome = await asyncio.to_thread(
+                    deliver, self.store, self.config, digest, staged, now=now
+                )
+        self.metrics.digests.labels(name, outcome.status).inc()
+        log.info(
+            "digest_job name=%s reason=queue status=%s window_start=%s window_end=%s",
+            name,
+            outcome.status,
+            window.start.isoformat(),
+            window.end.isoformat(),
+        )
+
+    async def _queued_outbox(self) -> None:
+        await self._outbox_job()
+
+    async def _recover_job(self) -> None:
+        assert self.queue is not None
+        try:
+            count = await self.queue.recover_stalled()
+        except Exception as exc:  # the queue is away: try again at the next tick
+            log.error("recover_failed error=%s", exc)
+            return
+        if count:
+            self.metrics.cluster_jobs_recovered.inc(count)
+
+    def _cluster_jobs(self) -> dict[tuple[str, str], int]:
+        return queue_depth(self.store)
+
+    # -- jobs, single node (and the bodies of queued polls and retries) ------------------------
+
+    async def _poll_job(self, name: str, *, raise_store_errors: bool = False) -> None:
         source = self.config.source(name)
         if source is None or self._stopping.is_set():
             return
@@ -282,6 +503,8 @@ class Daemon:
                 )
             except StoreError as exc:
                 log.error("poll_store_error source=%r error=%s", name, exc)
+                if raise_store_errors:
+                    raise
                 return
             except BrokenProcessPool:
                 # A worker died (the OOM killer, a crash in a parser): nothing of this poll was
@@ -388,10 +611,10 @@ class Daemon:
         self.store.sync_sources(new.sources, self.clock())
         stamp = _corpus_stamp(new)
         if stamp != self._corpus_stamp or new.dedupe != old.dedupe:
-            self.index = DedupeIndex.load(self.store, new.corpus_dir, new.dedupe, self.clock())
+            self.index = self._load_index(new)  # in cluster mode, under the decision lock
             self._corpus_stamp = stamp
             log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
-        retired, self.runtime = self.runtime, _Runtime(new, self.store, self.index, self.clock)
+        retired, self.runtime = self.runtime, self._new_runtime(new, self.index)
         self._spawn(self._retire(retired))
         self.config = new
         self._register_jobs()
@@ -407,7 +630,7 @@ class Daemon:
     def _replace_broken(self, runtime: _Runtime) -> None:
         if runtime is not self.runtime or self._stopping.is_set():
             return  # already replaced (several polls saw the same death), or stopping
-        self.runtime = _Runtime(self.config, self.store, self.index, self.clock)
+        self.runtime = self._new_runtime(self.config, self.index)
         self.metrics.worker_restarts.inc()
         self._spawn(self._retire(runtime, kill=True))
 
@@ -434,16 +657,25 @@ class Daemon:
         except StoreError as exc:
             store_error = str(exc)
         ok = scheduler_ok and store_error is None
-        return json_response(
-            200 if ok else 503,
-            {
-                "status": "ok" if ok else "unavailable",
-                "scheduler": "running" if scheduler_ok else "stopped",
-                "store": "ok" if store_error is None else store_error,
-                "in_flight": len(self._inflight),
-                "sources": len(self.config.sources),
-            },
-        )
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "unavailable",
+            "scheduler": "running" if scheduler_ok else "stopped",
+            "store": "ok" if store_error is None else store_error,
+            "in_flight": len(self._inflight),
+            "sources": len(self.config.sources),
+        }
+        if self.queue is not None:
+            queue_error = self.queue.problem()
+            if queue_error is None:
+                try:
+                    queue_depth(self.store)
+                except StoreError as exc:
+                    queue_error = str(exc)
+            body["queue"] = "ok" if queue_error is None else queue_error
+            body["node"] = self.queue.name
+            ok = ok and queue_error is None
+            body["status"] = "ok" if ok else "unavailable"
+        return json_response(200 if ok else 503, body)
 
     def _metrics(self) -> Response:
         return Response(200, self.metrics.render(), CONTENT_TYPE)
@@ -472,6 +704,20 @@ class Daemon:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _new_runtime(
+        self, config: Config, index: DedupeIndex | Callable[[], DedupeIndex]
+    ) -> _Runtime:
+        defer = self._defer_ingest if self.queue is not None else None
+        return _Runtime(config, self.store, index, self.clock, self.gate, defer)
+
+    def _load_index(self, config: Config) -> DedupeIndex:
+        if self.gate is None:
+            return DedupeIndex.load(self.store, config.corpus_dir, config.dedupe, self.clock())
+        # Under the decision lock: seeds signed at load write stories the others must replay,
+        # and the node's place in the decision log is where the load left off.
+        with self.gate.holding():
+            return DedupeIndex.load(self.store, config.corpus_dir, config.dedupe, self.clock())
 
     def _digest(self, name: str) -> DigestConfig | None:
         return next((d for d in self.config.digests if d.name == name), None)

@@ -66,6 +66,17 @@ def missed_fire(trigger: CronTrigger, last_end: datetime | None, now: datetime) 
     return None
 
 
+def latest_fire(trigger: CronTrigger, last_end: datetime, now: datetime) -> datetime | None:
+    """The last time the schedule fired after `last_end` and at or before `now` (None: it
+    has not fired since): the end of the next window in cluster mode, the same on every node."""
+    fire: datetime | None = trigger.get_next_fire_time(None, last_end + timedelta(microseconds=1))
+    latest = None
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    return latest
+
+
 def poll_jitter(interval: timedelta) -> float:
     """Seconds of random delay added to each poll of a source: a tenth of its interval, at
     most five minutes, so sources sharing an interval drift apart."""

@@ -124,6 +124,70 @@ class DedupeIndex:
             except ValueError as exc:  # a row this version cannot read: skip it, say so
                 log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
 
+    def catch_up(self, store: Store, logged: Sequence[tuple[int, int, str]], now: datetime) -> None:
+        """Apply decisions another node logged (cluster mode, under the decision lock): its new
+        items join both indexes with the story it gave them, a changed item's new signature
+        joins the near index, and when any decision moved earlier articles to other stories
+        the story index is rebuilt from the store, as a restart would build it."""
+        inserted = {item_id for _, item_id, kind in logged if kind == "insert"}
+        updated = {item_id for _, item_id, kind in logged if kind == "update"}
+        moved = any(kind == "moves" for _, _, kind in logged)
+        near_since = now - self.config.retention
+        story_since = now - self.config.story_retention
+        for row in store.signatures_of(sorted(inserted | updated)):
+            try:
+                if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
+                    signature = signature_from_bytes(row.signature)
+                    self.near.add(
+                        row.url,
+                        signature,
+                        kind="item",
+                        ref=row.url,
+                        source=row.source,
+                        at=row.fetched_at,
+                        size=row.shingles,
+                    )
+                if (
+                    not moved
+                    and row.item_id in inserted
+                    and row.fetched_at >= story_since
+                    and row.story_id is not None
+                ):
+                    features = features_from_json(row.features)
+                    self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+            except ValueError as exc:
+                log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
+        if moved:
+            self.reload_stories(store, now)
+
+    def reload_stories(self, store: Store, now: datetime) -> None:
+        """Rebuild the story index from the stored story ids of items and seeds."""
+        self.stories = StoryIndex(
+            next_story_id=store.max_story_id() + 1, max_span_days=self.stories.max_span_days
+        )
+        story_since = now - self.config.story_retention
+        for row in store.signatures_since(story_since):
+            if row.story_id is None:
+                continue
+            try:
+                features = features_from_json(row.features)
+            except ValueError:
+                continue
+            self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+        for seed in store.list_seeds():
+            try:
+                features = features_from_json(seed.features)
+            except ValueError:
+                continue
+            self.stories.add(
+                seed.name,
+                features,
+                seed.added_at,
+                story_id=seed.story_id,
+                seed_ref=seed.name,
+                date_basis=seed.date_source or "",
+            )
+
     def _load_seeds(self, store: Store, corpus_dir: Path, now: datetime) -> None:
         stored = {s.name: s for s in store.list_seeds()}
         present: set[str] = set()

@@ -9,7 +9,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -30,6 +30,7 @@ from monitor.store import ItemSignature, PollSuccess, Store
 from monitor.tag import Tags, Taxonomy, tag_article
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
+    from monitor.cluster.gate import DecisionGate
     from monitor.pipeline.index import DedupeIndex
 
 log = logging.getLogger("monitor.pipeline")
@@ -56,6 +57,7 @@ class PollOutcome:
     updated: int = 0
     baseline: int = 0
     page_failures: int = 0
+    deferred: int = 0  # cluster mode: articles handed to the queue as ingest jobs
     error_class: str | None = None
     error: str | None = None
     next_check_at: datetime | None = None
@@ -174,6 +176,9 @@ def warm_up() -> None:
 
 Clock = Callable[[], datetime]
 Progress = Callable[[PollOutcome], None]
+# Cluster mode: hands a group of entries (an article and its canonical twins, in feed order,
+# each with the id of the stored item it updates) to the queue as one ingest job.
+Deferrer = Callable[[Source, list[tuple[Entry, int | None]], datetime | None], Awaitable[None]]
 
 
 def poll_once(
@@ -190,22 +195,39 @@ def poll_once(
     one-shot path: the index is rebuilt from the corpus and the stored signatures, when the
     first new article needs it: a poll of unchanged feeds never loads it)."""
     workers = config.poll.workers or os.cpu_count() or 1
+    gate: DecisionGate | None = None
+    if config.cluster.enabled:
+        # Nodes may be deciding on the same database: decide under their lock, and log each
+        # decision for them to replay (DESIGN §7).
+        from monitor.cluster.gate import DecisionGate
+
+        gate = DecisionGate(store)
+        store.log_decisions = True
 
     def index() -> DedupeIndex:
         from monitor.pipeline.index import DedupeIndex
 
-        return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
+        if gate is None:
+            return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
+        with gate.holding():
+            return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
         with make_pool(workers, config.taxonomy) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
-                poller = Poller(store, fetcher, pool, config.poll, index=index, clock=clock)
+                poller = Poller(
+                    store, fetcher, pool, config.poll, index=index, clock=clock, gate=gate
+                )
                 return await poller.poll_all(
                     sources, force=force, due_only=due_only, progress=progress
                 )
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    finally:
+        if gate is not None:
+            gate.close()
 
 
 class Poller:
@@ -221,11 +243,17 @@ class Poller:
         index: DedupeIndex | Callable[[], DedupeIndex],
         clock: Clock,
         rng: random.Random | None = None,
+        gate: DecisionGate | None = None,
+        defer: Deferrer | None = None,
     ) -> None:
         """`executor` runs the extraction jobs: `make_pool` (or any executor whose workers
         ran `init_worker`). `index` holds the seeds and recent items (`DedupeIndex.load`), or
-        is a function that loads them, called when the first new article needs them."""
+        is a function that loads them, called when the first new article needs them. `gate`
+        (cluster mode) is the decision lock shared with the other nodes, and `defer` queues the
+        articles a poll finds as ingest jobs, which any node may run (`ingest`)."""
         self.store = store
+        self.gate = gate
+        self.defer = defer
         self._index = index
         self.fetcher = fetcher
         self.executor = executor
@@ -405,9 +433,38 @@ class Poller:
             key = canonical_url(entry.url)
             (twins if key in seen_urls and existing is None else firsts).append((entry, existing))
             seen_urls.add(key)
+        if self.defer is not None:
+            groups: dict[str, list[tuple[Entry, int | None]]] = {}
+            for entry, existing in firsts + twins:  # a twin goes after its first, in one job
+                groups.setdefault(canonical_url(entry.url), []).append((entry, existing))
+            for group in groups.values():
+                await self.defer(source, group, cutoff)
+            outcome.deferred += len(budget)
+            if budget:
+                log.info("articles_deferred source=%r count=%d", source.name, len(budget))
+            return len(budget) == len(fresh)
         for batch in (firsts, twins):
             await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in batch))
         return len(budget) == len(fresh)
+
+    async def ingest(
+        self,
+        source: Source,
+        group: Sequence[tuple[Entry, int | None]],
+        cutoff: datetime | None,
+    ) -> PollOutcome:
+        """An ingest job (cluster mode): fetch, extract, decide and store these entries of
+        `source`, one after the other. An entry stored meanwhile (by this job's earlier run,
+        before its node died) is skipped before its page is fetched again."""
+        outcome = PollOutcome(source.name, "ok")
+        for entry, existing in group:
+            if existing is None:
+                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+                if seen is not None and seen.source == source.name and seen.url == entry.url:
+                    outcome.unchanged += 1
+                    continue
+            await self._article(source, entry, existing, outcome, cutoff)
+        return outcome
 
     async def _article(
         self,
@@ -440,9 +497,31 @@ class Poller:
                 self.config.fast_extraction,
                 entry.published_at,
             )
-        # No await from here on: the dedupe lookups, the index updates and the insert are one
-        # atomic step, so two copies of one article in a poll cannot both be "new".
         outcome.extract_seconds.append(done.seconds)
+        if self.gate is None:
+            self._decide(source, entry, existing_id, outcome, cutoff, done)
+            return
+        # Cluster mode: the same step under the lock every node decides under (DESIGN §7).
+        async with self.gate.hold(self.index, self.clock):
+            if existing_id is None:
+                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+                if seen is not None and seen.source == source.name and seen.url == entry.url:
+                    outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+                    return
+            self._decide(source, entry, existing_id, outcome, cutoff, done)
+
+    def _decide(
+        self,
+        source: Source,
+        entry: Entry,
+        existing_id: int | None,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+    ) -> None:
+        """Dedupe, story and store one extracted article. No await in here: the dedupe
+        lookups, the index updates and the insert are one atomic step, so two copies of one
+        article in a poll cannot both be "new"."""
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()

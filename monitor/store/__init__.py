@@ -43,9 +43,11 @@ from monitor.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     UTCDateTime,
+    apply_queue_schema,
     digest_items,
     digests,
     fetch_log,
+    index_log,
     item_revisions,
     item_topics,
     items,
@@ -71,6 +73,9 @@ __all__ = [
 ]
 
 
+MIGRATION_LOCK = 0x6D6F6E01  # advisory lock key of schema migrations ("mon" + 1)
+
+
 class Store(OutboxStore, DedupeStore):
     """The database. Each public method is one transaction."""
 
@@ -91,29 +96,37 @@ class Store(OutboxStore, DedupeStore):
 
     def _migrate(self, now: datetime) -> None:
         with self.engine.begin() as conn:
-            inspector = sa.inspect(conn)
-            if not inspector.has_table("schema_version"):
-                metadata.create_all(conn)
-                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
-                return
-            found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            if found is None:
-                # A first start killed after creating tables but before recording the version
-                # (SQLite commits each CREATE TABLE by itself): finish creating, then record.
-                metadata.create_all(conn)
-                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
-                return
-            current = int(found)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema version {current} is newer than this monitor "
-                    f"({SCHEMA_VERSION}); upgrade monitor"
-                )
-            if current not in MIGRATIONS and current != SCHEMA_VERSION:
-                raise StoreError(f"database schema version {current} is not one this monitor knows")
-            for version in range(current, SCHEMA_VERSION):
-                MIGRATIONS[version](conn)
-                conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
+            if conn.dialect.name == "postgresql":
+                # Several nodes starting at once on a new database: one creates, the others
+                # wait and then find it done (the lock ends with this transaction).
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            self._migrate_in(conn, now)
+            apply_queue_schema(conn)
+
+    def _migrate_in(self, conn: sa.Connection, now: datetime) -> None:
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("schema_version"):
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+            return
+        found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        if found is None:
+            # A first start killed after creating tables but before recording the version
+            # (SQLite commits each CREATE TABLE by itself): finish creating, then record.
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+            return
+        current = int(found)
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {current} is newer than this monitor "
+                f"({SCHEMA_VERSION}); upgrade monitor"
+            )
+        if current not in MIGRATIONS and current != SCHEMA_VERSION:
+            raise StoreError(f"database schema version {current} is not one this monitor knows")
+        for version in range(current, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+            conn.execute(schema_version.insert().values(version=version + 1, applied_at=now))
 
     def schema_version(self) -> int:
         with self._begin() as conn:
@@ -124,6 +137,8 @@ class Store(OutboxStore, DedupeStore):
     def sync_sources(self, configured: Sequence[Source], now: datetime) -> None:
         """Make the sources table match the config; a changed URL resets the validators."""
         with self._begin() as conn:
+            if conn.dialect.name == "postgresql":  # nodes starting at once: one at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             rows = {r.name: r for r in conn.execute(sa.select(sources))}
             for s in configured:
                 row = rows.get(s.name)
@@ -359,6 +374,11 @@ class Store(OutboxStore, DedupeStore):
                 replace_tags(conn, item_id, tags)
             if dedupe is not None:
                 insert_dedupe(conn, item_id, dedupe)
+            if self.log_decisions:
+                logged = [{"item_id": item_id, "kind": "insert"}]
+                if dedupe is not None and dedupe.changes:
+                    logged.append({"item_id": item_id, "kind": "moves"})
+                conn.execute(index_log.insert(), logged)
             return item_id
 
     def update_item(
@@ -408,6 +428,8 @@ class Store(OutboxStore, DedupeStore):
                 replace_tags(conn, item_id, tags)
             if signature is not None:
                 replace_signature(conn, item_id, signature)
+                if self.log_decisions:
+                    conn.execute(index_log.insert().values(item_id=item_id, kind="update"))
             return True
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from monitor.models import Item
 from monitor.store.rows import StoreBase, item_from_row, item_query, with_tags
-from monitor.store.schema import decisions, items, seeds, signatures, sources
+from monitor.store.schema import decisions, index_log, items, seeds, signatures, sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,8 @@ class DedupeStore(StoreBase):
         if changes:
             with self._begin() as conn:
                 apply_story_changes(conn, changes)
+                if self.log_decisions:
+                    conn.execute(index_log.insert().values(item_id=0, kind="moves"))
 
     def delete_seeds(self, names: Sequence[str]) -> None:
         """Forget seeds whose files left the corpus."""
@@ -168,6 +170,45 @@ class DedupeStore(StoreBase):
             if len(page) < batch:
                 return
             last_id = page[-1].item_id
+
+    def signatures_of(self, item_ids: Sequence[int]) -> list[StoredSignature]:
+        """Signatures of these items, in id order (a node catching up with the others)."""
+        wanted = sorted(set(item_ids))
+        out: list[StoredSignature] = []
+        with self._begin() as conn:
+            for start in range(0, len(wanted), 500):
+                query = (
+                    sa.select(
+                        items.c.id,
+                        items.c.url,
+                        sources.c.name,
+                        items.c.fetched_at,
+                        signatures.c.signature,
+                        signatures.c.shingles,
+                        signatures.c.features,
+                        items.c.story_id,
+                    )
+                    .join(items, items.c.id == signatures.c.item_id)
+                    .join(sources, sources.c.id == items.c.source_id)
+                    .where(items.c.id.in_(wanted[start : start + 500]))
+                    .order_by(items.c.id)
+                )
+                out.extend(StoredSignature(*row) for row in conn.execute(query))
+        return out
+
+    def index_log_after(self, last_id: int) -> list[tuple[int, int, str]]:
+        """Decisions logged after `last_id` (cluster mode): (log id, item id, kind), in order."""
+        query = (
+            sa.select(index_log.c.id, index_log.c.item_id, index_log.c.kind)
+            .where(index_log.c.id > last_id)
+            .order_by(index_log.c.id)
+        )
+        with self._begin() as conn:
+            return [(int(a), int(b), str(c)) for a, b, c in conn.execute(query)]
+
+    def last_index_log_id(self) -> int:
+        with self._begin() as conn:
+            return int(conn.execute(sa.select(sa.func.max(index_log.c.id))).scalar() or 0)
 
     def count_signatures(self) -> int:
         with self._begin() as conn:

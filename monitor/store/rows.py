@@ -73,6 +73,8 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._source_ids: dict[str, int] = {}
+        # Cluster mode: write each decision to `index_log` for the other nodes to replay.
+        self.log_decisions = False
 
     def close(self) -> None:
         self.engine.dispose()

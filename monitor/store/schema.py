@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -227,6 +227,45 @@ decisions = sa.Table(
 )
 
 
+# Cluster mode (schema version 6, DESIGN §7): every decision of the dedupe and story layers
+# that another node must replay, in the order the decisions were taken. Rows are written in
+# the transaction of the decision, under the decision lock, so ids follow commit order.
+index_log = sa.Table(
+    "index_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # insert | update | moves
+)
+
+# The job queue's tables (procrastinate's own schema) on PostgreSQL, when the `cluster` extra
+# is installed. Its version follows the installed procrastinate; see `queue_schema_sql`.
+QUEUE_TABLE = "procrastinate_jobs"
+
+
+def queue_schema_sql() -> str | None:
+    """procrastinate's schema as SQL, or None when the `cluster` extra is not installed."""
+    try:
+        from procrastinate.schema import SchemaManager
+    except ImportError:
+        return None
+    return str(SchemaManager.get_schema())
+
+
+def apply_queue_schema(conn: Connection) -> bool:
+    """Create the job queue's tables on PostgreSQL unless they exist; True when created."""
+    if conn.dialect.name != "postgresql":
+        return False
+    if conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": QUEUE_TABLE}).scalar() is not None:
+        return False
+    sql = queue_schema_sql()
+    if sql is None:
+        return False
+    # Through the driver without parameters: the schema has `%` signs and many statements.
+    conn.connection.dbapi_connection.cursor().execute(sql)  # type: ignore[union-attr]
+    return True
+
+
 def _create_tables(*names: str) -> Callable[[Connection], None]:
     """A migration that adds whole tables. Tables are never changed in place: a later change
     to one of them is a migration of its own that checks what already exists."""
@@ -260,7 +299,7 @@ def _add_column(table: str, column: str) -> Callable[[Connection], None]:
     return migrate
 
 
-def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+def _steps(*steps: Callable[[Connection], object]) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         for step in steps:
             step(conn)
@@ -278,4 +317,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
         _create_index("items", "ix_items_story_id"),
     ),
     4: _add_column("seeds", "date_source"),
+    5: _steps(_create_tables("index_log"), apply_queue_schema),
 }
