@@ -179,14 +179,7 @@ class DedupeIndex:
                 features = features_from_json(seed.features)
             except ValueError:
                 continue
-            self.stories.add(
-                seed.name,
-                features,
-                seed.added_at,
-                story_id=seed.story_id,
-                seed_ref=seed.name,
-                date_basis=seed.date_source or "",
-            )
+            self._add_seed_story(seed, features)
 
     def _load_seeds(self, store: Store, corpus_dir: Path, now: datetime) -> None:
         stored = {s.name: s for s in store.list_seeds()}
@@ -267,6 +260,10 @@ class DedupeIndex:
             at=row.added_at,
             size=row.shingles,
         )
+        self._add_seed_story(row, features)
+
+    def _add_seed_story(self, row: SeedRecord, features: StoryFeatures) -> None:
+        """A stored seed into the story index, with its story and its date's origin."""
         self.stories.add(
             row.name,
             features,

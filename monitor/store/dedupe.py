@@ -148,18 +148,7 @@ class DedupeStore(StoreBase):
         last_id = 0
         while True:
             query = (
-                sa.select(
-                    items.c.id,
-                    items.c.url,
-                    sources.c.name,
-                    items.c.fetched_at,
-                    signatures.c.signature,
-                    signatures.c.shingles,
-                    signatures.c.features,
-                    items.c.story_id,
-                )
-                .join(items, items.c.id == signatures.c.item_id)
-                .join(sources, sources.c.id == items.c.source_id)
+                _signature_query()
                 .where(items.c.fetched_at >= at, items.c.id > last_id)
                 .order_by(items.c.id)
                 .limit(batch)
@@ -178,18 +167,7 @@ class DedupeStore(StoreBase):
         with self._begin() as conn:
             for start in range(0, len(wanted), 500):
                 query = (
-                    sa.select(
-                        items.c.id,
-                        items.c.url,
-                        sources.c.name,
-                        items.c.fetched_at,
-                        signatures.c.signature,
-                        signatures.c.shingles,
-                        signatures.c.features,
-                        items.c.story_id,
-                    )
-                    .join(items, items.c.id == signatures.c.item_id)
-                    .join(sources, sources.c.id == items.c.source_id)
+                    _signature_query()
                     .where(items.c.id.in_(wanted[start : start + 500]))
                     .order_by(items.c.id)
                 )
@@ -288,6 +266,24 @@ class DedupeStore(StoreBase):
         if row is None:
             return None
         return (json.loads(row.near) if row.near else None), json.loads(row.story)
+
+
+def _signature_query() -> sa.Select[Any]:
+    """The columns of a `StoredSignature`, items joined to their signatures and sources."""
+    return (
+        sa.select(
+            items.c.id,
+            items.c.url,
+            sources.c.name,
+            items.c.fetched_at,
+            signatures.c.signature,
+            signatures.c.shingles,
+            signatures.c.features,
+            items.c.story_id,
+        )
+        .join(items, items.c.id == signatures.c.item_id)
+        .join(sources, sources.c.id == items.c.source_id)
+    )
 
 
 def insert_dedupe(conn: Connection, item_id: int, record: DedupeRecord) -> None:
