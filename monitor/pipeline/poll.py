@@ -458,11 +458,9 @@ class Poller:
         before its node died) is skipped before its page is fetched again."""
         outcome = PollOutcome(source.name, "ok")
         for entry, existing in group:
-            if existing is None:
-                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
-                if seen is not None and seen.source == source.name and seen.url == entry.url:
-                    outcome.unchanged += 1
-                    continue
+            if existing is None and self._stored(source, entry):
+                outcome.unchanged += 1
+                continue
             await self._article(source, entry, existing, outcome, cutoff)
         return outcome
 
@@ -503,12 +501,15 @@ class Poller:
             return
         # Cluster mode: the same step under the lock every node decides under (DESIGN §7).
         async with self.gate.hold(self.index, self.clock):
-            if existing_id is None:
-                seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
-                if seen is not None and seen.source == source.name and seen.url == entry.url:
-                    outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
-                    return
+            if existing_id is None and self._stored(source, entry):
+                outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+                return
             self._decide(source, entry, existing_id, outcome, cutoff, done)
+
+    def _stored(self, source: Source, entry: Entry) -> bool:
+        """Whether this source already stored this entry (a job run again after a crash)."""
+        seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+        return seen is not None and seen.source == source.name and seen.url == entry.url
 
     def _decide(
         self,
