@@ -8,7 +8,6 @@ import asyncio
 import email
 import email.policy
 import json
-import os
 import random
 import signal
 import time
@@ -38,6 +37,7 @@ from tests.smtp_server import SmtpServer
 from tests.test_cli import ROOT, run
 from tests.test_dedupe_e2e import MFA_REMARKS, VNA_TALKS, seed_page
 from tests.test_pipeline import TAXONOMY, Clock, rss
+from tests.test_store import empty_postgres
 
 pytestmark = pytest.mark.postgres
 NO_CORPUS = Path(__file__).parent / "data" / "no-corpus"
@@ -46,15 +46,7 @@ NO_CORPUS = Path(__file__).parent / "data" / "no-corpus"
 @pytest.fixture
 def pg_url() -> str:
     """The test database, emptied (our tables and the queue's)."""
-    url = os.environ.get("MONITOR_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("PostgreSQL: set MONITOR_TEST_POSTGRES_URL (.ci/run does)")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-    return url
+    return empty_postgres()
 
 
 def tables(url: str) -> set[str]:

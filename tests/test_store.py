@@ -35,12 +35,8 @@ def _postgres_url() -> str | None:
     return os.environ.get("MONITOR_TEST_POSTGRES_URL") or None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database URL: a real SQLite file, and PostgreSQL when configured."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
-        return
+def empty_postgres() -> str:
+    """The test PostgreSQL database with an empty public schema (skips when not configured)."""
     url = _postgres_url()
     if url is None:
         pytest.skip("PostgreSQL: set MONITOR_TEST_POSTGRES_URL (.ci/run does)")
@@ -49,7 +45,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
-    yield url
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL: a real SQLite file, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    yield empty_postgres()
 
 
 @pytest.fixture
