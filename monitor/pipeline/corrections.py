@@ -21,7 +21,7 @@ from typing import Any
 from monitor.config import DedupeConfig
 from monitor.dedupe.story import features_from_json
 from monitor.errors import CorrectionError
-from monitor.models import Correction
+from monitor.models import Correction, Item
 from monitor.pipeline.index import DedupeIndex, story_changes, story_record
 from monitor.store import Store, StoryChange
 
@@ -97,3 +97,70 @@ def _via(via: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def export_corrections(store: Store) -> list[dict[str, Any]]:
+    """The active corrections as labelled data for the dev sets, one record per line:
+
+    - a split: the split item and the story's other stored members as reports in the format
+      of `tests/data/stories/recurring.jsonl` (split "corrections"), the item labelled as an
+      event of its own and the members as one event: a "different event" pair for each
+      member, which `tests/eval/eval_events.py --data FILE` scores;
+    - an untag: the item in the format of `tests/data/topics/news.jsonl` (split
+      "corrections"), `topics` the tags it kept and `not_topics` the one taken off, which
+      `tests/eval/eval_tagging.py --labels FILE` scores (the removed topic is a negative).
+
+    Each record says which set it belongs to (`set`: stories | topics); the loaders of each
+    set skip the other's records."""
+    out: list[dict[str, Any]] = []
+    active = [c for c in store.list_corrections() if c.active]
+    apart = store.apart_keys()
+    for correction in active:
+        item = store.get_item(str(correction.item_id))
+        if item is None:
+            continue
+        if correction.kind == "split":
+            others = [
+                found
+                for key in sorted(apart.get(item.url, ()))
+                if (found := store.get_item(key)) is not None and found.id != item.id
+            ]
+            series = f"correction-{correction.id}"
+            out.append(_report(item, series, f"{series}-item", correction.id))
+            out += [_report(o, series, f"{series}-story", correction.id) for o in others]
+        else:
+            out.append(
+                {
+                    "set": "topics",
+                    "id": f"correction-{correction.id}-item-{item.id}",
+                    "lang": item.language or "",
+                    "url": item.url,
+                    "source": item.source,
+                    "title": item.title,
+                    "text": item.text,
+                    "topics": sorted(t.id for t in item.topics if t.id != correction.topic),
+                    "not_topics": [correction.topic],
+                    "split": "corrections",
+                    "origin": f"correction {correction.id} ({correction.via})",
+                }
+            )
+    return out
+
+
+def _report(item: Item, series: str, event: str, correction_id: int) -> dict[str, Any]:
+    """One report in the story dev set's format."""
+    day = (item.published_at or item.fetched_at).date().isoformat()
+    return {
+        "set": "stories",
+        "id": f"{series}-{item.id}",
+        "series": series,
+        "event": event,
+        "split": "corrections",
+        "url": item.url,
+        "source": item.source,
+        "published_at": day,
+        "language": item.language or "",
+        "title": item.title,
+        "text": item.text,
+        "origin": f"correction {correction_id}",
+    }
