@@ -4,7 +4,10 @@ pipeline against a local HTTP site."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -12,10 +15,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from monitor.config import DedupeConfig
+from monitor.cluster.gate import DecisionGate
+from monitor.config import DedupeConfig, PollConfig
 from monitor.dedupe.story import StoryFeatures, extract_features, features_to_json
 from monitor.errors import CorrectionError
-from monitor.models import HttpConfig, Item, Source, TopicTag
+from monitor.fetch import Fetcher, make_client
+from monitor.models import Correction, HttpConfig, Item, Source, TopicTag
 from monitor.pipeline.corrections import (
     list_corrections,
     remove_tag,
@@ -23,11 +28,12 @@ from monitor.pipeline.corrections import (
     undo_correction,
 )
 from monitor.pipeline.index import DedupeIndex
+from monitor.pipeline.poll import Poller, init_worker
 from monitor.store import SCHEMA_VERSION, DedupeRecord, ItemSignature, Store
 from monitor.tag import Tags
 from tests.servers import LocalServer
 from tests.test_dedupe_e2e import LIM_VISIT, MFA_REMARKS, VNA_TALKS, seed_page
-from tests.test_pipeline import NO_CORPUS, START, Clock, poll, rss
+from tests.test_pipeline import NO_CORPUS, START, TAXONOMY, Clock, poll, rss
 from tests.test_store import article, empty_postgres
 
 # Three reports of one event (Lim Jock Hoi's Moscow visit, February 2020), one per source.
@@ -293,3 +299,94 @@ def test_a_version_6_database_gains_the_corrections_table_and_keeps_its_items(
         assert upgraded.corrections_state() == (0, 0)
     finally:
         upgraded.close()
+
+
+# -- cluster mode: corrections under the decision lock ---------------------------------------------
+
+
+def poll_as_node(
+    store: Store,
+    index: DedupeIndex,
+    gate: DecisionGate,
+    sources: list[Source],
+    clock: Clock,
+    http_config: HttpConfig,
+) -> None:
+    """One cluster node's poll: its own index, deciding under the shared decision lock."""
+
+    async def go() -> None:
+        with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
+            async with make_client(http_config) as client:
+                poller = Poller(
+                    store,
+                    Fetcher(client, http_config),
+                    pool,
+                    PollConfig(),
+                    index=index,
+                    clock=clock,
+                    gate=gate,
+                )
+                await poller.poll_all(sources)
+
+    asyncio.run(go())
+
+
+def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_collision(
+    http_server: LocalServer, http_config: HttpConfig
+) -> None:
+    url = empty_postgres()
+    clock = Clock()
+    stores = [Store.open(url, now=clock()) for _ in range(3)]
+    gates: list[DecisionGate] = []
+    try:
+        sources = [*serve_reports(http_server), serve_late_reprint(http_server)]
+        unrelated = serve_unrelated(http_server)
+        for store in stores[:2]:
+            store.sync_sources([*sources, unrelated], clock())
+            store.log_decisions = True
+        gates = [DecisionGate(s) for s in stores[:2]]
+        first = DedupeIndex.load(stores[0], NO_CORPUS, WIDE, clock())
+        poll_as_node(stores[0], first, gates[0], sources[:3], clock, http_config)
+        with gates[1].holding():  # the second node starts: its index holds the story
+            second = DedupeIndex.load(stores[1], NO_CORPUS, WIDE, clock())
+        items = by_source(stores[2])
+        assert len({i.story_id for i in items.values()}) == 1
+
+        # A correction from a third process waits while a node holds the decision lock.
+        done: list[Correction] = []
+        with gates[0].holding():
+            worker = threading.Thread(
+                target=lambda: done.append(split_item(stores[2], items["C"].id))
+            )
+            worker.start()
+            worker.join(timeout=1.0)
+            assert worker.is_alive()
+            assert done == []
+        worker.join(timeout=30)
+        [correction] = done
+        assert correction.new_story_id is not None
+
+        # The second node, whose index predates the split, polls the earlier reprint and an
+        # unrelated report: before deciding it obeys the split and skips the split's story id.
+        clock.advance(timedelta(hours=1))
+        poll_as_node(stores[1], second, gates[1], [sources[3], unrelated], clock, http_config)
+        after = by_source(stores[2])
+        assert after["C"].story_id == correction.new_story_id
+        assert (
+            after["A"].story_id == after["B"].story_id == after["D"].story_id == correction.story_id
+        )
+        assert after["E"].story_id not in {correction.story_id, correction.new_story_id}
+        assert second.stories.story_of(items["C"].url) == correction.new_story_id
+    finally:
+        for gate in gates:
+            gate.close()
+        for store in stores:
+            store.close()
+
+
+def serve_unrelated(server: LocalServer) -> Source:
+    """Source E: a report of another event, dated with the others."""
+    when = format_datetime(datetime(2020, 2, 3, 10, tzinfo=UTC))
+    link = server.url("/data/pages/aljazeera.com.helicopter.html")
+    server.add("/e.xml", rss([{"title": "US helicopter crash", "link": link, "date": when}]))
+    return Source("E", server.url("/e.xml"), language="en")
