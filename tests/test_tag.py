@@ -853,3 +853,43 @@ def test_tagging_modules_are_pure(module: str) -> None:
             imported.add(node.module.split(".")[0])
     assert not imported & FORBIDDEN
     assert "open(" not in (ROOT / "monitor" / module).read_text(encoding="utf-8")
+
+
+# --- Russian inflection rule: a word written without `*` that ends in a consonant ----------
+
+INFLECTED = """
+[settings]
+threshold = 4
+min_terms = 1
+
+[topics.words]
+terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
+            { term = "рис", weight = 3 }, { term = "риса", weight = 3 },
+            { term = "главы МИД", weight = 3 }]
+"""
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term", "matches"),
+    [
+        # news.jsonl news-ru-005 (dev): the genitive of the abbreviation
+        ("У главы российского МИДа в Джакарте напряжённый график.", "мид", True),
+        ("Россия поставляет газом богатые регионы.", "газ", True),
+        ("Газеты писали об этом.", "газ", False),  # газета is not an ending of газ
+        ("Цены на риск выросли.", "рис", False),  # nor риск
+        ("По словам главы МИДа, визит состоится.", "главы МИД", True),  # last word of a phrase
+    ],
+    ids=["abbreviation-genitive", "instrumental", "not-gazeta", "not-risk", "phrase"],
+)
+def test_russian_words_ending_in_a_consonant_take_noun_endings(
+    sentence: str, term: str, matches: bool
+) -> None:
+    taxonomy = parse_taxonomy(INFLECTED, file="inflected.toml")
+    assert (term in _evidence(taxonomy, "words", sentence, "ru")) is matches
+
+
+def test_a_form_listed_by_hand_is_the_evidence_rather_than_the_inflected_stem() -> None:
+    taxonomy = parse_taxonomy(INFLECTED, file="inflected.toml")
+    # news-ru-114 (test1): "риса" is written in the rules; "рис" would also match it now
+    text = "Вьетнам экспортировал 6,3 млн. т риса. Экспортная цена на рис снизилась."
+    assert _evidence(taxonomy, "words", text, "ru") == {"риса": 1, "рис": 1}
