@@ -816,8 +816,8 @@ def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
 
 # Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
 # train, dev and test1 (docs/tagging.md); a regression below the floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.80
-NEWS_TEST_MICRO_PRECISION_FLOOR = 0.85
+NEWS_TEST_MACRO_F1_FLOOR = 0.85
+NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
