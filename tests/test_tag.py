@@ -893,3 +893,17 @@ def test_a_form_listed_by_hand_is_the_evidence_rather_than_the_inflected_stem() 
     # news-ru-114 (test1): "риса" is written in the rules; "рис" would also match it now
     text = "Вьетнам экспортировал 6,3 млн. т риса. Экспортная цена на рис снизилась."
     assert _evidence(taxonomy, "words", text, "ru") == {"риса": 1, "рис": 1}
+
+
+def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = _load_eval()
+    assert module._splits("tune") == {"train", "dev", "test1"}
+    assert module._splits("train+dev") == {"train", "dev"}
+    module.main(["--split", "test2", "--errors", "5"])
+    fresh = capsys.readouterr().out
+    assert "test2 split (138 items)" in fresh
+    assert "errors" not in fresh
+    module.main(["--split", "tune", "--errors", "5"])
+    assert "### tune errors" in capsys.readouterr().out
