@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,9 +28,9 @@ from monitor.pipeline.corrections import (
     split_item,
     undo_correction,
 )
-from monitor.pipeline.index import DedupeIndex
+from monitor.pipeline.index import Decision, DedupeIndex
 from monitor.pipeline.poll import Poller, init_worker
-from monitor.store import SCHEMA_VERSION, DedupeRecord, ItemSignature, Store
+from monitor.store import SCHEMA_VERSION, CorrectionsChanged, DedupeRecord, ItemSignature, Store
 from monitor.tag import Tags
 from tests.servers import LocalServer
 from tests.test_dedupe_e2e import LIM_VISIT, MFA_REMARKS, VNA_TALKS, seed_page
@@ -390,3 +391,92 @@ def serve_unrelated(server: LocalServer) -> Source:
     link = server.url("/data/pages/aljazeera.com.helicopter.html")
     server.add("/e.xml", rss([{"title": "US helicopter crash", "link": link, "date": when}]))
     return Source("E", server.url("/e.xml"), language="en")
+
+
+# -- a correction landing between a decision and its insert (no cluster lock) ----------------------
+
+
+class SplitInTheWindow(DedupeIndex):
+    """A live index during whose first decision another process (its own store connection)
+    records a split: the moment between the catch-up and the insert."""
+
+    other: Store
+    split_id: int
+    corrections: list[Correction]
+
+    def decide(self, **kwargs: Any) -> Decision:
+        decision = super().decide(**kwargs)
+        if not self.corrections:
+            self.corrections.append(split_item(self.other, self.split_id))
+        return decision
+
+
+def test_a_correction_recorded_while_a_daemon_decides_makes_it_decide_again(
+    story: tuple[Store, list[Source], Clock],
+    http_server: LocalServer,
+    http_config: HttpConfig,
+) -> None:
+    store, _sources, clock = story
+    items = by_source(store)
+    unrelated = serve_unrelated(http_server)
+    store.sync_sources([unrelated], clock())
+    index = SplitInTheWindow.load(store, NO_CORPUS, WIDE, clock())
+    assert isinstance(index, SplitInTheWindow)
+    other = Store.open(store.engine.url.render_as_string(hide_password=False), now=clock())
+    index.other, index.split_id, index.corrections = other, items["C"].id, []
+    try:
+        clock.advance(timedelta(hours=1))
+
+        async def go() -> None:
+            with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
+                async with make_client(http_config) as client:
+                    poller = Poller(
+                        store,
+                        Fetcher(client, http_config),
+                        pool,
+                        PollConfig(),
+                        index=index,
+                        clock=clock,
+                    )
+                    await poller.poll_all([unrelated])
+
+        asyncio.run(go())
+    finally:
+        other.close()
+    [correction] = index.corrections
+    after = by_source(store)
+    # The split took the next free story id while the unrelated report was being decided
+    # with the same id in mind: the insert was refused and the report decided again.
+    assert after["C"].story_id == correction.new_story_id
+    assert after["E"].story_id not in {correction.story_id, correction.new_story_id}
+    assert index.corrections_seen == store.corrections_state()
+
+
+def test_an_insert_is_refused_when_corrections_changed_since_the_decision(store: Store) -> None:
+    store.sync_sources([Source("ASEAN", "https://asean.org/feed/")], START)
+    first = store.insert_item(
+        article(1), fetched_at=START, status="new", baseline=False, dedupe=lone_record(1)
+    )
+    store.insert_item(
+        article(2), fetched_at=START, status="new", baseline=False, dedupe=lone_record(1)
+    )
+    split_item(store, first)
+    with pytest.raises(CorrectionsChanged):
+        store.insert_item(
+            article(3),
+            fetched_at=START,
+            status="new",
+            baseline=False,
+            dedupe=lone_record(3),
+            corrections_seen=(0, 0),
+        )
+    assert [i.title for i in store.list_items()] == ["Title 1", "Title 2"]  # nothing stored
+    store.insert_item(
+        article(3),
+        fetched_at=START,
+        status="new",
+        baseline=False,
+        dedupe=lone_record(3),
+        corrections_seen=store.corrections_state(),
+    )
+    assert len(store.list_items()) == 3
