@@ -260,6 +260,10 @@ def test_untag_removes_the_tag_retag_keeps_it_off_and_undo_restores_it(store: St
     assert store.retag(lambda item: tags) == 2
     assert _topics(store, first) == ["diplomacy"]
     assert _topics(store, other) == ["diplomacy", "trade"]
+    # The source changes the article: it is re-extracted and re-tagged, the topic stays off.
+    changed = article(1, text="Article number 1, updated: trade talks.", text_hash="f" * 64)
+    assert store.update_item(first, changed, START + timedelta(hours=1), tags)
+    assert _topics(store, first) == ["diplomacy"]
 
     undone = undo_correction(store, correction.id)
     assert undone.undone_at is not None
