@@ -4,10 +4,8 @@ pipeline against a local HTTP site."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,10 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.cluster.gate import DecisionGate
-from monitor.config import DedupeConfig, PollConfig
+from monitor.config import DedupeConfig
 from monitor.dedupe.story import StoryFeatures, extract_features, features_to_json
 from monitor.errors import CorrectionError
-from monitor.fetch import Fetcher, make_client
 from monitor.models import Correction, HttpConfig, Item, Source, TopicTag
 from monitor.pipeline.corrections import (
     list_corrections,
@@ -29,12 +26,11 @@ from monitor.pipeline.corrections import (
     undo_correction,
 )
 from monitor.pipeline.index import Decision, DedupeIndex
-from monitor.pipeline.poll import Poller, init_worker
 from monitor.store import SCHEMA_VERSION, CorrectionsChanged, DedupeRecord, ItemSignature, Store
 from monitor.tag import Tags
 from tests.servers import LocalServer
 from tests.test_dedupe_e2e import LIM_VISIT, MFA_REMARKS, VNA_TALKS, seed_page
-from tests.test_pipeline import NO_CORPUS, START, TAXONOMY, Clock, poll, rss
+from tests.test_pipeline import NO_CORPUS, START, Clock, poll, rss
 from tests.test_store import article, empty_postgres
 
 # Three reports of one event (Lim Jock Hoi's Moscow visit, February 2020), one per source.
@@ -309,33 +305,6 @@ def test_a_version_6_database_gains_the_corrections_table_and_keeps_its_items(
 # -- cluster mode: corrections under the decision lock ---------------------------------------------
 
 
-def poll_as_node(
-    store: Store,
-    index: DedupeIndex,
-    gate: DecisionGate,
-    sources: list[Source],
-    clock: Clock,
-    http_config: HttpConfig,
-) -> None:
-    """One cluster node's poll: its own index, deciding under the shared decision lock."""
-
-    async def go() -> None:
-        with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
-            async with make_client(http_config) as client:
-                poller = Poller(
-                    store,
-                    Fetcher(client, http_config),
-                    pool,
-                    PollConfig(),
-                    index=index,
-                    clock=clock,
-                    gate=gate,
-                )
-                await poller.poll_all(sources)
-
-    asyncio.run(go())
-
-
 def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_collision(
     http_server: LocalServer, http_config: HttpConfig
 ) -> None:
@@ -351,7 +320,7 @@ def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_c
             store.log_decisions = True
         gates = [DecisionGate(s) for s in stores[:2]]
         first = DedupeIndex.load(stores[0], NO_CORPUS, WIDE, clock())
-        poll_as_node(stores[0], first, gates[0], sources[:3], clock, http_config)
+        poll(stores[0], sources[:3], clock, http_config, index=first, gate=gates[0])
         with gates[1].holding():  # the second node starts: its index holds the story
             second = DedupeIndex.load(stores[1], NO_CORPUS, WIDE, clock())
         items = by_source(stores[2])
@@ -374,7 +343,7 @@ def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_c
         # The second node, whose index predates the split, polls the earlier reprint and an
         # unrelated report: before deciding it obeys the split and skips the split's story id.
         clock.advance(timedelta(hours=1))
-        poll_as_node(stores[1], second, gates[1], [sources[3], unrelated], clock, http_config)
+        poll(stores[1], [sources[3], unrelated], clock, http_config, index=second, gate=gates[1])
         after = by_source(stores[2])
         assert after["C"].story_id == correction.new_story_id
         assert (
@@ -430,21 +399,7 @@ def test_a_correction_recorded_while_a_daemon_decides_makes_it_decide_again(
     index.other, index.split_id, index.corrections = other, items["C"].id, []
     try:
         clock.advance(timedelta(hours=1))
-
-        async def go() -> None:
-            with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
-                async with make_client(http_config) as client:
-                    poller = Poller(
-                        store,
-                        Fetcher(client, http_config),
-                        pool,
-                        PollConfig(),
-                        index=index,
-                        clock=clock,
-                    )
-                    await poller.poll_all([unrelated])
-
-        asyncio.run(go())
+        poll(store, [unrelated], clock, http_config, index=index)
     finally:
         other.close()
     [correction] = index.corrections
@@ -465,22 +420,19 @@ def test_an_insert_is_refused_when_corrections_changed_since_the_decision(store:
         article(2), fetched_at=START, status="new", baseline=False, dedupe=lone_record(1)
     )
     split_item(store, first)
-    with pytest.raises(CorrectionsChanged):
-        store.insert_item(
+
+    def third(seen: tuple[int, int]) -> int:
+        return store.insert_item(
             article(3),
             fetched_at=START,
             status="new",
             baseline=False,
             dedupe=lone_record(3),
-            corrections_seen=(0, 0),
+            corrections_seen=seen,
         )
+
+    with pytest.raises(CorrectionsChanged):
+        third((0, 0))
     assert [i.title for i in store.list_items()] == ["Title 1", "Title 2"]  # nothing stored
-    store.insert_item(
-        article(3),
-        fetched_at=START,
-        status="new",
-        baseline=False,
-        dedupe=lone_record(3),
-        corrections_seen=store.corrections_state(),
-    )
+    third(store.corrections_state())
     assert len(store.list_items()) == 3
