@@ -4,6 +4,7 @@ pipeline against a local HTTP site."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,8 @@ import sqlalchemy as sa
 
 from monitor.cluster.gate import DecisionGate
 from monitor.config import DedupeConfig
-from monitor.dedupe.story import StoryFeatures, extract_features, features_to_json
+from monitor.dedupe.seeds import parse_seed
+from monitor.dedupe.story import StoryFeatures, StoryIndex, extract_features, features_to_json
 from monitor.errors import CorrectionError
 from monitor.models import Correction, HttpConfig, Item, Source, TopicTag
 from monitor.pipeline.corrections import (
@@ -436,3 +438,30 @@ def test_an_insert_is_refused_when_corrections_changed_since_the_decision(store:
     assert [i.title for i in store.list_items()] == ["Title 1", "Title 2"]  # nothing stored
     third(store.corrections_state())
     assert len(store.list_items()) == 3
+
+
+# -- the constraint inside the story layer ------------------------------------------------------
+
+
+def test_the_story_layer_keeps_a_corrected_pair_apart_in_every_arrival_order() -> None:
+    seeds = Path(__file__).resolve().parents[1] / "config" / "corpus"
+    features = {}
+    for name, (seed, title, day) in REPORTS.items():
+        text = parse_seed(seed, (seeds / seed).read_text("utf-8")).text
+        features[name] = extract_features(title, text, day.replace(tzinfo=UTC), "en")
+
+    def partition(order: tuple[str, ...], apart: dict[str, set[str]]) -> frozenset[frozenset[str]]:
+        index = StoryIndex()
+        index.set_apart(apart)
+        for n, name in enumerate(order):
+            index.assign(name, features[name], START + timedelta(minutes=n))
+        found: dict[int | None, set[str]] = {}
+        for name in features:
+            found.setdefault(index.story_of(name), set()).add(name)
+        return frozenset(frozenset(g) for g in found.values())
+
+    orders = list(itertools.permutations(features))
+    one_event = {partition(o, {}) for o in orders}
+    assert one_event == {frozenset({frozenset({"A", "B", "C"})})}  # whatever the order
+    corrected = {partition(o, {"C": {"A", "B"}}) for o in orders}
+    assert corrected == {frozenset({frozenset({"A", "B"}), frozenset({"C"})})}
