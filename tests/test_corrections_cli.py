@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, free_port, health
 from tests.servers import LocalServer
 from tests.test_cli import ROOT, run, write_config
 from tests.test_corrections import serve_late_reprint, serve_reports, serve_unrelated
@@ -181,8 +181,11 @@ def test_a_running_daemon_obeys_a_split_made_from_the_command_line_at_its_next_d
     for source in later:  # their feeds are empty until the split is made
         http_server.add(f"/{source.name.lower()}.xml", rss([]))
     sources.update({s.name: s.url for s in later})
-    config = daemon_config(tmp_path, sources, digests=False)
+    port = free_port()
+    config = daemon_config(tmp_path, sources, digests=False, server_port=port)
     with DaemonProcess(config) as daemon:
+        # Only once the daemon has opened (created) the database does another process read it.
+        daemon.wait_for("/healthz", lambda: health(port))
         daemon.wait_for("three stored reports", lambda: len(stored(config)) == 3, timeout=60)
         before = stored(config)
         story = before["C"]["story"]["id"]
