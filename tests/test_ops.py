@@ -134,7 +134,10 @@ def test_daemon_settings_and_their_problems(tmp_path: Path) -> None:
 def test_the_server_port_comes_from_the_environment_in_a_container(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     assert load_config(path, {}).server.port == 0
-    server = load_config(path, {"MONITOR_SERVER_PORT": "8080", "MONITOR_SERVER_HOST": "0.0.0.0"})
+    env = {"MONITOR_SERVER_PORT": "8080", "MONITOR_SERVER_HOST": "0.0.0.0"}
+    with pytest.raises(ConfigError, match=r"server\.host.*set MONITOR_WEB_TOKEN"):
+        load_config(path, env)  # bound beyond this machine, the pages need a token
+    server = load_config(path, {**env, "MONITOR_WEB_TOKEN": "t" * 24})
     assert (server.server.host, server.server.port) == ("0.0.0.0", 8080)
     with pytest.raises(ConfigError, match="MONITOR_SERVER_PORT is not a number"):
         load_config(path, {"MONITOR_SERVER_PORT": "eighty"})

@@ -25,7 +25,7 @@ from monitor.store.dedupe import (
     insert_dedupe,
     replace_signature,
 )
-from monitor.store.outbox import OutboxStore
+from monitor.store.outbox import DigestSummary, OutboxStore
 from monitor.store.rows import (
     DigestRecord,
     ExistingItem,
@@ -62,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DedupeRecord",
     "DigestRecord",
+    "DigestSummary",
     "ExistingItem",
     "ItemSignature",
     "PollSuccess",
