@@ -92,6 +92,7 @@ class PagesServer:
         asyncio.run_coroutine_threadsafe(self.endpoint.close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
         self.store.close()
 
     def __enter__(self) -> PagesServer:
