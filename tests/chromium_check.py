@@ -109,6 +109,16 @@ def measure_layout(binary: str, page: str, widths: Sequence[int]) -> dict[int, L
     }
 
 
+def dump_dom(binary: str, url: str, width: int = 1280) -> str:
+    """The DOM of `url` after it loaded (and after any script that could run, ran)."""
+    return _run(binary, [f"--window-size={width},2000", "--dump-dom", url])
+
+
+def screenshot_url(binary: str, url: str, png: Path, width: int) -> None:
+    """Screenshot a served page at `width` px (headless windows this narrow work for URLs)."""
+    _run(binary, [f"--window-size={width},1600", f"--screenshot={png}", url])
+
+
 def screenshot(binary: str, page: Path, png: Path, width: int, *, dark: bool = False) -> None:
     """Screenshot `page` at `width` px; `dark` asks for prefers-color-scheme: dark."""
     args = [f"--window-size={width},3000", f"--screenshot={png}"]

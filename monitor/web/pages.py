@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
+import markupsafe
 
 from monitor.config import Config
 from monitor.digest.model import format_datetime
-from monitor.digest.text import safe_url
+from monitor.digest.text import neutral, safe_url
 from monitor.models import rank_tags
 from monitor.server import (
     COOKIE,
@@ -67,10 +68,18 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Every string a page shows: no bidi overrides or control characters (DESIGN §5).
+        finalize=_neutral,
     )
     env.filters["iso"] = iso
     env.filters["url"] = safe_url
     return env
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, markupsafe.Markup):  # already escaped: removing controls keeps it so
+        return markupsafe.Markup(neutral(str(value)))
+    return neutral(value) if isinstance(value, str) else value
 
 
 class Pages:
