@@ -28,6 +28,19 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_HOST = "127.0.0.1"  # the pages need no token here (DESIGN §8)
 
 
+def serving_problems(config: Config) -> list[Problem]:
+    """What stops the daemon from serving its pages: bound beyond this machine without a
+    token (DESIGN §8). Only `run` and `check-config` ask; other commands never serve."""
+    server = config.server
+    if not server.port or server.loopback or server.token is not None:
+        return []
+    reason = (
+        f"bound to {server.host!r}, beyond this machine: set MONITOR_WEB_TOKEN so that the "
+        "pages need a token, or bind 127.0.0.1"
+    )
+    return [Problem(str(config.path), "server.host", reason)]
+
+
 def is_loopback(host: str) -> bool:
     """Is `host` this machine only (127.0.0.0/8, ::1, localhost)?"""
     if host.casefold() == "localhost":
@@ -442,13 +455,6 @@ class _Reader:
         token = self.env.get("MONITOR_WEB_TOKEN") or None
         if token is not None and len(token) < 16:
             self.problem("server.host", "MONITOR_WEB_TOKEN must be at least 16 characters")
-        host = values.get("host", DEFAULT_HOST)
-        if values.get("port") and not is_loopback(host) and token is None:
-            self.problem(
-                "server.host",
-                f"bound to {host!r}, beyond this machine: set MONITOR_WEB_TOKEN so that the "
-                "pages need a token, or bind 127.0.0.1",
-            )
         return ServerConfig(**values, token=token, secret=self.env.get("MONITOR_SECRET") or None)
 
     def _public_url(self, value: str) -> str | None:

@@ -44,7 +44,7 @@ from monitor.cluster.queue import (
     entry_to_json,
 )
 from monitor.cluster.status import queue_depth
-from monitor.config import Config, DigestConfig, load_config
+from monitor.config import Config, DigestConfig, load_config, serving_problems
 from monitor.corpus import corpus_files
 from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
@@ -594,6 +594,8 @@ class Daemon:
         """Re-read the config; on any problem keep running on the old one and log each."""
         try:
             new = load_config(self.config.path, self.env)
+            if serving_problems(new):
+                raise ConfigError(serving_problems(new))
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error(
