@@ -91,6 +91,12 @@ class StoreError(MonitorError):
     """The database could not be opened, migrated or written."""
 
 
+class CorrectionError(MonitorError):
+    """A correction cannot be made or undone: unknown item or correction, a topic not on the
+    item, an item already alone in its story, a correction already undone. `str(err)` names
+    the item, topic or correction at fault."""
+
+
 class DeliveryError(MonitorError):
     """A digest could not be delivered (connect, auth, refused, disk). `temporary` errors are
     retried by the outbox; permanent ones need the operator."""

@@ -168,3 +168,25 @@ class SourceHealth:
     last_modified: str | None = None
     first_polled_at: datetime | None = None
     retry_after_until: datetime | None = None
+
+
+CorrectionKind = Literal["split", "untag"]
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """An analyst's correction of the story or tag layer (issue 16), as recorded."""
+
+    id: int
+    kind: CorrectionKind  # split: "not the same story"; untag: "wrong topic"
+    item_id: int
+    story_id: int | None  # split: the story the item was split from
+    new_story_id: int | None  # split: the item's own new story
+    topic: str | None  # untag: the topic removed from the item
+    created_at: datetime
+    undone_at: datetime | None = None
+    via: str = "cli"  # web | cli
+
+    @property
+    def active(self) -> bool:
+        return self.undone_at is None

@@ -82,7 +82,7 @@ def test_check_config_refuses_cluster_mode_on_sqlite_naming_file_key_and_reason(
 def test_a_new_database_has_the_queue_schema(pg_url: str) -> None:
     store = Store.open(pg_url, now=datetime.now(UTC))
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 6
+        assert store.schema_version() == SCHEMA_VERSION == 7
     finally:
         store.close()
     assert {"index_log", "procrastinate_jobs", "procrastinate_workers"} <= tables(pg_url)
@@ -108,7 +108,7 @@ def test_a_version_5_database_is_upgraded_to_the_queue_schema_keeping_its_rows(
     assert "procrastinate_jobs" not in tables(pg_url)
     store = Store.open(pg_url, now=now)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == SCHEMA_VERSION
         assert [h.name for h in store.list_source_health()] == ["A"]
     finally:
         store.close()

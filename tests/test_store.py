@@ -511,7 +511,7 @@ def test_a_version_4_database_gains_seed_date_sources_and_keeps_its_seeds(
         )
     store.close()
     upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
-    assert upgraded.schema_version() == SCHEMA_VERSION == 6
+    assert upgraded.schema_version() == SCHEMA_VERSION == 7
     [seed] = upgraded.list_seeds()
     assert (seed.name, seed.story_id, seed.date_source) == (SEED.name, 7, None)
     upgraded.upsert_seed(replace(SEED, date_source="metadata"))
@@ -556,7 +556,7 @@ def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) ->
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (3, '2026-11-01 00:00:00')")
     upgraded = Store.open(url, now=NOW + timedelta(days=1))
-    assert upgraded.schema_version() == SCHEMA_VERSION == 6
+    assert upgraded.schema_version() == SCHEMA_VERSION == 7
     inspector = sa.inspect(upgraded.engine)
     assert {"seeds", "signatures", "decisions"} <= set(inspector.get_table_names())
     assert "ix_items_story_id" in {i["name"] for i in inspector.get_indexes("items")}

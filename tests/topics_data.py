@@ -67,9 +67,11 @@ def shared_dir() -> Path | None:
 
 
 def load_records(labels: Path = LABELLED) -> list[dict[str, Any]]:
-    """The raw records of the labelled set (references, labels and hashes; no texts)."""
+    """The raw records of the labelled set (references, labels and hashes; no texts). Of a
+    `monitor corrections export` file, its topic records."""
     with labels.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        records = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in records if r.get("set", "topics") == "topics"]
 
 
 class _Resolver:

@@ -519,9 +519,9 @@ def retag(state: _State) -> None:
 
 
 # The management commands register themselves on `cli` (imported last: they use the above).
-from monitor.cli import manage  # noqa: E402
+from monitor.cli import corrections, manage  # noqa: E402
 from monitor.cli.cluster import cluster  # noqa: E402
 
 cli.add_command(cluster)
 
-__all__ = ["cli", "item_json", "main", "manage"]
+__all__ = ["cli", "corrections", "item_json", "main", "manage"]

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.store import Store
+from monitor.store.schema import DECISION_LOCK
 
 if TYPE_CHECKING:
     from monitor.pipeline.index import DedupeIndex
 
 log = logging.getLogger("monitor.cluster")
 
-DECISION_LOCK = 0x6D6F6E02  # advisory lock key of the decision step ("mon" + 2)
 HOLD_SAMPLES = 100_000  # hold times kept for the median and p99 (a bounded window)
 
 

@@ -88,7 +88,9 @@ def _story(facts: DedupeFacts) -> list[str]:
         return lines
     if story is not None:
         reasons = "; ".join(story.get("reasons", ())) or "no shared names or title words"
-        if story["is_new"] and story.get("compared_with") is None:
+        if story.get("corrected"):  # split off its story by the analyst (issue 16)
+            lines.append(f"  {story['explanation']}")
+        elif story["is_new"] and story.get("compared_with") is None:
             lines.append(
                 f"  new story {item.story_id}: no earlier article shared a name or title word "
                 "within the window"

@@ -20,7 +20,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -676,6 +676,19 @@ class StoryIndex:
         self._stories: dict[int, set[int]] = {}  # story id -> rows
         self._moves: list[StoryMove] = []
         self._row = 0
+        self._apart: dict[str, set[str]] = {}  # key -> keys it never shares a story with
+
+    def set_apart(self, constraints: Mapping[str, Iterable[str]]) -> None:
+        """Cannot-link constraints from corrections (issue 16): a key never shares a story
+        with the keys given for it. Symmetric, and checked in every decision, so the stories
+        still do not depend on arrival order. Replaces the constraints set before."""
+        apart: dict[str, set[str]] = {}
+        for key, others in constraints.items():
+            for other in others:
+                if other != key:
+                    apart.setdefault(key, set()).add(other)
+                    apart.setdefault(other, set()).add(key)
+        self._apart = apart
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -1000,6 +1013,12 @@ class StoryIndex:
         no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None)
         if not members:
             return no
+        apart = self._apart.get(entry.key)
+        if apart:
+            kept = sorted(k for r in members if (k := self._entries[r].key) in apart)
+            if kept:
+                no.rule = f"a correction keeps it apart from {kept[0]}"
+                return no
         if entry.when is not None:
             if span is None:
                 no.rule = "the story has no date (an undated seed takes no article)"

@@ -80,6 +80,8 @@ class DedupeIndex:
             max_span_days=max(1, round(config.story_max_span.total_seconds() / 86400)),
         )
         self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
+        # The store's corrections as this index last obeyed them (`obey_corrections`).
+        self.corrections_seen = (0, 0)
 
     @classmethod
     def load(
@@ -87,6 +89,8 @@ class DedupeIndex:
     ) -> DedupeIndex:
         """Build the indexes: stored items of the retention windows, then the seed corpus."""
         index = cls(config, next_story_id=store.max_story_id() + 1)
+        index.corrections_seen = store.corrections_state()
+        index.stories.set_apart(store.apart_keys())
         # Loading makes hundreds of thousands of objects and no garbage: with the cyclic
         # collector on, it ran over and over and took half the load (1.1 of 2.4 s, 100k items).
         collecting = gc.isenabled()
@@ -160,14 +164,35 @@ class DedupeIndex:
         if moved:
             self.reload_stories(store, now)
 
-    def reload_stories(self, store: Store, now: datetime) -> None:
-        """Rebuild the story index from the stored story ids of items and seeds."""
+    def obey_corrections(self, store: Store, now: datetime) -> bool:
+        """Before a decision: when a correction was made or undone since the last look (by
+        any process), rebuild the story index from the store, with the corrections'
+        constraints and past every story id they took. True when it did."""
+        state = store.corrections_state()
+        if state == self.corrections_seen:
+            return False
+        self.corrections_seen = state
+        self.reload_stories(store, now)
+        log.info("corrections_obeyed last=%d undone=%d", *state)
+        return True
+
+    def reload_stories(
+        self,
+        store: Store,
+        now: datetime,
+        *,
+        skip: str | None = None,
+        apart: dict[str, set[str]] | None = None,
+    ) -> None:
+        """Rebuild the story index from the stored story ids of items and seeds (without the
+        item `skip`), obeying the corrections' constraints (or `apart`)."""
         self.stories = StoryIndex(
             next_story_id=store.max_story_id() + 1, max_span_days=self.stories.max_span_days
         )
+        self.stories.set_apart(store.apart_keys() if apart is None else apart)
         story_since = now - self.config.story_retention
         for row in store.signatures_since(story_since):
-            if row.story_id is None:
+            if row.story_id is None or row.url == skip:
                 continue
             try:
                 features = features_from_json(row.features)

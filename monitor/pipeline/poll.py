@@ -543,6 +543,7 @@ class Poller:
             else:
                 outcome.unchanged += 1
             return
+        self.index.obey_corrections(self.store, now)  # made by any process, before deciding
         decision = self.index.decide(
             key=article.url,
             source=source.name,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth
+from monitor.store.corrections import CorrectionStore, untagged_topics, without_topics
 from monitor.store.dedupe import (
     DedupeRecord,
     DedupeStore,
@@ -77,7 +78,7 @@ __all__ = [
 MIGRATION_LOCK = 0x6D6F6E01  # advisory lock key of schema migrations ("mon" + 1)
 
 
-class Store(OutboxStore, DedupeStore):
+class Store(OutboxStore, DedupeStore, CorrectionStore):
     """The database. Each public method is one transaction."""
 
     @classmethod
@@ -426,7 +427,8 @@ class Store(OutboxStore, DedupeStore):
                 )
             )
             if tags is not None:
-                replace_tags(conn, item_id, tags)
+                removed = untagged_topics(conn, [item_id]).get(item_id, set())
+                replace_tags(conn, item_id, without_topics(tags, removed))
             if signature is not None:
                 replace_signature(conn, item_id, signature)
                 if self.log_decisions:
@@ -498,7 +500,8 @@ class Store(OutboxStore, DedupeStore):
             replace_tags(conn, item_id, tags)
 
     def retag(self, tag: Callable[[Item], Tags], *, batch: int = 500) -> int:
-        """Recompute every item's tags with `tag`, one transaction per batch; returns the count."""
+        """Recompute every item's tags with `tag`, one transaction per batch; returns the count.
+        A topic a correction took off an item stays off."""
         done = 0
         last_id = 0
         while True:
@@ -507,8 +510,9 @@ class Store(OutboxStore, DedupeStore):
                 return done
             results = [(item.id, tag(item)) for item in page]
             with self._begin() as conn:
+                removed = untagged_topics(conn, [item.id for item in page])
                 for item_id, tags in results:
-                    replace_tags(conn, item_id, tags)
+                    replace_tags(conn, item_id, without_topics(tags, removed.get(item_id, set())))
             done += len(page)
             last_id = page[-1].id
 

@@ -18,7 +18,15 @@ from sqlalchemy.engine import Connection
 
 from monitor.models import Item
 from monitor.store.rows import StoreBase, item_from_row, item_query, with_tags
-from monitor.store.schema import decisions, index_log, items, seeds, signatures, sources
+from monitor.store.schema import (
+    corrections,
+    decisions,
+    index_log,
+    items,
+    seeds,
+    signatures,
+    sources,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +204,9 @@ class DedupeStore(StoreBase):
     # -- stories --------------------------------------------------------------------------------
 
     def max_story_id(self) -> int:
-        """The highest story id given to an item or a seed (0 when there is none)."""
+        """The highest story id given to an item, a seed or by a correction (0 when none)."""
         with self._begin() as conn:
-            by_items = conn.execute(sa.select(sa.func.max(items.c.story_id))).scalar()
-            by_seeds = conn.execute(sa.select(sa.func.max(seeds.c.story_id))).scalar()
-        return max(int(by_items or 0), int(by_seeds or 0))
+            return max_story_id(conn)
 
     def story_info(self, story_ids: Sequence[int]) -> dict[int, StoryInfo]:
         """Size, sources and seed file names of each story (stories without items included
@@ -266,6 +272,16 @@ class DedupeStore(StoreBase):
         if row is None:
             return None
         return (json.loads(row.near) if row.near else None), json.loads(row.story)
+
+
+def max_story_id(conn: Connection) -> int:
+    """The highest story id of an item, a seed or a correction's new story (0 when none)."""
+    found = [
+        conn.execute(sa.select(sa.func.max(items.c.story_id))).scalar(),
+        conn.execute(sa.select(sa.func.max(seeds.c.story_id))).scalar(),
+        conn.execute(sa.select(sa.func.max(corrections.c.new_story_id))).scalar(),
+    ]
+    return max(int(v or 0) for v in found)
 
 
 def _signature_query() -> sa.Select[Any]:

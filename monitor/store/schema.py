@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+# Advisory lock key of the decision step ("mon" + 2): cluster nodes decide under it
+# (`monitor.cluster.gate`) and corrections are recorded under it, so no two take a story id.
+DECISION_LOCK = 0x6D6F6E02
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -238,6 +241,28 @@ index_log = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # insert | update | moves
 )
 
+# An analyst's corrections of the story and tag layers (schema version 7, issue 16): a split
+# ("not the same story") keeps the item apart from the members its story had, an untag
+# ("wrong topic") keeps one topic off one item. Undone corrections stay, with `undone_at`.
+corrections = sa.Table(
+    "corrections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # split | untag
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("story_id", sa.Integer),  # split: the story the item was split from
+    sa.Column("new_story_id", sa.Integer),  # split: the item's own new story
+    sa.Column("topic", sa.String(64)),  # untag: the topic removed
+    # split: JSON list of the keys (item URLs, seed file names) of the story's other members,
+    # which the item must never share a story with again (a cannot-link constraint).
+    sa.Column("apart", sa.Text),
+    sa.Column("removed_tag", sa.Text),  # untag: the tag as it was (JSON), restored by undo
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("via", sa.String(8), nullable=False),  # web | cli
+    sa.Column("undone_at", UTCDateTime),
+    sa.Index("ix_corrections_item", "item_id", "kind"),
+)
+
 # The job queue's tables (procrastinate's own schema) on PostgreSQL, when the `cluster` extra
 # is installed. Its version follows the installed procrastinate; see `queue_schema_sql`.
 QUEUE_TABLE = "procrastinate_jobs"
@@ -318,4 +343,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     ),
     4: _add_column("seeds", "date_source"),
     5: _steps(_create_tables("index_log"), apply_queue_schema),
+    6: _create_tables("corrections"),
 }

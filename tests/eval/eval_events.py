@@ -1,6 +1,9 @@
 """Evaluate story grouping on real reports of recurring events; reads the set, prints figures.
 
-Usage: .venv/bin/python tests/eval/eval_events.py [--sweep] [--orders N]
+Usage: .venv/bin/python tests/eval/eval_events.py [--sweep] [--orders N] [--data FILE]
+
+`--data` also takes the file `monitor corrections export` writes: the analyst's "not the
+same story" corrections as reports of different events (split "corrections").
 
 The set (`tests/data/stories/recurring.jsonl`, guideline in `docs/story-dev-set.md`) holds
 short excerpts of reports of the same kind of meeting in different months or years (BRICS,
@@ -46,8 +49,10 @@ FAR_DAYS = 30
 
 
 def load(path: Path = DATA) -> list[dict[str, str]]:
+    """The reports of a set; of a `monitor corrections export` file, its story records."""
     with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [r for r in rows if r.get("set", "stories") == "stories"]
 
 
 def published(row: dict[str, str]) -> datetime:
@@ -190,15 +195,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the labelled set (JSON lines)")
     args = parser.parse_args()
     rows = load(args.data)
-    split = {s: [r for r in rows if r["split"] == s] for s in ("train", "test")}
+    names = list(dict.fromkeys(["train", "test", *(r["split"] for r in rows)]))
+    split = {s: [r for r in rows if r["split"] == s] for s in names}
     feats = features_of(rows)
     params = {"threshold": STORY_THRESHOLD, "mean": MEAN_THRESHOLD, "span": MAX_SPAN_DAYS}
     if args.sweep:
         chosen = sweep(split["train"], feats)
         print(f"\nchosen on train: {chosen} (defaults: {params})\n")
     print(f"parameters: {params}")
-    for name in ("train", "test"):
-        report(name, evaluate(split[name], feats, params, args.orders))
+    for name in names:
+        if split[name]:  # an exported file of corrections has its own split only
+            report(name, evaluate(split[name], feats, params, args.orders))
 
 
 if __name__ == "__main__":
