@@ -66,7 +66,7 @@ from monitor.resources import default_templates_dir
 from monitor.schedule import cron_trigger, due_slack, latest_fire, missed_fire, poll_jitter
 from monitor.server import Endpoint, Request, Response, Route, json_response
 from monitor.store import Store
-from monitor.web.pages import Pages
+from monitor.web.pages import Pages, record_correction
 from monitor.web.secret import load_secret
 
 log = logging.getLogger("monitor.daemon")
@@ -669,7 +669,7 @@ class Daemon:
             self.store,
             load_secret(self.config.server.secret, self.config.data_dir),
             clock=self.clock,
-            correct=None,
+            correct=record_correction,
             templates_dir=default_templates_dir(),
         )
 

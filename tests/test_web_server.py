@@ -432,3 +432,28 @@ def test_bound_beyond_loopback_every_page_but_the_signed_links_needs_the_token(
         session = cookie.split(";", 1)[0]
         assert pages.request("GET", "/", headers={"Cookie": session})[0] == 200
         assert pages.request("GET", "/", headers={"Cookie": session + "0"})[0] == 403
+
+
+def test_a_correction_that_cannot_be_made_gets_400_naming_the_item_and_changes_nothing(
+    http_server: LocalServer, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    own = make_site(tmp_path, http_server, smtp_server)
+    key = load_secret(None, tmp_path / "data")
+    later = NOW + timedelta(days=1)
+    with PagesServer(own.config) as pages:
+        first, second = (p.removeprefix("/fix/") for p in fix_links(own.mailed_html)[::2])
+        status, _, body = pages.request("POST", "/fix", form={"token": first})
+        assert status == 200
+        assert b"Correction recorded" in body
+        before = items_json(own.config)
+        # The other report is now alone in its story: nothing to split it from.
+        status, _, body = pages.request("POST", "/fix", form={"token": second})
+        assert status == 400
+        assert f"item {second.split('.')[0]}".encode() in body
+        wrong = sign_link(key, 1, "untag", expires=later, topic="no-such-topic")
+        status, _, body = pages.request("POST", "/fix", form={"token": wrong})
+        assert status == 400
+        assert b"no-such-topic" in body
+        topics = sign_link(key, 1, "topics", expires=later)
+        assert pages.request("POST", "/fix", form={"token": topics})[0] == 400
+        assert items_json(own.config) == before

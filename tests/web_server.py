@@ -21,7 +21,7 @@ from monitor.config import load_config
 from monitor.resources import default_templates_dir
 from monitor.server import Endpoint
 from monitor.store import Store
-from monitor.web.pages import Pages
+from monitor.web.pages import Pages, record_correction
 from monitor.web.secret import load_secret
 
 
@@ -36,7 +36,7 @@ class PagesServer:
             self.store,
             secret,
             clock=lambda: datetime.now(UTC),
-            correct=None,
+            correct=record_correction,
             templates_dir=default_templates_dir(),
         )
         server = self.config.server

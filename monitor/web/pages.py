@@ -23,7 +23,9 @@ import markupsafe
 from monitor.config import Config
 from monitor.digest.model import format_datetime
 from monitor.digest.text import neutral, safe_url
+from monitor.errors import CorrectionError
 from monitor.models import rank_tags
+from monitor.pipeline.corrections import remove_tag, split_item
 from monitor.server import (
     COOKIE,
     Request,
@@ -54,9 +56,32 @@ class Outcome:
     story_id: int | None
 
 
-# A correction: the verified claim and the store -> what it did. Raises ValueError (or a
-# MonitorError) with a message naming the item or topic when it cannot be done.
+# A correction: the verified claim and the store -> what it did. Raises CorrectionError
+# naming the item or topic when it cannot be done.
 Corrector = Callable[[Store, LinkClaim], Outcome]
+
+
+def record_correction(store: Store, claim: LinkClaim) -> Outcome:
+    """Record what a signed link asks for through the corrections API (DESIGN §8)."""
+    if claim.action == "split":
+        done = split_item(store, claim.item_id, via="web")
+        return Outcome(
+            f"Recorded: item {done.item_id} is not the same story as story {done.story_id}. "
+            f"It now has story {done.new_story_id} of its own; story {done.story_id} keeps "
+            "the other reports, and the item will not be grouped with them again.",
+            done.item_id,
+            done.new_story_id,
+        )
+    if claim.action == "untag":
+        done = remove_tag(store, claim.item_id, claim.topic, via="web")
+        item = store.get_item(str(done.item_id))
+        return Outcome(
+            f"Recorded: the topic {done.topic!r} is removed from item {done.item_id}, and "
+            "re-tagging keeps it removed.",
+            done.item_id,
+            item.story_id if item is not None else None,
+        )
+    raise CorrectionError(f"item {claim.item_id}: {claim.action!r} is not a correction")
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -93,7 +118,7 @@ class Pages:
         secret: bytes,
         *,
         clock: Callable[[], datetime],
-        correct: Corrector | None,
+        correct: Corrector = record_correction,
         templates_dir: Path,
     ) -> None:
         self._config = config
@@ -279,11 +304,9 @@ class Pages:
             return claim
         if claim.action == "topics":
             return self._error(400, "choose a topic to remove on the previous page")
-        if self.correct is None:
-            return self._error(503, "corrections are not available; nothing was changed")
         try:
             outcome = self.correct(self.store, claim)
-        except ValueError as exc:
+        except CorrectionError as exc:
             return self._error(400, f"{exc}; nothing was changed")
         return self._page("done.html.j2", title="Correction recorded", outcome=outcome)
 
