@@ -124,6 +124,11 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"monitor web session", hashlib.sha256).hexdigest()
 
 
+def token_matches(given: str, token: str) -> bool:
+    """Constant-time comparison, so timing tells nothing about the token."""
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 def has_access(request: Request, token: str | None) -> bool:
     """No token configured (bound to loopback), or the request carries it: as
     `Authorization: Bearer TOKEN` or the login cookie. Compared in constant time."""
@@ -131,12 +136,10 @@ def has_access(request: Request, token: str | None) -> bool:
         return True
     auth = request.headers.get("authorization", "")
     scheme, _, given = auth.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() == "bearer" and token_matches(given.strip(), token):
         return True
     cookie = request.cookie(COOKIE)
-    return cookie is not None and hmac.compare_digest(
-        cookie.encode(), session_value(token).encode()
-    )
+    return cookie is not None and token_matches(cookie, session_value(token))
 
 
 class _Refused(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.dedupe.explain import DedupeFacts, explain_dedupe
-from monitor.models import Item, SourceHealth, TopicTag, rank_tags
+from monitor.models import Item, SourceHealth, rank_tags
 from monitor.store import Store, StoryInfo
 from monitor.tag import FACET_KINDS, explain_scores, explain_tag, score_article
 
@@ -294,8 +294,3 @@ def _joined(store: Store, item: Item) -> str:
         f"joined: score {story['score']:.2f} >= threshold {story['threshold']:.2f} against "
         f"{story.get('matched_key')}; why: {reasons}"
     )
-
-
-def top_tags(item: Item, limit: int = 3) -> list[TopicTag]:
-    """An item's strongest tags, as the digest shows them."""
-    return list(rank_tags(item.topics))[:limit]

@@ -31,8 +31,8 @@ from monitor.server import (
     Request,
     Response,
     Route,
-    has_access,
     session_value,
+    token_matches,
 )
 from monitor.store import Store
 from monitor.views import explain_item, iso, source_health, story_page
@@ -255,7 +255,7 @@ class Pages:
         given = request.form().get("token", "")
         if token is None:
             return self._redirect("/")
-        if not has_access(Request("GET", "/", headers={"authorization": f"Bearer {given}"}), token):
+        if not token_matches(given, token):
             return self._page("login.html.j2", 403, title="Log in", failed=True, needed=True)
         secure = "; Secure" if (self.config.server.public_url or "").startswith("https:") else ""
         cookie = f"{COOKIE}={session_value(token)}; Path=/; HttpOnly; SameSite=Strict{secure}"
