@@ -68,7 +68,10 @@ class Request:
 
     def form(self) -> dict[str, str]:
         """The urlencoded form body (the first value of each field)."""
-        fields = parse_qsl(self.body.decode("utf-8", "replace"), max_num_fields=20)
+        try:
+            fields = parse_qsl(self.body.decode("utf-8", "replace"), max_num_fields=20)
+        except ValueError:  # more fields than any of our forms has
+            return {}
         out: dict[str, str] = {}
         for key, value in fields:
             out.setdefault(key, value)
@@ -233,10 +236,14 @@ class Endpoint:
             raise _Refused(413, f"body over {MAX_BODY} bytes")
         if length:
             body = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT)
+        try:
+            fields = parse_qsl(query, max_num_fields=20)
+        except ValueError as exc:
+            raise _Refused(400, "too many query parameters") from exc
         return Request(
             method=method,
             path=path,
-            query=dict(parse_qsl(query, max_num_fields=20)),
+            query=dict(fields),
             headers=headers,
             body=body,
         )

@@ -328,6 +328,9 @@ def test_bad_requests_get_clear_statuses(pages: PagesServer) -> None:
     assert pages.request("GET", "/stories/999999")[0] == 404
     assert pages.request("GET", "/digests/7777")[0] == 404
     assert pages.request("GET", "/no/such/page")[0] == 404
+    assert pages.request("GET", "/?" + "&".join(f"q{i}=1" for i in range(50)))[0] == 400
+    many = "&".join(f"f{i}=1" for i in range(50)).encode()
+    assert pages.request("POST", "/fix", body=many)[0] == 403  # no token among them
     status, headers, _ = pages.request("DELETE", "/items/1")
     assert (status, headers["allow"]) == (405, "GET, HEAD")
     assert pages.request("GET", "/fix")[0] == 405
