@@ -261,9 +261,10 @@ def story_page(store: Store, story_id: int) -> StoryPage | None:
     titles = store.seed_titles()
     dates = seed_dates(store) if info and info.seed_refs else {}
     when = [m.published_at or m.fetched_at for m in members]
+    by_key = {key: m for m in members for key in (m.url, m.canonical_url)}
     return StoryPage(
         id=story_id,
-        members=tuple(StoryMember(m, _joined(store, m)) for m in _by_first_seen(members)),
+        members=tuple(StoryMember(m, _joined(store, m, by_key)) for m in _by_first_seen(members)),
         sources=tuple(sorted({m.source for m in members})),
         span=(min(when), max(when)) if when else None,
         seeds=tuple(
@@ -277,7 +278,7 @@ def _by_first_seen(members: Sequence[Item]) -> list[Item]:
     return sorted(members, key=lambda m: (m.fetched_at, m.id))
 
 
-def _joined(store: Store, item: Item) -> str:
+def _joined(store: Store, item: Item, by_key: dict[str, Item]) -> str:
     recorded = store.decision(item.id)
     story = recorded[1] if recorded is not None else None
     if not story:
@@ -290,7 +291,10 @@ def _joined(store: Store, item: Item) -> str:
             f"started the story: best candidate scored {story['score']:.2f} < threshold "
             f"{story['threshold']:.2f}"
         )
+    key = story.get("matched_key") or ""
+    other = by_key.get(key)
+    against = f"item {other.id} ({other.source}: {other.title})" if other else key
     return (
         f"joined: score {story['score']:.2f} >= threshold {story['threshold']:.2f} against "
-        f"{story.get('matched_key')}; why: {reasons}"
+        f"{against}; why: {reasons}"
     )

@@ -287,8 +287,11 @@ def test_the_story_page_shows_members_span_and_why_each_joined(
     for item in found:
         assert f'href="/items/{item["id"]}"' in page
         assert str(item["title"]) in page
-    assert "started the story" in page
-    assert "joined: score" in page or page.count("started the story") == 2
+    first, second = sorted(found, key=lambda r: (r["fetched_at"], r["id"]))
+    assert page.count("started the story") == 1
+    assert "joined: score" in page
+    assert f"against item {first['id']} (MFA: {first['title']})" in page
+    assert page.index(str(first["title"])) < page.index(str(second["title"]))
 
 
 def test_the_item_page_is_the_explain_view(site: Site, pages: PagesServer) -> None:
