@@ -12,9 +12,9 @@ import asyncio
 import http.client
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlencode
 
 from monitor.config import load_config
@@ -25,7 +25,7 @@ from monitor.web.pages import Pages, record_correction
 from monitor.web.secret import load_secret
 
 
-class PagesServer:
+class PagesServer(AbstractContextManager["PagesServer"]):
     def __init__(self, config_path: Path, *, env: Mapping[str, str] | None = None) -> None:
         environ = {"MONITOR_DATA_DIR": str(config_path.parent / "data"), **(env or {})}
         self.config = load_config(config_path, environ)
@@ -95,13 +95,5 @@ class PagesServer:
         self.loop.close()
         self.store.close()
 
-    def __enter__(self) -> PagesServer:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
