@@ -3,8 +3,10 @@
 #
 #   docker build -t monitor .
 #
-# With the packaged default config:
+# With the packaged default config (the endpoint listens on all interfaces of the container,
+# so its pages need an access token):
 #   docker run -d --name monitor --stop-timeout 40 -p 8080:8080 \
+#       -e MONITOR_WEB_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe())')" \
 #       -v monitor-data:/data monitor
 #
 # With your own config folder (monitor.toml, sources.toml, topics.toml, corpus/), mounted

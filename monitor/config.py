@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.durations import parse_duration
@@ -23,6 +25,30 @@ from monitor.tag import Taxonomy, parse_taxonomy
 SECURITY = ("none", "starttls", "ssl")
 FORMATS = ("markdown", "email")
 LOG_FORMATS = ("text", "json")
+DEFAULT_HOST = "127.0.0.1"  # the pages need no token here (DESIGN §8)
+
+
+def serving_problems(config: Config) -> list[Problem]:
+    """What stops the daemon from serving its pages: bound beyond this machine without a
+    token (DESIGN §8). Only `run` and `check-config` ask; other commands never serve."""
+    server = config.server
+    if not server.port or server.loopback or server.token is not None:
+        return []
+    reason = (
+        f"bound to {server.host!r}, beyond this machine: set MONITOR_WEB_TOKEN so that the "
+        "pages need a token, or bind 127.0.0.1"
+    )
+    return [Problem(str(config.path), "server.host", reason)]
+
+
+def is_loopback(host: str) -> bool:
+    """Is `host` this machine only (127.0.0.0/8, ::1, localhost)?"""
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +87,19 @@ class SmtpConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
+    """The daemon's HTTP endpoint and web pages (config `[server]`, DESIGN §8)."""
+
+    host: str = DEFAULT_HOST
     port: int = 0  # 0: off
+    public_url: str | None = None  # base of the links in mailed digests; None: no links
+    link_days: int = 30  # a correction link in a digest works this many days
+    token: str | None = field(default=None, repr=False)  # MONITOR_WEB_TOKEN (environment only)
+    secret: str | None = field(default=None, repr=False)  # MONITOR_SECRET (environment only)
+
+    @property
+    def loopback(self) -> bool:
+        """Bound to this machine only: pages need no token."""
+        return is_loopback(self.host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +436,8 @@ class _Reader:
         )
 
     def _server(self, data: Mapping[str, Any]) -> ServerConfig:
-        values = self._section(data, "server", {"host": str, "port": int})
+        spec = {"host": str, "port": int, "public_url": str, "link_days": int}
+        values = self._section(data, "server", spec)
         # A container sets these without a config file of its own (see the Dockerfile).
         if self.env.get("MONITOR_SERVER_HOST"):
             values["host"] = self.env["MONITOR_SERVER_HOST"]
@@ -410,7 +448,26 @@ class _Reader:
                 self.problem("server.port", "MONITOR_SERVER_PORT is not a number")
         if "port" in values and not 0 <= values["port"] < 65536:
             self.problem("server.port", f"must be a TCP port or 0 (off), got {values['port']}")
-        return ServerConfig(**values)
+        if "public_url" in values:
+            values["public_url"] = self._public_url(values["public_url"])
+        if "link_days" in values and not 1 <= values["link_days"] <= 366:
+            self.problem("server.link_days", f"must be 1 to 366 days, got {values['link_days']}")
+        token = self.env.get("MONITOR_WEB_TOKEN") or None
+        if token is not None and len(token) < 16:
+            self.problem("server.host", "MONITOR_WEB_TOKEN must be at least 16 characters")
+        return ServerConfig(**values, token=token, secret=self.env.get("MONITOR_SECRET") or None)
+
+    def _public_url(self, value: str) -> str | None:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem("server.public_url", f"must be an http(s) URL, got {value!r}")
+            return None
+        if parts.query or parts.fragment or parts.username or parts.password:
+            self.problem(
+                "server.public_url", f"must not carry a query, fragment or user: {value!r}"
+            )
+            return None
+        return value.strip().rstrip("/")
 
     def _daemon(self, data: Mapping[str, Any]) -> DaemonConfig:
         spec = {

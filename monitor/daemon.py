@@ -44,7 +44,7 @@ from monitor.cluster.queue import (
     entry_to_json,
 )
 from monitor.cluster.status import queue_depth
-from monitor.config import Config, DigestConfig, load_config
+from monitor.config import Config, DigestConfig, load_config, serving_problems
 from monitor.corpus import corpus_files
 from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
@@ -62,9 +62,12 @@ from monitor.pipeline.digest import (
 )
 from monitor.pipeline.index import DedupeIndex
 from monitor.pipeline.poll import Clock, Deferrer, Poller, make_pool
+from monitor.resources import default_templates_dir
 from monitor.schedule import cron_trigger, due_slack, latest_fire, missed_fire, poll_jitter
-from monitor.server import Endpoint, Response, json_response
+from monitor.server import Endpoint, Request, Response, Route, json_response
 from monitor.store import Store
+from monitor.web.pages import Pages, record_correction
+from monitor.web.secret import load_secret
 
 log = logging.getLogger("monitor.daemon")
 
@@ -591,6 +594,8 @@ class Daemon:
         """Re-read the config; on any problem keep running on the old one and log each."""
         try:
             new = load_config(self.config.path, self.env)
+            if serving_problems(new):
+                raise ConfigError(serving_problems(new))
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error(
@@ -646,10 +651,29 @@ class Daemon:
         self.endpoint_port = None
         if not server.port:
             return
-        self._endpoint = Endpoint({"/healthz": self._healthz, "/metrics": self._metrics})
+        pages = self._make_pages()
+        self._endpoint = Endpoint(
+            [
+                Route("/healthz", self._healthz, public=True),
+                Route("/metrics", self._metrics),
+                *pages.routes(),
+            ],
+            token=None if server.loopback else server.token,
+            denied=pages.denied,
+        )
         self.endpoint_port = await self._endpoint.start(server.host, server.port)
 
-    def _healthz(self) -> Response:
+    def _make_pages(self) -> Pages:
+        return Pages(
+            lambda: self.config,
+            self.store,
+            load_secret(self.config.server.secret, self.config.data_dir),
+            clock=self.clock,
+            correct=record_correction,
+            templates_dir=default_templates_dir(),
+        )
+
+    def _healthz(self, _request: Request) -> Response:
         scheduler_ok = self.scheduler.state == STATE_RUNNING and not self._stopping.is_set()
         store_error = None
         try:
@@ -677,7 +701,7 @@ class Daemon:
             body["status"] = "ok" if ok else "unavailable"
         return json_response(200 if ok else 503, body)
 
-    def _metrics(self) -> Response:
+    def _metrics(self, _request: Request) -> Response:
         return Response(200, self.metrics.render(), CONTENT_TYPE)
 
     def _outbox_pending(self) -> float:

@@ -2,7 +2,9 @@
 
 Usage as a script (screenshots for a person to look at):
     python tests/chromium_check.py DIGEST.html OUT_DIR
-writes OUT_DIR/digest-{375,800}-{light,dark}.png.
+writes OUT_DIR/digest-{375,800}-{light,dark}.png;
+    python tests/chromium_check.py --pages BASE_URL OUT_DIR PATH...
+writes OUT_DIR/<path>-{375,1280}.png of the daemon's web pages (e.g. / /items/1).
 """
 
 from __future__ import annotations
@@ -109,6 +111,16 @@ def measure_layout(binary: str, page: str, widths: Sequence[int]) -> dict[int, L
     }
 
 
+def dump_dom(binary: str, url: str, width: int = 1280) -> str:
+    """The DOM of `url` after it loaded (and after any script that could run, ran)."""
+    return _run(binary, [f"--window-size={width},2000", "--dump-dom", url])
+
+
+def screenshot_url(binary: str, url: str, png: Path, width: int) -> None:
+    """Screenshot a served page at `width` px (headless windows this narrow work for URLs)."""
+    _run(binary, [f"--window-size={width},1600", f"--screenshot={png}", url])
+
+
 def screenshot(binary: str, page: Path, png: Path, width: int, *, dark: bool = False) -> None:
     """Screenshot `page` at `width` px; `dark` asks for prefers-color-scheme: dark."""
     args = [f"--window-size={width},3000", f"--screenshot={png}"]
@@ -117,7 +129,29 @@ def screenshot(binary: str, page: Path, png: Path, width: int, *, dark: bool = F
     _run(binary, [*args, page.resolve().as_uri()])
 
 
+def shoot_pages(binary: str, base: str, out: Path, paths: Sequence[str]) -> list[Path]:
+    """Screenshots of served pages at 375 and 1280 px."""
+    pngs = []
+    for path in paths:
+        name = path.strip("/").replace("/", "-") or "archive"
+        for width in (375, 1280):
+            png = out / f"{name}-{width}.png"
+            screenshot_url(binary, base.rstrip("/") + path, png, width)
+            pngs.append(png)
+    return pngs
+
+
 def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["--pages"] and len(argv) >= 4:
+        binary = find_chromium()
+        if binary is None:
+            print("chromium not found on PATH", file=sys.stderr)
+            return 1
+        out = Path(argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        for png in shoot_pages(binary, argv[1], out, argv[3:]):
+            print(png)
+        return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

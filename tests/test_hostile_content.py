@@ -8,16 +8,23 @@ import email
 import email.policy
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import feedparser
+import pytest
+
+from tests.chromium_check import dump_dom, find_chromium
 from tests.servers import LocalServer
 from tests.smtp_server import SmtpServer
 from tests.test_cli import run
 from tests.test_digest_send import write_config
+from tests.web_server import PagesServer
 
 WHEN = format_datetime(datetime.now(UTC) - timedelta(hours=1))
 PAGE = b"""<html><head><title>x</title><script>alert('page')</script></head><body><article>
@@ -144,3 +151,93 @@ def test_hostile_text_is_inert_in_terminal_html_markdown_text_and_mail(
     assert html_part is not None
     assert_html_safe(html_part.get_content())
     assert len(received.data) < 300_000
+
+
+# -- the web pages --------------------------------------------------------------------------------
+
+# Markup that would run if a page let it through: it sets a marker on the body and a global.
+MARKER = '<img src=x onerror="document.body.dataset.owned=1;window.owned=1">'
+SCRIPT = "<script>document.body.dataset.owned=2;window.owned=1</script>"
+
+
+class _Markup(HTMLParser):
+    """Collects what a browser would run: script elements, on* handlers, script links."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "iframe", "object", "embed"):
+            self.found.append(tag)
+        for name, value in attrs:
+            lowered = (value or "").strip().lower()
+            if name.startswith("on") or lowered.startswith(("javascript:", "data:")):
+                self.found.append(f"{tag} {name}={value}")
+
+
+def assert_markup_inert(page: str) -> None:
+    """Hostile text may show (escaped) but never becomes markup, and no bidi control shows."""
+    parser = _Markup()
+    parser.feed(page)
+    assert not parser.found, parser.found
+    assert not re.search("[\u202a-\u202e\u2066-\u2069\x1b]", page)
+
+
+def hostile_pages_feed(server: LocalServer) -> bytes:
+    """Two reports of one story whose titles and text carry markup as literal text."""
+    for name, extra in (("a", "met on Thursday"), ("b", "also met the Lao deputy minister")):
+        body = escape(f"{SCRIPT} {MARKER} ASEAN ministers and Lavrov {extra}.")
+        page = PAGE.replace(b"</article>", f"<p>{body}</p></article>".encode())
+        server.add(f"/{name}.html", page, content_type="text/html")
+    titles = [f"ASEAN {MARKER} talks \u202eevil", f"Lavrov {SCRIPT} in Vientiane"]
+    items = "".join(
+        f"<item><title>{escape(escape(title))}</title><link>{server.url(f'/{name}.html')}</link>"
+        f"<guid>{name}</guid><pubDate>{WHEN}</pubDate><description>{escape(escape(MARKER))}"
+        "</description></item>"
+        for name, title in zip("ab", titles, strict=True)
+    )
+    channel = f"<channel><title>E</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+def test_hostile_text_is_inert_on_every_page_and_in_chromium(
+    http_server: LocalServer, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    feed = http_server.add("/feed.xml", hostile_pages_feed(http_server))
+    config = write_config(tmp_path, feed, smtp_server.port)
+    with config.open("a", encoding="utf-8") as extra:
+        extra.write('[server]\npublic_url = "http://127.0.0.1:9"\n')
+    run(config, "poll")
+    records = [json.loads(line) for line in run(config, "items", "--json").stdout.splitlines()]
+    assert any("<img src=x onerror" in r["title"] for r in records)  # it did reach the store
+    story = records[0]["story"]["id"]
+    run(config, "digest", "--send", "--no-poll", "--since", "2000-01-01")
+    with PagesServer(config) as pages:
+        _, _, digest = pages.request("GET", "/digests/1")
+        fixes = re.findall(r'href="http://127\.0\.0\.1:9(/fix/[^"]+)"', digest.decode())
+        assert fixes
+        paths = ["/", "/digests/1", f"/stories/{story}", "/sources", "/login", *fixes]
+        paths += [f"/items/{r['id']}" for r in records]
+        for path in paths:
+            status, _, body = pages.request("GET", path)
+            assert status == 200, path
+            assert_markup_inert(body.decode())
+        _, _, item = pages.request("GET", f"/items/{records[0]['id']}")
+        assert "&lt;img src=x onerror=" in item.decode()  # shown as text
+        atom = pages.request("GET", "/digests.atom")[2]
+        assert not feedparser.parse(atom).bozo
+
+        binary = find_chromium()
+        if binary is None:
+            pytest.skip("no Chromium on PATH")
+        shown = ["/", "/digests/1", f"/stories/{story}", f"/items/{records[0]['id']}"]
+        with ThreadPoolExecutor(len(shown)) as pool:
+            doms = list(pool.map(lambda p: dump_dom(binary, pages.url(p)), shown))
+    for path, dom in zip(shown, doms, strict=True):
+        assert "</body>" in dom, f"{path}: Chromium rendered nothing"
+        assert "data-owned" not in dom, path  # the marker never ran
+        assert "<script" not in dom.lower(), path
+        assert_markup_inert(dom)
+    assert "window.owned=1" in doms[1]  # the digest shows the hostile text, as text
+    assert "window.owned=1" in doms[3]

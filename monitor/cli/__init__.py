@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from monitor import __version__, logs
-from monitor.config import Config, DigestConfig, find_config, load_config
-from monitor.dedupe.explain import DedupeFacts, explain_dedupe
+from monitor.config import Config, DigestConfig, find_config, load_config, serving_problems
 from monitor.durations import parse_time
 from monitor.errors import (
     ConfigError,
     MonitorError,
     StoreError,
 )
-from monitor.models import Item, Source, rank_tags
+from monitor.models import Item, Source
 from monitor.pipeline.digest import (
     SendOutcome,
     Window,
@@ -38,8 +37,9 @@ from monitor.pipeline.digest import (
     render,
     send_digest,
 )
-from monitor.store import Store, StoryInfo
-from monitor.tag import FACET_KINDS, Tags, explain_scores, explain_tag, score_article, tag_article
+from monitor.store import Store
+from monitor.tag import Tags, tag_article
+from monitor.views import explain_item, explain_lines, iso, item_json
 
 if TYPE_CHECKING:
     from monitor.pipeline import PollOutcome
@@ -134,6 +134,8 @@ def run(state: _State, log_format: str | None) -> None:
     SIGHUP re-reads the config."""
     with _errors():
         config = state.config
+        if serving_problems(config):
+            raise ConfigError(serving_problems(config))
         fmt = log_format or os.environ.get("MONITOR_LOG_FORMAT") or config.daemon.log_format
         logs.configure(logging.DEBUG if state.verbose > 1 else logging.INFO, fmt)
         for noisy in ("apscheduler", "httpx", "httpcore"):  # one line per request or job run
@@ -421,59 +423,7 @@ def _time_option(name: str, value: str | None, now: datetime) -> datetime | None
         _fail(f"{name}: {exc}", EXIT_USAGE)
 
 
-def item_json(
-    item: Item, *, with_text: bool = False, story: StoryInfo | None = None
-) -> dict[str, Any]:
-    """The DESIGN §3 `items --json` object; `story` is the item's story (`Store.story_info`)."""
-    dup = item.duplicate_of
-    data: dict[str, Any] = {
-        "id": item.id,
-        "url": item.url,
-        "canonical_url": item.canonical_url,
-        "source": item.source,
-        "title": item.title,
-        "published_at": _iso(item.published_at),
-        "fetched_at": _iso(item.fetched_at),
-        "language": item.language,
-        "status": item.status,
-        "duplicate_of": None
-        if dup is None
-        else {"kind": dup.kind, "ref": dup.ref, "similarity": dup.similarity, "method": dup.method},
-        "story": None
-        if item.story_id is None
-        else {
-            "id": item.story_id,
-            "size": story.size if story else 1,
-            "sources": list(story.sources) if story else [item.source],
-            "seed_refs": list(story.seed_refs) if story else [],
-        },
-        "topics": [
-            {
-                "id": t.id,
-                "score": t.score,
-                "threshold": t.threshold,
-                "strength": round(t.strength, 3),
-                "evidence": [
-                    {"term": term, "lang": lang, "count": n} for term, lang, n in t.evidence
-                ],
-            }
-            for t in item.topics
-        ],
-        "facets": {kind: list(item.facets.get(kind, ())) for kind in FACET_KINDS},
-        "extraction": item.extraction,
-        "text_chars": item.text_chars,
-        "guid": item.guid,
-        "baseline": item.baseline,
-    }
-    if with_text:
-        data["text"] = item.text
-    return data
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+_iso = iso
 
 
 def _print_items_table(found: Sequence[Item]) -> None:
@@ -543,84 +493,9 @@ def explain(state: _State, ref: str) -> None:
         item = store.get_item(ref)
         if item is None:
             _fail(f"no stored item with id or URL {ref!r}", EXIT_USAGE)
-        revisions = store.revisions(item.id)
-        facts = _dedupe_facts(store, item)
-    lines = [
-        f"item {item.id}: {item.title}",
-        f"  source: {item.source}  url: {item.url}",
-        f"  canonical url: {item.canonical_url}",
-        f"  first seen: {_iso(item.fetched_at)}  published: {_iso(item.published_at) or 'unknown'}",
-        f"  text: {item.text_chars} characters ({item.extraction}), language {item.language}",
-        f"status: {item.status}"
-        + (" (baseline: before the first poll's backfill)" if item.baseline else ""),
-    ]
-    for rev in revisions:
-        lines.append(f"  changed at {_iso(rev['changed_at'])}: was {rev['old_title']!r}")
-    lines += explain_dedupe(facts)
-    lines += _explain_tags(state.config, item)
-    for line in lines:
+        explanation = explain_item(store, state.config, item)
+    for line in explain_lines(explanation):
         click.echo(_terminal_safe(line))
-
-
-def _dedupe_facts(store: Store, item: Item) -> DedupeFacts:
-    """What the store knows about an item's dedupe decisions and its story."""
-    recorded = store.decision(item.id)
-    near, story = recorded if recorded is not None else (None, None)
-    members: list[Item] = []
-    seed_refs: tuple[str, ...] = ()
-    if item.story_id is not None:
-        members = store.story_members([item.story_id]).get(item.story_id, [])
-        info = store.story_info([item.story_id]).get(item.story_id)
-        seed_refs = info.seed_refs if info else ()
-    titles = store.seed_titles()
-    dates = {
-        s.name: f"dated {s.published_at:%Y-%m-%d}, from {s.date_source or 'the text'}"
-        for s in store.list_seeds()
-        if s.published_at is not None
-    }
-    keys = {k for k in _compared_keys(near, story) if k not in titles}
-    found = {k: store.get_item(k) for k in sorted(keys)}
-    return DedupeFacts(
-        item=item,
-        near=near,
-        story=story,
-        recorded=recorded is not None,
-        members=members,
-        seed_refs=seed_refs,
-        seed_titles=titles,
-        seed_dates=dates,
-        items_by_key={k: v for k, v in found.items() if v is not None},
-    )
-
-
-def _compared_keys(near: dict[str, Any] | None, story: dict[str, Any] | None) -> list[str]:
-    keys = [near.get("compared_with") if near else None]
-    keys += [story.get("matched_key"), story.get("compared_with")] if story else []
-    return [k for k in keys if isinstance(k, str)]
-
-
-def _explain_tags(config: Config, item: Item) -> list[str]:
-    """Topics with their evidence (as stored), then every other candidate and why it missed."""
-    lines = [f"topics, strongest first (rules: {config.topics_file}):"]
-    names = {t.id: t.label for t in config.taxonomy.topics}
-    for rank, tag in enumerate(rank_tags(item.topics), start=1):
-        name = names.get(tag.id, tag.id)
-        lines.append(f"  {rank}. {name} (strength {tag.strength:.2f} × threshold)")
-        lines.append("     " + explain_tag(config.taxonomy, tag))
-    if not item.topics:
-        lines.append("  none")
-    scores, _facets = score_article(
-        config.taxonomy, title=item.title, text=item.text, language=item.language
-    )
-    tagged = {t.id for t in item.topics}
-    missed = [s for s in scores if s.id not in tagged and s.status != "tagged"]
-    if missed:
-        lines.append("  candidates not tagged:")
-        lines += [f"    {line}" for line in explain_scores(missed)]
-    for kind in FACET_KINDS:
-        values = item.facets.get(kind, ())
-        lines.append(f"{kind}: {', '.join(values) if values else 'none'}")
-    return lines
 
 
 # -- retag --------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 import jinja2
@@ -28,17 +27,18 @@ from monitor.cli import (
     json_line,
     utcnow,
 )
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, serving_problems
 from monitor.corpus import add_to_corpus, corpus_files, read_seed
 from monitor.demo import LATER_SOURCES
 from monitor.digest.render import TEMPLATES, make_environment
 from monitor.errors import ConfigError, CorpusError, ParseError, Problem, SourceError
 from monitor.fetch import Fetcher, make_client
-from monitor.models import Source, SourceHealth
+from monitor.models import Source
 from monitor.parse import parse_feed
 from monitor.pipeline.digest import Window, collect, render
 from monitor.resources import default_templates_dir
 from monitor.sources import parse_opml, render_opml, render_sources
+from monitor.views import health_json, health_line, source_health
 
 # -- sources ------------------------------------------------------------------------------------
 
@@ -54,32 +54,9 @@ def sources() -> None:
 def sources_list(state: _State, as_json: bool) -> None:
     """Each source's health: last success, failures, last error."""
     with _errors(), _opened_store(state.config) as store:
-        health = store.list_source_health([s.name for s in state.config.sources])
+        health = source_health(store, state.config)
     for h in health:
-        if as_json:
-            click.echo(json_line(health_json(h)))
-        else:
-            last = _iso(h.last_success_at) or "never"
-            line = f"{h.name}: {h.status}, last success {last}"
-            if h.consecutive_failures:
-                line += (
-                    f", {h.consecutive_failures} failure(s), {h.last_error_class}: {h.last_error}"
-                )
-            click.echo(_terminal_safe(line))
-
-
-def health_json(h: SourceHealth) -> dict[str, Any]:
-    """The DESIGN §4 `sources list --json` object."""
-    return {
-        "name": h.name,
-        "url": h.url,
-        "status": h.status,
-        "last_success_at": _iso(h.last_success_at),
-        "consecutive_failures": h.consecutive_failures,
-        "last_error_class": h.last_error_class,
-        "last_error": h.last_error,
-        "next_check_at": _iso(h.next_check_at),
-    }
+        click.echo(json_line(health_json(h)) if as_json else _terminal_safe(health_line(h)))
 
 
 @sources.command("check")
@@ -171,7 +148,7 @@ def check_config(state: _State) -> None:
     """Validate the config and the files it names."""
     with _errors():
         config = state.config
-        problems = list(_template_problems(config))
+        problems = [*_template_problems(config), *serving_problems(config)]
         if problems:
             raise ConfigError(problems)
     click.echo(

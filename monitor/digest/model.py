@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from monitor.digest.summary import summarise
 from monitor.digest.text import TITLE_MAX, clean_text, safe_url
 from monitor.models import Item, SourceHealth, TopicTag, rank_tags
+from monitor.web.links import ItemActions, LinkMaker
 
 OTHER_ID = "other"
 OTHER_LABEL = "Other"
@@ -43,6 +44,7 @@ class DigestInput:
     topic_short: Mapping[str, str] = field(default_factory=dict)  # chip labels
     min_score: float = 0.0  # > 0: items without a topic scoring this much are left out
     topics: Sequence[str] = ()  # only these topics; empty: all
+    links: LinkMaker | None = None  # `[server] public_url` set: item pages and corrections
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class CoverageView:
     source: Link  # the source name, linking to that item
     title: str
     date: str
+    actions: ItemActions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class StoryView:
     item_count: int  # new items of the story in this window
     earlier: tuple[CoverageView, ...] = ()  # its reports first seen before this window
     earlier_more: int = 0
+    actions: ItemActions | None = None  # the lead item's page and corrections
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,9 +306,10 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
         clean_text(inp.seed_titles.get(ref) or ref, 200) for ref in sorted(set(seeds))
     )
     headline = links.link(_title(lead), lead.url)
-    before = tuple(_coverage(m, tz, links) for m in earlier[:_EARLIER_SHOWN])
+    multi = len(all_members) > 1
+    before = tuple(_coverage(m, tz, links, inp, multi) for m in earlier[:_EARLIER_SHOWN])
     text = lead.text or lead.summary or ""
-    also = tuple(_coverage(m, tz, links) for m in others[:_ALSO_SHOWN])
+    also = tuple(_coverage(m, tz, links, inp, multi) for m in others[:_ALSO_SHOWN])
     return StoryView(
         headline=headline,
         source=clean_text(lead.source, 80),
@@ -318,15 +323,25 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
         item_count=len(members),
         earlier=before,
         earlier_more=max(0, len(earlier) - _EARLIER_SHOWN),
+        actions=_actions(lead, inp, multi),
     )
 
 
-def _coverage(item: Item, tz: ZoneInfo, links: _Links) -> CoverageView:
+def _actions(item: Item, inp: DigestInput, multi_report: bool) -> ItemActions | None:
+    if inp.links is None:
+        return None
+    return inp.links.actions(item.id, multi_report=multi_report, tagged=bool(item.topics))
+
+
+def _coverage(
+    item: Item, tz: ZoneInfo, links: _Links, inp: DigestInput, multi_report: bool
+) -> CoverageView:
     """Another report of the story: its source (linking to it), title and date."""
     return CoverageView(
         links.link(clean_text(item.source, 80) or "?", item.url),
         _title(item),
         format_date(_when(item), tz),
+        _actions(item, inp, multi_report),
     )
 
 

@@ -34,6 +34,13 @@ def clean_text(value: str | None, limit: int = LINE_MAX) -> str:
     return _cut(head, limit)
 
 
+def neutral(value: str, limit: int = 5000) -> str:
+    """`value` with bidi controls removed and control characters as spaces, cut at `limit`;
+    unlike `clean_text` it keeps the spacing (indented `explain` lines)."""
+    head = _CONTROLS.sub(" ", _DROP.sub("", value[: limit + 1]))
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
 def _cut(text: str, limit: int) -> str:
     """Cut at a word boundary near `limit`, never inside a base+combining-mark cluster."""
     cut = text[: limit - 1]

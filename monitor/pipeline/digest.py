@@ -24,6 +24,8 @@ from monitor.errors import DeliveryError
 from monitor.message import build_message, domain_of, message_id_for
 from monitor.resources import default_templates_dir
 from monitor.store import DigestRecord, Store
+from monitor.web.links import LinkMaker
+from monitor.web.secret import load_secret
 
 log = logging.getLogger("monitor.digest")
 
@@ -95,7 +97,18 @@ def collect(
         topic_short=short,
         min_score=digest.min_score,
         topics=digest.topics,
+        links=digest_links(config, now),
     )
+
+
+def digest_links(config: Config, now: datetime) -> LinkMaker | None:
+    """With `[server] public_url`, the links a digest carries to the pages and the signed
+    corrections (valid `link_days` from `now`); None without it."""
+    server = config.server
+    if server.public_url is None:
+        return None
+    secret = load_secret(server.secret, config.data_dir)
+    return LinkMaker(server.public_url, secret, now + timedelta(days=server.link_days))
 
 
 def render(digest: DigestConfig, inp: DigestInput) -> RenderedDigest:

@@ -32,7 +32,7 @@ from monitor.store.dedupe import (
     insert_dedupe,
     replace_signature,
 )
-from monitor.store.outbox import OutboxStore
+from monitor.store.outbox import DigestSummary, OutboxStore
 from monitor.store.rows import (
     DigestRecord,
     ExistingItem,
@@ -70,6 +70,7 @@ __all__ = [
     "CorrectionsChanged",
     "DedupeRecord",
     "DigestRecord",
+    "DigestSummary",
     "ExistingItem",
     "ItemSignature",
     "PollSuccess",

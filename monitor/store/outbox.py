@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,21 @@ import sqlalchemy as sa
 
 from monitor.store.rows import DigestRecord, StoreBase, aware
 from monitor.store.schema import delivery_attempts, digest_items, digests
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSummary:
+    """A digest as the archive lists it (no bodies)."""
+
+    id: int
+    name: str
+    window_start: datetime
+    window_end: datetime
+    subject: str
+    status: str  # pending | sent
+    created_at: datetime
+    sent_at: datetime | None
+    items: int
 
 
 class OutboxStore(StoreBase):
@@ -138,3 +154,50 @@ class OutboxStore(StoreBase):
         query = sa.select(digest_items.c.item_id).where(digest_items.c.digest_id == digest_id)
         with self._begin() as conn:
             return sorted(int(i) for i in conn.execute(query).scalars())
+
+    def get_digest(self, digest_id: int) -> DigestRecord | None:
+        with self._begin() as conn:
+            row = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).one_or_none()
+        return None if row is None else DigestRecord(**row._mapping)
+
+    def list_digests(self, *, limit: int = 500) -> list[DigestSummary]:
+        """Digests that were sent or are waiting to be, newest window first (the archive);
+        empty windows that were never mailed are left out."""
+        counted = (
+            sa.select(digest_items.c.digest_id, sa.func.count().label("n"))
+            .group_by(digest_items.c.digest_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                digests.c.id,
+                digests.c.name,
+                digests.c.window_start,
+                digests.c.window_end,
+                digests.c.subject,
+                digests.c.status,
+                digests.c.created_at,
+                digests.c.sent_at,
+                sa.func.coalesce(counted.c.n, 0).label("items"),
+            )
+            .outerjoin(counted, counted.c.digest_id == digests.c.id)
+            .where(digests.c.status != "empty")
+            .order_by(digests.c.window_end.desc(), digests.c.id.desc())
+            .limit(limit)
+        )
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        return [
+            DigestSummary(
+                id=r.id,
+                name=r.name,
+                window_start=aware(r.window_start),
+                window_end=aware(r.window_end),
+                subject=r.subject,
+                status=r.status,
+                created_at=aware(r.created_at),
+                sent_at=None if r.sent_at is None else aware(r.sent_at),
+                items=int(r.items),
+            )
+            for r in rows
+        ]
