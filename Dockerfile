@@ -4,7 +4,8 @@
 #   docker build -t monitor .
 #
 # With the packaged default config (the endpoint listens on all interfaces of the container,
-# so its pages need an access token):
+# so its pages need an access token; without one they stay shut and /healthz, /metrics and the
+# signed correction links still answer):
 #   docker run -d --name monitor --stop-timeout 40 -p 8080:8080 \
 #       -e MONITOR_WEB_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe())')" \
 #       -v monitor-data:/data monitor

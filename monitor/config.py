@@ -28,17 +28,17 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_HOST = "127.0.0.1"  # the pages need no token here (DESIGN §8)
 
 
-def serving_problems(config: Config) -> list[Problem]:
-    """What stops the daemon from serving its pages: bound beyond this machine without a
-    token (DESIGN §8). Only `run` and `check-config` ask; other commands never serve."""
+def serving_notes(config: Config) -> list[str]:
+    """What `run` and `check-config` should tell about serving the pages (DESIGN §8): bound
+    beyond this machine without a token, the daemon runs but its pages stay shut."""
     server = config.server
-    if not server.port or server.loopback or server.token is not None:
+    if not server.pages_locked:
         return []
-    reason = (
-        f"bound to {server.host!r}, beyond this machine: set MONITOR_WEB_TOKEN so that the "
-        "pages need a token, or bind 127.0.0.1"
-    )
-    return [Problem(str(config.path), "server.host", reason)]
+    return [
+        f"{config.path}: server.host: bound to {server.host!r}, beyond this machine, without "
+        "MONITOR_WEB_TOKEN: the pages answer 403 until it is set (or bind 127.0.0.1); "
+        "/healthz, /metrics and the signed correction links still answer"
+    ]
 
 
 def is_loopback(host: str) -> bool:
@@ -100,6 +100,12 @@ class ServerConfig:
     def loopback(self) -> bool:
         """Bound to this machine only: pages need no token."""
         return is_loopback(self.host)
+
+    @property
+    def pages_locked(self) -> bool:
+        """Served beyond this machine without a token: the pages stay shut (403) until one is
+        set; `/healthz`, `/metrics` and the signed correction links still answer."""
+        return bool(self.port) and not self.loopback and self.token is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from monitor.cluster.queue import (
     entry_to_json,
 )
 from monitor.cluster.status import queue_depth
-from monitor.config import Config, DigestConfig, load_config, serving_problems
+from monitor.config import Config, DigestConfig, load_config, serving_notes
 from monitor.corpus import corpus_files
 from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
@@ -594,8 +594,6 @@ class Daemon:
         """Re-read the config; on any problem keep running on the old one and log each."""
         try:
             new = load_config(self.config.path, self.env)
-            if serving_problems(new):
-                raise ConfigError(serving_problems(new))
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error(
@@ -651,14 +649,19 @@ class Daemon:
         self.endpoint_port = None
         if not server.port:
             return
+        for note in serving_notes(self.config):
+            log.warning("pages_locked %s", note)
         pages = self._make_pages()
         self._endpoint = Endpoint(
             [
                 Route("/healthz", self._healthz, public=True),
-                Route("/metrics", self._metrics),
+                # Behind the token when there is one; open while the pages are shut for want
+                # of one, as before there were pages (a scraper keeps working).
+                Route("/metrics", self._metrics, public=server.pages_locked),
                 *pages.routes(),
             ],
             token=None if server.loopback else server.token,
+            locked=server.pages_locked,
             denied=pages.denied,
         )
         self.endpoint_port = await self._endpoint.start(server.host, server.port)

@@ -153,17 +153,20 @@ class _Refused(Exception):
 
 class Endpoint:
     """Serves `routes` on host:port until `close`. `token`: the access token every non-public
-    route needs (None: none needed); `denied` renders the answer to a request without it."""
+    route needs (None: none needed); `locked`: every non-public route is refused, for want of
+    a token; `denied` renders the answer to a request refused either way."""
 
     def __init__(
         self,
         routes: Sequence[Route],
         *,
         token: str | None = None,
+        locked: bool = False,
         denied: Handler | None = None,
     ) -> None:
         self.routes = list(routes)
         self.token = token
+        self.locked = locked  # no token where one is needed: every non-public route is shut
         self.denied = denied or (lambda _r: text_response(403, "forbidden: a token is needed"))
         self._server: asyncio.Server | None = None
         self._threads: ThreadPoolExecutor | None = None
@@ -264,7 +267,7 @@ class Endpoint:
             request.method, request.path, request.query, request.headers, request.body, params
         )
         handler = route.handler
-        if not route.public and not has_access(call, self.token):
+        if not route.public and (self.locked or not has_access(call, self.token)):
             handler = self.denied
         if not route.blocking or self._threads is None:
             return handler(call)

@@ -17,7 +17,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from monitor.config import load_config, serving_problems
+from monitor.config import load_config, serving_notes
 from monitor.errors import ConfigError
 from monitor.server import MAX_BODY
 from monitor.web.secret import load_secret
@@ -178,16 +178,38 @@ def test_server_config_problems_name_the_key(
         load_config(path, env)
 
 
-def test_bound_beyond_loopback_without_a_token_run_and_check_config_refuse(
+def test_bound_beyond_loopback_without_a_token_check_config_says_the_pages_are_shut(
     tmp_path: Path,
 ) -> None:
     config = write(tmp_path, '[server]\nhost = "0.0.0.0"\nport = 8080\n')
-    for command in ("check-config", "run"):
-        done = run(config, command, check=False)
-        assert done.returncode == 2, done.stderr
-        assert "server.host: bound to '0.0.0.0', beyond this machine" in done.stderr
-        assert "MONITOR_WEB_TOKEN" in done.stderr
-    assert run(config, "sources", "list").returncode == 0  # other commands never serve
+    done = run(config, "check-config", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "note: " in done.stderr
+    assert "server.host: bound to '0.0.0.0', beyond this machine, without MONITOR_WEB_TOKEN" in (
+        done.stderr
+    )
+    assert "the pages answer 403" in done.stderr
+    assert not serving_notes(load_config(config, {"MONITOR_WEB_TOKEN": "x" * 24}))
+    loopback = write(tmp_path, "[server]\nport = 8080\n")
+    assert not serving_notes(load_config(loopback, {}))
+
+
+def test_bound_beyond_loopback_without_a_token_the_pages_are_shut(site: Site) -> None:
+    config = site.config.parent / "shut.toml"
+    text = site.config.read_text("utf-8").replace("[server]\n", '[server]\nhost = "0.0.0.0"\n')
+    config.write_text(text.replace("port = 0", "port = 8080"), "utf-8")
+    split = fix_links(site.mailed_html)[0]
+    with PagesServer(config) as pages:
+        for path in ("/", "/digests/1", "/items/1", "/sources", "/digests.atom", "/login"):
+            status, _, body = pages.request("GET", path)
+            assert status == 403, path
+            assert b"These pages are shut" in body
+        # No token can open them: a login attempt is refused the same way.
+        status, _, body = pages.request("POST", "/login", form={"token": ""})
+        assert status == 403
+        assert b"These pages are shut" in body
+        assert pages.request("GET", split)[0] == 200  # the signed link is its own proof
+        assert pages.request("GET", "/static/style.css")[0] == 200
 
 
 def test_public_url_and_link_days_are_read(tmp_path: Path) -> None:
@@ -412,7 +434,7 @@ def test_bound_beyond_loopback_every_page_but_the_signed_links_needs_the_token(
     config = site.config.parent / "beyond.toml"
     text = site.config.read_text("utf-8").replace("[server]\n", '[server]\nhost = "0.0.0.0"\n')
     config.write_text(text.replace("port = 0", "port = 8080"), "utf-8")
-    assert serving_problems(load_config(config, {}))  # `run` refuses it without a token
+    assert serving_notes(load_config(config, {}))  # the pages are shut without a token
     split = fix_links(site.mailed_html)[0]
     with PagesServer(config, env={"MONITOR_WEB_TOKEN": TOKEN}) as pages:
         for path in ("/", "/digests/1", "/items/1", "/sources", "/digests.atom"):

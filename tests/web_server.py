@@ -43,6 +43,7 @@ class PagesServer(AbstractContextManager["PagesServer"]):
         self.endpoint = Endpoint(
             self.pages.routes(),
             token=None if server.loopback else server.token,
+            locked=server.pages_locked,
             denied=self.pages.denied,
         )
         self.loop = asyncio.new_event_loop()

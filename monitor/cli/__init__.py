@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from monitor import __version__, logs
-from monitor.config import Config, DigestConfig, find_config, load_config, serving_problems
+from monitor.config import Config, DigestConfig, find_config, load_config
 from monitor.durations import parse_time
 from monitor.errors import (
     ConfigError,
@@ -134,8 +134,6 @@ def run(state: _State, log_format: str | None) -> None:
     SIGHUP re-reads the config."""
     with _errors():
         config = state.config
-        if serving_problems(config):
-            raise ConfigError(serving_problems(config))
         fmt = log_format or os.environ.get("MONITOR_LOG_FORMAT") or config.daemon.log_format
         logs.configure(logging.DEBUG if state.verbose > 1 else logging.INFO, fmt)
         for noisy in ("apscheduler", "httpx", "httpcore"):  # one line per request or job run

@@ -27,7 +27,7 @@ from monitor.cli import (
     json_line,
     utcnow,
 )
-from monitor.config import Config, load_config, serving_problems
+from monitor.config import Config, load_config, serving_notes
 from monitor.corpus import add_to_corpus, corpus_files, read_seed
 from monitor.demo import LATER_SOURCES
 from monitor.digest.render import TEMPLATES, make_environment
@@ -148,9 +148,11 @@ def check_config(state: _State) -> None:
     """Validate the config and the files it names."""
     with _errors():
         config = state.config
-        problems = [*_template_problems(config), *serving_problems(config)]
+        problems = list(_template_problems(config))
         if problems:
             raise ConfigError(problems)
+        for note in serving_notes(config):
+            click.echo(f"note: {note}", err=True)
     click.echo(
         f"{config.path}: ok; {len(config.sources)} source(s), "
         f"{len(config.taxonomy.topic_ids)} topic(s), {len(config.digests)} digest(s), "

@@ -248,6 +248,8 @@ class Pages:
 
     def login(self, request: Request) -> Response:
         token = self.config.server.token
+        if self.config.server.pages_locked:
+            return self.denied(request)
         if request.method != "POST":
             return self._page("login.html.j2", title="Log in", failed=False, needed=bool(token))
         if not self._same_origin(request):
@@ -262,6 +264,8 @@ class Pages:
         return self._redirect("/", (("Set-Cookie", cookie),))
 
     def denied(self, _request: Request) -> Response:
+        if self.config.server.pages_locked:
+            return self._page("login.html.j2", 403, title="Pages shut", locked=True)
         return self._page("login.html.j2", 403, title="Log in", failed=False, needed=True)
 
     def _redirect(self, to: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
