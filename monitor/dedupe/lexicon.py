@@ -123,6 +123,15 @@ for _type, _words in (
     for _word in _words.split():
         EVENT_NOUNS[_word] = _type
 
+# Several words that together name a kind of event (matched case-folded, before the nouns):
+# Vietnamese "hội nghị" alone is any meeting, "hội nghị cấp cao" / "thượng đỉnh" a summit.
+EVENT_PHRASES: dict[str, str] = {
+    "hội nghị cấp cao": "summit",
+    "hội nghị thượng đỉnh": "summit",
+    "встреча на высшем уровне": "summit",
+    "konferensi tingkat tinggi": "summit",
+}
+
 # Key names for Russia–ASEAN coverage: canonical name -> (kind, weight, aliases).
 # Weight: how much sharing the entity says about "same event"; ASEAN and Russia are in almost
 # every item this monitor sees, so they count little.

@@ -3,8 +3,9 @@
 Usage: .venv/bin/python tests/eval/eval_events.py [--sweep] [--orders N] [--data FILE ...]
 
 By default it reads the development set and the fresh held-out set (`test2.jsonl`, split
-"test2", collected after the rules were written and scored untuned first). `--data` also takes the file `monitor corrections export` writes: the analyst's "not the
-same story" corrections as reports of different events (split "corrections").
+"test2", collected after the rules were written and scored untuned first). `--data` also
+takes the file `monitor corrections export` writes: the analyst's "not the same story"
+corrections as reports of different events (split "corrections").
 
 The set (`tests/data/stories/recurring.jsonl`, guideline in `docs/story-dev-set.md`) holds
 short excerpts of reports of the same kind of meeting in different months or years (BRICS,
