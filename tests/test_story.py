@@ -205,6 +205,42 @@ def test_a_roman_numeral_in_an_all_caps_headline_is_not_an_edition(text: str) ->
     assert _features(text, "", None, None).ordinals == ()
 
 
+def test_a_day_of_the_month_is_not_an_edition() -> None:
+    text = "The BRICS Summit will be hosted from 22-24th August 2023 in Johannesburg."
+    assert _features("", text, None, None).ordinals == ()
+    assert _features("", "The 15th BRICS Summit opens on August 22nd.", None, None).ordinals == (
+        "summit:15",
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Modi and Xi hold bilateral talks in Tianjin", "Modi met Xi Jinping in Tianjin."),
+        ("", "Нарендра Моди и Си Цзиньпин провели двустороннюю встречу в Тяньцзине."),
+        ("", "Си Цзинпин и Нарендра Моди започнаха двустранна среща в Тянцзин."),
+        ("", "Нарендра Моді та Сі Цзіньпін провели зустріч у Тяньцзіні."),
+    ],
+    ids=["en", "ru", "bg", "uk"],
+)
+def test_the_report_of_a_meeting_of_two_people_is_kept_apart_from_the_summit(
+    title: str, text: str
+) -> None:
+    at = _day(2025, 8, 31)
+    bilateral = _features(title, text, at, None)
+    assert bilateral.pair == ("Modi", "Xi Jinping")
+    summit = _features(
+        "SCO summit opens in Tianjin",
+        "Leaders of the SCO member states gathered in Tianjin for the summit hosted by Xi "
+        "Jinping, with Putin among the guests.",
+        at,
+        "en",
+    )
+    result = story_similarity(bilateral, summit)
+    assert result.score == 0.0
+    assert "one reports the meeting of Modi and Xi Jinping" in result.reasons[0]
+
+
 def test_a_summit_and_a_meeting_with_other_numbers_are_other_editions() -> None:
     """ "The 47th ASEAN Summit" and the 32nd APEC leaders' meeting ("Hội nghị ... lần thứ 32"),
     in one city's week: a numbered summit is a numbered meeting when vetoing."""

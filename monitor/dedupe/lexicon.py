@@ -79,10 +79,12 @@ senin selasa rabu kamis jumat sabtu minggu
 
 # Words that make a lead naming two people the report of their meeting (a bilateral), cut to
 # the story layer's stems: met/meets, talks, bilateral; встреча, переговоры, двусторонний;
-# hội đàm, gặp, song phương; bertemu, bilateral.
+# Bulgarian среща, двустранна; Ukrainian зустріч, переговори; hội đàm, gặp, song phương;
+# bertemu, bilateral.
 MEETING_WORDS = """
 met meets meeting talks bilateral sidelines
 встреч встрет встретил переговор двусторон
+среща срещна двустранна зустріч зустрівся переговори двосторонн
 hội đàm gặp gỡ song phương bên lề
 bertemu pertemuan bilateral sela
 """

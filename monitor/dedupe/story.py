@@ -426,6 +426,8 @@ def _ordinals(text: str) -> set[str]:
     for i, token in enumerate(tokens):
         if not token.startswith("ordinal") or not token[7:].isdigit():
             continue
+        if any(t in _MONTHS for t in tokens[max(0, i - 1) : i + 2]):
+            continue  # a date: "22-24th August", "August 24th"
         best: tuple[int, str] | None = None
         for j in range(max(0, i - 10), min(len(tokens), i + 7)):  # vi/id: noun first
             kind = _EVENT_NOUNS.get(tokens[j])
