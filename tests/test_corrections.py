@@ -4,22 +4,22 @@ pipeline against a local HTTP site."""
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from monitor.cluster.gate import DecisionGate
-from monitor.config import DedupeConfig, PollConfig
-from monitor.dedupe.story import StoryFeatures, extract_features, features_to_json
+from monitor.config import DedupeConfig
+from monitor.dedupe.seeds import parse_seed
+from monitor.dedupe.story import StoryFeatures, StoryIndex, extract_features, features_to_json
 from monitor.errors import CorrectionError
-from monitor.fetch import Fetcher, make_client
 from monitor.models import Correction, HttpConfig, Item, Source, TopicTag
 from monitor.pipeline.corrections import (
     list_corrections,
@@ -27,13 +27,12 @@ from monitor.pipeline.corrections import (
     split_item,
     undo_correction,
 )
-from monitor.pipeline.index import DedupeIndex
-from monitor.pipeline.poll import Poller, init_worker
-from monitor.store import SCHEMA_VERSION, DedupeRecord, ItemSignature, Store
+from monitor.pipeline.index import Decision, DedupeIndex
+from monitor.store import SCHEMA_VERSION, CorrectionsChanged, DedupeRecord, ItemSignature, Store
 from monitor.tag import Tags
 from tests.servers import LocalServer
 from tests.test_dedupe_e2e import LIM_VISIT, MFA_REMARKS, VNA_TALKS, seed_page
-from tests.test_pipeline import NO_CORPUS, START, TAXONOMY, Clock, poll, rss
+from tests.test_pipeline import NO_CORPUS, START, Clock, poll, rss
 from tests.test_store import article, empty_postgres
 
 # Three reports of one event (Lim Jock Hoi's Moscow visit, February 2020), one per source.
@@ -259,6 +258,10 @@ def test_untag_removes_the_tag_retag_keeps_it_off_and_undo_restores_it(store: St
     assert store.retag(lambda item: tags) == 2
     assert _topics(store, first) == ["diplomacy"]
     assert _topics(store, other) == ["diplomacy", "trade"]
+    # The source changes the article: it is re-extracted and re-tagged, the topic stays off.
+    changed = article(1, text="Article number 1, updated: trade talks.", text_hash="f" * 64)
+    assert store.update_item(first, changed, START + timedelta(hours=1), tags)
+    assert _topics(store, first) == ["diplomacy"]
 
     undone = undo_correction(store, correction.id)
     assert undone.undone_at is not None
@@ -304,33 +307,6 @@ def test_a_version_6_database_gains_the_corrections_table_and_keeps_its_items(
 # -- cluster mode: corrections under the decision lock ---------------------------------------------
 
 
-def poll_as_node(
-    store: Store,
-    index: DedupeIndex,
-    gate: DecisionGate,
-    sources: list[Source],
-    clock: Clock,
-    http_config: HttpConfig,
-) -> None:
-    """One cluster node's poll: its own index, deciding under the shared decision lock."""
-
-    async def go() -> None:
-        with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
-            async with make_client(http_config) as client:
-                poller = Poller(
-                    store,
-                    Fetcher(client, http_config),
-                    pool,
-                    PollConfig(),
-                    index=index,
-                    clock=clock,
-                    gate=gate,
-                )
-                await poller.poll_all(sources)
-
-    asyncio.run(go())
-
-
 def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_collision(
     http_server: LocalServer, http_config: HttpConfig
 ) -> None:
@@ -346,7 +322,7 @@ def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_c
             store.log_decisions = True
         gates = [DecisionGate(s) for s in stores[:2]]
         first = DedupeIndex.load(stores[0], NO_CORPUS, WIDE, clock())
-        poll_as_node(stores[0], first, gates[0], sources[:3], clock, http_config)
+        poll(stores[0], sources[:3], clock, http_config, index=first, gate=gates[0])
         with gates[1].holding():  # the second node starts: its index holds the story
             second = DedupeIndex.load(stores[1], NO_CORPUS, WIDE, clock())
         items = by_source(stores[2])
@@ -369,7 +345,7 @@ def test_a_split_waits_for_a_nodes_decision_and_every_node_obeys_it_with_no_id_c
         # The second node, whose index predates the split, polls the earlier reprint and an
         # unrelated report: before deciding it obeys the split and skips the split's story id.
         clock.advance(timedelta(hours=1))
-        poll_as_node(stores[1], second, gates[1], [sources[3], unrelated], clock, http_config)
+        poll(stores[1], [sources[3], unrelated], clock, http_config, index=second, gate=gates[1])
         after = by_source(stores[2])
         assert after["C"].story_id == correction.new_story_id
         assert (
@@ -390,3 +366,102 @@ def serve_unrelated(server: LocalServer) -> Source:
     link = server.url("/data/pages/aljazeera.com.helicopter.html")
     server.add("/e.xml", rss([{"title": "US helicopter crash", "link": link, "date": when}]))
     return Source("E", server.url("/e.xml"), language="en")
+
+
+# -- a correction landing between a decision and its insert (no cluster lock) ----------------------
+
+
+class SplitInTheWindow(DedupeIndex):
+    """A live index during whose first decision another process (its own store connection)
+    records a split: the moment between the catch-up and the insert."""
+
+    other: Store
+    split_id: int
+    corrections: list[Correction]
+
+    def decide(self, **kwargs: Any) -> Decision:
+        decision = super().decide(**kwargs)
+        if not self.corrections:
+            self.corrections.append(split_item(self.other, self.split_id))
+        return decision
+
+
+def test_a_correction_recorded_while_a_daemon_decides_makes_it_decide_again(
+    story: tuple[Store, list[Source], Clock],
+    http_server: LocalServer,
+    http_config: HttpConfig,
+) -> None:
+    store, _sources, clock = story
+    items = by_source(store)
+    unrelated = serve_unrelated(http_server)
+    store.sync_sources([unrelated], clock())
+    index = SplitInTheWindow.load(store, NO_CORPUS, WIDE, clock())
+    assert isinstance(index, SplitInTheWindow)
+    other = Store.open(store.engine.url.render_as_string(hide_password=False), now=clock())
+    index.other, index.split_id, index.corrections = other, items["C"].id, []
+    try:
+        clock.advance(timedelta(hours=1))
+        poll(store, [unrelated], clock, http_config, index=index)
+    finally:
+        other.close()
+    [correction] = index.corrections
+    after = by_source(store)
+    # The split took the next free story id while the unrelated report was being decided
+    # with the same id in mind: the insert was refused and the report decided again.
+    assert after["C"].story_id == correction.new_story_id
+    assert after["E"].story_id not in {correction.story_id, correction.new_story_id}
+    assert index.corrections_seen == store.corrections_state()
+
+
+def test_an_insert_is_refused_when_corrections_changed_since_the_decision(store: Store) -> None:
+    store.sync_sources([Source("ASEAN", "https://asean.org/feed/")], START)
+    first = store.insert_item(
+        article(1), fetched_at=START, status="new", baseline=False, dedupe=lone_record(1)
+    )
+    store.insert_item(
+        article(2), fetched_at=START, status="new", baseline=False, dedupe=lone_record(1)
+    )
+    split_item(store, first)
+
+    def third(seen: tuple[int, int]) -> int:
+        return store.insert_item(
+            article(3),
+            fetched_at=START,
+            status="new",
+            baseline=False,
+            dedupe=lone_record(3),
+            corrections_seen=seen,
+        )
+
+    with pytest.raises(CorrectionsChanged):
+        third((0, 0))
+    assert [i.title for i in store.list_items()] == ["Title 1", "Title 2"]  # nothing stored
+    third(store.corrections_state())
+    assert len(store.list_items()) == 3
+
+
+# -- the constraint inside the story layer ------------------------------------------------------
+
+
+def test_the_story_layer_keeps_a_corrected_pair_apart_in_every_arrival_order() -> None:
+    seeds = Path(__file__).resolve().parents[1] / "config" / "corpus"
+    features = {}
+    for name, (seed, title, day) in REPORTS.items():
+        text = parse_seed(seed, (seeds / seed).read_text("utf-8")).text
+        features[name] = extract_features(title, text, day.replace(tzinfo=UTC), "en")
+
+    def partition(order: tuple[str, ...], apart: dict[str, set[str]]) -> frozenset[frozenset[str]]:
+        index = StoryIndex()
+        index.set_apart(apart)
+        for n, name in enumerate(order):
+            index.assign(name, features[name], START + timedelta(minutes=n))
+        found: dict[int | None, set[str]] = {}
+        for name in features:
+            found.setdefault(index.story_of(name), set()).add(name)
+        return frozenset(frozenset(g) for g in found.values())
+
+    orders = list(itertools.permutations(features))
+    one_event = {partition(o, {}) for o in orders}
+    assert one_event == {frozenset({frozenset({"A", "B", "C"})})}  # whatever the order
+    corrected = {partition(o, {"C": {"A", "B"}}) for o in orders}
+    assert corrected == {frozenset({frozenset({"A", "B"}), frozenset({"C"})})}

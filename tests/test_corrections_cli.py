@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.daemon_process import DaemonProcess, free_port, health
 from tests.servers import LocalServer
 from tests.test_cli import ROOT, run, write_config
-from tests.test_corrections import serve_late_reprint, serve_reports
+from tests.test_corrections import serve_late_reprint, serve_reports, serve_unrelated
+from tests.test_daemon import write_config as daemon_config
+from tests.test_pipeline import rss
 from tests.topics_data import load_news
 
 
@@ -165,3 +168,44 @@ def test_bad_ids_are_usage_errors_that_name_what_is_wrong(
     assert "'seven' is not a valid integer" in bad.stderr
     assert run(config, "corrections", "list").stdout == "no corrections\n"
     assert run(config, "corrections", "list", "--json").stdout == ""
+
+
+def test_a_running_daemon_obeys_a_split_made_from_the_command_line_at_its_next_decision(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """The daemon's index was built before the split; the CLI is another process. (That a
+    stale index would take a colliding story id is shown deterministically in
+    test_corrections.py; here the real processes agree end to end.)"""
+    sources = {s.name: s.url for s in serve_reports(http_server)}
+    later = [serve_late_reprint(http_server), serve_unrelated(http_server)]
+    for source in later:  # their feeds are empty until the split is made
+        http_server.add(f"/{source.name.lower()}.xml", rss([]))
+    sources.update({s.name: s.url for s in later})
+    port = free_port()
+    config = daemon_config(tmp_path, sources, digests=False, server_port=port)
+    with DaemonProcess(config) as daemon:
+        # Only once the daemon has opened (created) the database does another process read it.
+        daemon.wait_for("/healthz", lambda: health(port))
+        daemon.wait_for("three stored reports", lambda: len(stored(config)) == 3, timeout=60)
+        before = stored(config)
+        story = before["C"]["story"]["id"]
+        done = json.loads(
+            run(config, "corrections", "split", str(before["C"]["id"]), "--json").stdout
+        )
+        serve_late_reprint(http_server)
+        serve_unrelated(http_server)
+        daemon.wait_for("D and E stored", lambda: {"D", "E"} <= set(stored(config)), timeout=60)
+        daemon.wait_log("corrections_obeyed")
+    after = stored(config)
+    assert after["C"]["story"]["id"] == done["new_story_id"] != story
+    assert after["A"]["story"]["id"] == after["B"]["story"]["id"] == story
+    assert after["D"]["story"]["id"] == story
+    # The daemon's next new story takes an id past the split's: no collision.
+    assert after["E"]["story"]["id"] not in {story, done["new_story_id"]}
+    assert after["E"]["story"]["size"] == 1
+
+
+def stored(config: Path) -> dict[str, dict[str, Any]]:
+    """The stored items by source, as another process reads them (`items --json`)."""
+    done = run(config, "items", "--json", check=False)
+    return {} if done.returncode else items_by_source(config)

@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from monitor.cluster.gate import DecisionGate
 from monitor.config import DedupeConfig, PollConfig
 from monitor.fetch import Fetcher, make_client
 from monitor.models import HttpConfig, Source
@@ -93,10 +94,14 @@ def poll(
     corpus: Path = NO_CORPUS,
     dedupe: DedupeConfig | None = None,
     executor: type[ThreadPoolExecutor] = ThreadPoolExecutor,
+    index: DedupeIndex | None = None,
+    gate: DecisionGate | None = None,
 ) -> dict[str, PollOutcome]:
-    """One poll run, like `poll_once`: a fresh dedupe index from `corpus` and the store."""
+    """One poll run, like `poll_once`: a fresh dedupe index from `corpus` and the store (or
+    a live `index`, as a daemon or a cluster node with its decision `gate` holds one)."""
     store.sync_sources(sources, clock())
-    index = DedupeIndex.load(store, corpus, dedupe or DedupeConfig(), clock())
+    if index is None:
+        index = DedupeIndex.load(store, corpus, dedupe or DedupeConfig(), clock())
 
     async def go() -> list[PollOutcome]:
         with executor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
@@ -108,6 +113,7 @@ def poll(
                     config or PollConfig(),
                     index=index,
                     clock=clock,
+                    gate=gate,
                 )
                 return await poller.poll_all(sources, force=force, due_only=due_only)
 

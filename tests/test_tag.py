@@ -802,20 +802,27 @@ def test_news_set_is_big_enough_real_and_split() -> None:
     langs = [i.lang for i in items]
     assert len(items) >= 400
     assert (langs.count("ru"), langs.count("vi"), langs.count("id")) >= (120, 60, 60)
-    assert {i.split for i in items} == {"train", "dev", "test"}
+    assert {i.split for i in items} == {"train", "dev", "test1", "test2"}
     assert all(set(i.topics) <= set(EXPECTED_IDS) for i in items)
     assert len({i.url for i in items}) == len(items)
 
 
-# Measured on the news.jsonl test split after tuning on train and dev (docs/tagging.md); a
-# regression below the floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.80
-NEWS_TEST_MICRO_PRECISION_FLOOR = 0.85
+def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
+    fresh = [i for i in load_news() if i.split == "test2"]
+    langs = [i.lang for i in fresh]
+    assert len(fresh) >= 120
+    assert (langs.count("vi"), langs.count("id"), langs.count("ru")) >= (40, 30, 30)
+
+
+# Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
+# train, dev and test1 (docs/tagging.md); a regression below the floor fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.85
+NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
     module = _load_eval()
-    report = module.evaluate(shipped, [i for i in load_news() if i.split == "test"])
+    report = module.evaluate(shipped, [i for i in load_news() if i.split == "test2"])
     assert report.macro.f1 >= NEWS_TEST_MACRO_F1_FLOOR
     assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
 
@@ -846,3 +853,57 @@ def test_tagging_modules_are_pure(module: str) -> None:
             imported.add(node.module.split(".")[0])
     assert not imported & FORBIDDEN
     assert "open(" not in (ROOT / "monitor" / module).read_text(encoding="utf-8")
+
+
+# --- Russian inflection rule: a word written without `*` that ends in a consonant ----------
+
+INFLECTED = """
+[settings]
+threshold = 4
+min_terms = 1
+
+[topics.words]
+terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
+            { term = "рис", weight = 3 }, { term = "риса", weight = 3 },
+            { term = "главы МИД", weight = 3 }]
+"""
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term", "matches"),
+    [
+        # news.jsonl news-ru-005 (dev): the genitive of the abbreviation
+        ("У главы российского МИДа в Джакарте напряжённый график.", "мид", True),
+        ("Россия поставляет газом богатые регионы.", "газ", True),
+        ("Газеты писали об этом.", "газ", False),  # газета is not an ending of газ
+        ("Цены на риск выросли.", "рис", False),  # nor риск
+        ("По словам главы МИДа, визит состоится.", "главы МИД", True),  # last word of a phrase
+    ],
+    ids=["abbreviation-genitive", "instrumental", "not-gazeta", "not-risk", "phrase"],
+)
+def test_russian_words_ending_in_a_consonant_take_noun_endings(
+    sentence: str, term: str, matches: bool
+) -> None:
+    taxonomy = parse_taxonomy(INFLECTED, file="inflected.toml")
+    assert (term in _evidence(taxonomy, "words", sentence, "ru")) is matches
+
+
+def test_a_form_listed_by_hand_is_the_evidence_rather_than_the_inflected_stem() -> None:
+    taxonomy = parse_taxonomy(INFLECTED, file="inflected.toml")
+    # news-ru-114 (test1): "риса" is written in the rules; "рис" would also match it now
+    text = "Вьетнам экспортировал 6,3 млн. т риса. Экспортная цена на рис снизилась."
+    assert _evidence(taxonomy, "words", text, "ru") == {"риса": 1, "рис": 1}
+
+
+def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = _load_eval()
+    assert module._splits("tune") == {"train", "dev", "test1"}
+    assert module._splits("train+dev") == {"train", "dev"}
+    module.main(["--split", "test2", "--errors", "5"])
+    fresh = capsys.readouterr().out
+    assert "test2 split (138 items)" in fresh
+    assert "errors" not in fresh
+    module.main(["--split", "tune", "--errors", "5"])
+    assert "### tune errors" in capsys.readouterr().out

@@ -14,7 +14,7 @@ calls these functions in a thread (`asyncio.to_thread`), never on the event loop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,18 +26,17 @@ from monitor.pipeline.index import DedupeIndex, story_changes, story_record
 from monitor.store import Store, StoryChange
 
 VIAS = ("web", "cli")
-Clock = Callable[[], datetime]
 
 
 def split_item(store: Store, item_id: int, *, via: str = "cli") -> Correction:
-    """ "Not the same story": the item gets a new story of its own, apart from the members its
+    """Not the same story: the item gets a new story of its own, apart from the members its
     story has now. Repeated, it returns the active split of the item and changes nothing.
     Raises CorrectionError for an unknown item or one already alone in its story."""
     return store.record_split(item_id, via=_via(via), now=_now())
 
 
 def remove_tag(store: Store, item_id: int, topic_id: str, *, via: str = "cli") -> Correction:
-    """ "Wrong topic": the tag is removed from the item and stays off in every re-tag.
+    """Wrong topic: the tag is removed from the item and stays off in every re-tag.
     Repeated, it returns the active untag and changes nothing. Raises CorrectionError for an
     unknown item or a topic the item does not have."""
     return store.record_untag(item_id, topic_id, via=_via(via), now=_now())

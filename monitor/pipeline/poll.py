@@ -26,7 +26,7 @@ from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
-from monitor.store import ItemSignature, PollSuccess, Store
+from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
 from monitor.tag import Tags, Taxonomy, tag_article
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
@@ -543,29 +543,37 @@ class Poller:
             else:
                 outcome.unchanged += 1
             return
-        self.index.obey_corrections(self.store, now)  # made by any process, before deciding
-        decision = self.index.decide(
-            key=article.url,
-            source=source.name,
-            signature=signature,
-            shingles=done.shingles,
-            features=features_from_json(done.features),
-            exact=self._classify(source, entry, article),
-            at=now,
-        )
-        status = decision.status
         baseline = cutoff is not None and (
             article.published_at is None or article.published_at < cutoff
         )
-        item_id = self.store.insert_item(
-            article,
-            fetched_at=now,
-            status=status,
-            baseline=baseline,
-            duplicate_of=decision.duplicate_of,
-            tags=tags,
-            dedupe=decision.record(stored_signature),
-        )
+        while True:
+            self.index.obey_corrections(self.store, now)  # made by any process, before deciding
+            decision = self.index.decide(
+                key=article.url,
+                source=source.name,
+                signature=signature,
+                shingles=done.shingles,
+                features=features_from_json(done.features),
+                exact=self._classify(source, entry, article),
+                at=now,
+            )
+            try:
+                item_id = self.store.insert_item(
+                    article,
+                    fetched_at=now,
+                    status=decision.status,
+                    baseline=baseline,
+                    duplicate_of=decision.duplicate_of,
+                    tags=tags,
+                    dedupe=decision.record(stored_signature),
+                    # Without the cluster's lock another process may record a correction
+                    # between the catch-up and the insert: then decide again (issue 16).
+                    corrections_seen=None if self.gate else self.index.corrections_seen,
+                )
+                break
+            except CorrectionsChanged:
+                log.info("decision_retried url=%s reason=corrections_changed", article.url)
+        status = decision.status
         self.index.remember(
             article.url, source=source.name, signature=signature, shingles=done.shingles, at=now
         )

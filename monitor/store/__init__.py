@@ -14,7 +14,13 @@ import sqlalchemy as sa
 
 from monitor.errors import StoreError
 from monitor.models import Article, DuplicateOf, Item, Source, SourceHealth
-from monitor.store.corrections import CorrectionStore, untagged_topics, without_topics
+from monitor.store.corrections import (
+    CorrectionsChanged,
+    CorrectionStore,
+    check_corrections,
+    untagged_topics,
+    without_topics,
+)
 from monitor.store.dedupe import (
     DedupeRecord,
     DedupeStore,
@@ -61,6 +67,7 @@ from monitor.tag import Tags
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "CorrectionsChanged",
     "DedupeRecord",
     "DigestRecord",
     "ExistingItem",
@@ -342,9 +349,12 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         duplicate_of: DuplicateOf | None = None,
         tags: Tags | None = None,
         dedupe: DedupeRecord | None = None,
+        corrections_seen: tuple[int, int] | None = None,
     ) -> int:
         """Store a new item with its tags, signature, story and dedupe decisions in one
-        transaction (an item never exists without its signature); returns its id."""
+        transaction (an item never exists without its signature); returns its id. With
+        `corrections_seen`, raises CorrectionsChanged (and stores nothing) when corrections
+        changed since the deciding index saw them (`check_corrections`)."""
         with self._begin() as conn:
             result = conn.execute(
                 items.insert().values(
@@ -371,6 +381,8 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             key = result.inserted_primary_key
             assert key is not None
             item_id = int(key[0])
+            if corrections_seen is not None:
+                check_corrections(conn, corrections_seen)
             if tags is not None:
                 replace_tags(conn, item_id, tags)
             if dedupe is not None:

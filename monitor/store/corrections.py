@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from monitor.errors import CorrectionError
+from monitor.errors import CorrectionError, StoreError
 from monitor.models import Correction
 from monitor.store.dedupe import StoryChange, apply_story_changes, max_story_id
 from monitor.store.rows import StoreBase, aware
@@ -35,6 +35,11 @@ LOCK_TIMEOUT = "10s"  # a correction waits this long for a node's decision, then
 # Decides a split item again once its correction is undone (under the correction's lock):
 # returns its story id, the story layer's decision and the moves of other articles.
 Redecide = Callable[[], tuple[int, dict[str, Any], Sequence[StoryChange]]]
+
+
+class CorrectionsChanged(StoreError):
+    """A correction was recorded after the deciding index last caught up with them: the
+    insert is rolled back, and the index catches up and decides again."""
 
 
 class CorrectionStore(StoreBase):
@@ -56,10 +61,8 @@ class CorrectionStore(StoreBase):
     def corrections_state(self) -> tuple[int, int]:
         """(highest correction id, corrections undone): it changes whenever a correction is
         made or undone, so a live index asks this before each decision (one cheap query)."""
-        query = sa.select(sa.func.max(corrections.c.id), sa.func.count(corrections.c.undone_at))
         with self._begin() as conn:
-            last, undone = conn.execute(query).one()
-        return int(last or 0), int(undone or 0)
+            return corrections_state(conn)
 
     def apart_keys(self, *, excluding: int | None = None) -> dict[str, set[str]]:
         """The active splits (but correction `excluding`) as cannot-link constraints: the
@@ -204,6 +207,22 @@ class CorrectionStore(StoreBase):
             else:  # SQLite: take the write lock now, not at the first write
                 conn.exec_driver_sql("UPDATE corrections SET id = id WHERE 0")
             yield conn
+
+
+def corrections_state(conn: Connection) -> tuple[int, int]:
+    query = sa.select(sa.func.max(corrections.c.id), sa.func.count(corrections.c.undone_at))
+    last, undone = conn.execute(query).one()
+    return int(last or 0), int(undone or 0)
+
+
+def check_corrections(conn: Connection, seen: tuple[int, int]) -> None:
+    """Inside an item's insert, after it (SQLite: its write lock is held), under the decision
+    lock (PostgreSQL): raise CorrectionsChanged unless the corrections are still `seen`, so
+    a story id a correction took meanwhile is never stored for another story."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
+    if corrections_state(conn) != seen:
+        raise CorrectionsChanged("corrections changed while deciding")
 
 
 def untagged_topics(conn: Connection, item_ids: Sequence[int]) -> dict[int, set[str]]:

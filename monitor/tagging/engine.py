@@ -179,14 +179,18 @@ def find_terms(taxonomy: Taxonomy, text: str, allowed: frozenset[str] | None) ->
     return hits
 
 
-def _drop_covered(indexes: list[int], hits: Hits) -> Hits:
-    """Within one topic the longest match wins: "nuclear deal" does not also count "nuclear"."""
+def _drop_covered(indexes: list[int], hits: Hits, terms: tuple[Term, ...]) -> Hits:
+    """Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
+    Of two terms matching the same words, one written as is wins over one whose ending an
+    inflection rule supplied: "риса" listed by hand is the evidence, not "рис"."""
     spans = sorted(
-        ((start, -stop, index) for index in indexes for start, stop in hits.get(index, ())),
+        (start, -stop, terms[index].pattern.inflected, index)
+        for index in indexes
+        for start, stop in hits.get(index, ())
     )
     kept: Hits = defaultdict(list)
     reach = -1
-    for start, neg_stop, index in spans:
+    for start, neg_stop, _, index in spans:
         stop = -neg_stop
         if stop <= reach:
             continue  # inside a longer match that starts at or before it
@@ -348,7 +352,10 @@ def score_article(
     kept: dict[int, tuple[Hits, Hits]] = {}
     for owner, indexes in per_topic.items():
         weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
-        kept[owner] = (_drop_covered(weighted, title_hits), _drop_covered(weighted, text_hits))
+        kept[owner] = (
+            _drop_covered(weighted, title_hits, taxonomy.terms),
+            _drop_covered(weighted, text_hits, taxonomy.terms),
+        )
     if near_terms:
         near_terms += facet_terms
     title_words = _word_numbers(

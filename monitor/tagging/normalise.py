@@ -72,6 +72,7 @@ class TermPattern:
 
     prefix: str
     rest: re.Pattern[str] | None
+    inflected: bool = False  # an inflection rule supplied an ending (`_inflection`)
 
 
 _WORD_END = r"(?![^\W_])"
@@ -84,41 +85,60 @@ _WORD_END = r"(?![^\W_])"
 CLITICS: dict[str, tuple[str, ...]] = {"id": ("nya", "lah", "kah", "pun")}
 
 
+# Inflection rules per language for words written without `*` (docs/tagging.md,
+# "Morphology"). Russian: a word ending in a consonant takes the endings of the masculine
+# noun paradigm (посол -> посла is not covered: the vowel that drops is not restored; the
+# rule adds "МИДа", "газом", "визиты"). English: the last word of a term also matches its
+# plural (deal -> deals, study -> studies, gas -> gases). Words written with `*` are already
+# the writer's own stem; Indonesian and Vietnamese have no inflection rule (see CLITICS).
+_RU_CONSONANT_END = re.compile(r"^[а-яё]{2,}[бвгджзклмнпрстфхцчшщ]$")
+_RU_NOUN_ENDINGS = "(?:ами|ом|ов|ам|ах|а|у|е|ы)?"
+_EN_WORD = re.compile(r"^[a-z]{3,}$")
+
+
+def _inflection(word: str, lang: str, *, last: bool) -> tuple[str, str] | None:
+    """(literal stem, regex of the endings) for a word the language's rule inflects."""
+    if lang == "ru" and _RU_CONSONANT_END.match(word):
+        return word, _RU_NOUN_ENDINGS
+    return None
+
+
 def compile_term(raw: str, *, max_suffix: int, lang: str = "any") -> TermPattern | str:
     """Compile a rule term, or return the reason it is invalid.
 
     `*` at the end of a word means "up to `max_suffix` more letters, then the word ends":
     `Лавров*` matches Лавров, Лаврова, Лаврову, Лавровым but not a longer word. A term of a
-    language with `CLITICS` also matches its last word with one of them attached.
+    language with `CLITICS` also matches its last word with one of them attached; a word
+    the language's inflection rule covers (`_inflection`) also matches its endings.
     """
     text = normalise_text(raw)
     if not text or not any(is_word_char(c) for c in text):
         return "empty term"
     words = text.split(" ")
-    pieces: list[str] = []
+    pieces: list[str | tuple[str]] = []  # words, and after a word the regex of its ending
+    wildcard = (f"[^\\W_]{{0,{max_suffix}}}",)
     for i, word in enumerate(words):
         stem = word[:-1] if word.endswith("*") else word
         if "*" in stem:
             return f"bad wildcard in {raw!r}: '*' may only end a word"
         if word.endswith("*") and (len(stem) < 3 or not all(is_word_char(c) for c in stem)):
             return f"bad wildcard in {raw!r}: '*' needs a stem of at least 3 letters"
-        pieces.append(stem)
         if word.endswith("*"):
-            pieces.append(f"\0{i}")  # marker: wildcard after this word
+            pieces += [stem, wildcard]
+            continue
+        ending = _inflection(word, lang, last=i == len(words) - 1)
+        pieces += [ending[0], (ending[1],)] if ending else [word]
     clitics = CLITICS.get(lang, ())
     end = f"(?:{'|'.join(clitics)})?{_WORD_END}" if clitics else _WORD_END
-    if "\0" not in "".join(pieces):
+    if all(isinstance(p, str) for p in pieces):
         rest = None if not clitics else re.compile(end)
         return TermPattern(prefix=text, rest=rest)
-    # The literal prefix runs up to the first wildcard; the rest is checked by a regex.
-    first = next(i for i, p in enumerate(pieces) if p.startswith("\0"))
-    prefix_words = list(pieces[:first])
-    prefix = " ".join(prefix_words)
+    # The literal prefix runs up to the first ending; the rest is checked by a regex.
+    first = next(i for i, p in enumerate(pieces) if isinstance(p, tuple))
+    prefix = " ".join(str(p) for p in pieces[:first])
     regex: list[str] = []
     for p in pieces[first:]:
-        if p.startswith("\0"):
-            regex.append(f"[^\\W_]{{0,{max_suffix}}}{_WORD_END}")
-        else:
-            regex.append(" " + re.escape(p))
-    tail = "" if pieces[-1].startswith("\0") else end
-    return TermPattern(prefix=prefix, rest=re.compile("".join(regex) + tail))
+        regex.append(f"{p[0]}{_WORD_END}" if isinstance(p, tuple) else " " + re.escape(p))
+    tail = "" if isinstance(pieces[-1], tuple) else end
+    inflected = any(isinstance(p, tuple) and p is not wildcard for p in pieces)
+    return TermPattern(prefix=prefix, rest=re.compile("".join(regex) + tail), inflected=inflected)
