@@ -137,7 +137,8 @@ def test_numbered_events_conflict_even_in_the_same_year() -> None:
     same_year = text.replace("2021", "2019")
     result = story_similarity(_features(title, same_year, None, "en"), FEATURES["004"])
     assert result.score == 0.0
-    assert result.reasons == ["different numbered meeting: 17 vs 16"]
+    # Seed 004 also names the 3rd ASEAN-Russia Summit: a summit is numbered as a meeting.
+    assert result.reasons == ["different numbered meeting: 17 vs 16,3"]
 
 
 @pytest.mark.parametrize("dated", [True, False], ids=["dated", "undated"])
@@ -186,11 +187,81 @@ def test_hard_negatives_start_new_stories_in_the_index(
         ("Hội nghị Quan chức cấp cao ASEAN-Nga lần thứ 16 diễn ra tại Bali.", "meeting:16"),
         ("Pertemuan Pejabat Senior ASEAN-Rusia ke-16 digelar di Bali.", "meeting:16"),
         ("Preparations for the 19th East Asia Summit in Vientiane.", "summit:19"),
+        ("XVI саммит БРИКС открылся в Казани.", "summit:16"),
+        ("Thủ tướng dự Hội nghị Cấp cao ASEAN lần thứ 47 tại Kuala Lumpur.", "summit:47"),
+        ("Presiden hadiri Konferensi Tingkat Tinggi ASEAN ke-42 di Labuan Bajo.", "summit:42"),
     ],
-    ids=["en", "ru", "vi", "id", "summit"],
+    ids=["en", "ru", "vi", "id", "summit", "roman", "vi-summit", "id-summit"],
 )
 def test_numbered_events_are_read_in_four_languages(text: str, expected: str) -> None:
     assert expected in _features("", text, None, None).ordinals
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["XI JINPING ARRIVES FOR THE SUMMIT IN KAZAN", "LEADERS RECALL WORLD WAR II AT THE SUMMIT"],
+)
+def test_a_roman_numeral_in_an_all_caps_headline_is_not_an_edition(text: str) -> None:
+    assert _features(text, "", None, None).ordinals == ()
+
+
+def test_a_day_of_the_month_is_not_an_edition() -> None:
+    text = "The BRICS Summit will be hosted from 22-24th August 2023 in Johannesburg."
+    assert _features("", text, None, None).ordinals == ()
+    assert _features("", "The 15th BRICS Summit opens on August 22nd.", None, None).ordinals == (
+        "summit:15",
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Modi and Xi hold bilateral talks in Tianjin", "Modi met Xi Jinping in Tianjin."),
+        ("", "Нарендра Моди и Си Цзиньпин провели двустороннюю встречу в Тяньцзине."),
+        ("", "Си Цзинпин и Нарендра Моди започнаха двустранна среща в Тянцзин."),
+        ("", "Нарендра Моді та Сі Цзіньпін провели зустріч у Тяньцзіні."),
+    ],
+    ids=["en", "ru", "bg", "uk"],
+)
+def test_the_report_of_a_meeting_of_two_people_is_kept_apart_from_the_summit(
+    title: str, text: str
+) -> None:
+    at = _day(2025, 8, 31)
+    bilateral = _features(title, text, at, None)
+    assert bilateral.pair == ("Modi", "Xi Jinping")
+    summit = _features(
+        "SCO summit opens in Tianjin",
+        "Leaders of the SCO member states gathered in Tianjin for the summit hosted by Xi "
+        "Jinping, with Putin among the guests.",
+        at,
+        "en",
+    )
+    result = story_similarity(bilateral, summit)
+    assert result.score == 0.0
+    assert "one reports the meeting of Modi and Xi Jinping" in result.reasons[0]
+
+
+def test_a_summit_and_a_meeting_with_other_numbers_are_other_editions() -> None:
+    """ "The 47th ASEAN Summit" and the 32nd APEC leaders' meeting ("Hội nghị ... lần thứ 32"),
+    in one city's week: a numbered summit is a numbered meeting when vetoing."""
+    at = _day(2025, 10, 27)
+    summit = _features(
+        "Leaders gather for the 47th ASEAN Summit",
+        "The 47th ASEAN Summit opened in Kuala Lumpur with leaders of the member states.",
+        at,
+        "en",
+    )
+    apec = _features(
+        "Chủ tịch nước dự Hội nghị các nhà lãnh đạo kinh tế APEC lần thứ 32",
+        "Chủ tịch nước bắt đầu tham dự Hội nghị các nhà lãnh đạo kinh tế APEC lần thứ 32.",
+        at,
+        "vi",
+    )
+    assert summit.ordinals == ("summit:47",)
+    assert apec.ordinals == ("meeting:32",)
+    result = story_similarity(summit, apec)
+    assert result.score == 0.0
+    assert result.reasons == ["different numbered meeting: 47 vs 32"]
 
 
 @pytest.mark.parametrize(
@@ -253,6 +324,7 @@ def test_features_json_refuses_what_it_did_not_write() -> None:
 # -- one story per event, whatever the arrival order (DESIGN §2 "Dedupe" 3) -------------------
 
 EVENTS = Path(__file__).resolve().parent / "data" / "stories" / "recurring.jsonl"
+HELD_OUT = EVENTS.with_name("test2.jsonl")
 
 
 def _dated_seed_index() -> tuple[StoryIndex, dict[str, int]]:
@@ -380,6 +452,18 @@ def test_real_reports_give_the_same_stories_in_any_arrival_order() -> None:
         rng.shuffle(order)
         assert _partition(rows, order) == expected
     assert _partition(rows, order[::-1]) == expected
+
+
+def test_the_held_out_reports_give_the_same_stories_in_any_arrival_order() -> None:
+    with HELD_OUT.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    order = list(range(len(rows)))
+    expected = _partition(rows, order)
+    assert len(expected) < len(rows)
+    rng = random.Random(5)
+    for _ in range(3):
+        rng.shuffle(order)
+        assert _partition(rows, order) == expected
 
 
 def test_an_earlier_report_arriving_late_moves_no_story_id_it_does_not_have_to() -> None:

@@ -79,10 +79,12 @@ senin selasa rabu kamis jumat sabtu minggu
 
 # Words that make a lead naming two people the report of their meeting (a bilateral), cut to
 # the story layer's stems: met/meets, talks, bilateral; встреча, переговоры, двусторонний;
-# hội đàm, gặp, song phương; bertemu, bilateral.
+# Bulgarian среща, двустранна; Ukrainian зустріч, переговори; hội đàm, gặp, song phương;
+# bertemu, bilateral.
 MEETING_WORDS = """
 met meets meeting talks bilateral sidelines
 встреч встрет встретил переговор двусторон
+среща срещна двустранна зустріч зустрівся переговори двосторонн
 hội đàm gặp gỡ song phương bên lề
 bertemu pertemuan bilateral sela
 """
@@ -122,6 +124,15 @@ for _type, _words in (
 ):  # fmt: skip
     for _word in _words.split():
         EVENT_NOUNS[_word] = _type
+
+# Several words that together name a kind of event (matched case-folded, before the nouns):
+# Vietnamese "hội nghị" alone is any meeting, "hội nghị cấp cao" / "thượng đỉnh" a summit.
+EVENT_PHRASES: dict[str, str] = {
+    "hội nghị cấp cao": "summit",
+    "hội nghị thượng đỉnh": "summit",
+    "встреча на высшем уровне": "summit",
+    "konferensi tingkat tinggi": "summit",
+}
 
 # Key names for Russia–ASEAN coverage: canonical name -> (kind, weight, aliases).
 # Weight: how much sharing the entity says about "same event"; ASEAN and Russia are in almost

@@ -28,6 +28,7 @@ from typing import Literal
 from monitor.dedupe.lexicon import (
     CYRILLIC,
     EVENT_NOUNS,
+    EVENT_PHRASES,
     GAZETTEER,
     MEETING_WORDS,
     MONTHS,
@@ -386,9 +387,37 @@ def _dates(text: str, tokens: list[str]) -> tuple[set[str], set[int]]:
     return dates, years
 
 
+_ROMAN = re.compile(r"\b(?=[IVXLC]{2,7}\b)(C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})\b")
+_ROMAN_VALUE = {"C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
+_PHRASES = [(re.compile(re.escape(k)), f" {v} ") for k, v in EVENT_PHRASES.items()]
+
+
+def _roman(numeral: str) -> int:
+    total = 0
+    for i, ch in enumerate(numeral):
+        value = _ROMAN_VALUE[ch]
+        nxt = _ROMAN_VALUE[numeral[i + 1]] if i + 1 < len(numeral) else 0
+        total += -value if value < nxt else value
+    return total
+
+
+def _roman_mark(match: re.Match[str], text: str) -> str:
+    """A Roman numeral as an ordinal, unless it stands in an all-caps line ("XI JINPING
+    ATTENDS", "WORLD WAR II"): more capitals than small letters around it."""
+    around = text[max(0, match.start() - 30) : match.end() + 30]
+    upper = sum(ch.isupper() for ch in around) - len(match.group(0))
+    if upper > sum(ch.islower() for ch in around):
+        return match.group(0)
+    return f" ordinal{_roman(match.group(0))} "
+
+
 def _ordinals(text: str) -> set[str]:
-    """Numbered events: '16th ... Meeting', '16-е совещание', 'Hội nghị ... lần thứ 16'."""
+    """Numbered events: '16th ... Meeting', '16-е совещание', 'Hội nghị ... lần thứ 16',
+    'XVI саммит' (upper-case Roman numerals of two letters or more)."""
+    text = _ROMAN.sub(lambda m: _roman_mark(m, text), text)
     low = text.casefold()
+    for phrase, noun in _PHRASES:  # several words naming one kind ("hội nghị cấp cao")
+        low = phrase.sub(noun, low)
     marked = low
     for pattern in _ORDINAL_PATTERNS:
         marked = pattern.sub(lambda m: f" ordinal{m.group(1)} ", marked)
@@ -397,6 +426,8 @@ def _ordinals(text: str) -> set[str]:
     for i, token in enumerate(tokens):
         if not token.startswith("ordinal") or not token[7:].isdigit():
             continue
+        if any(t in _MONTHS for t in tokens[max(0, i - 1) : i + 2]):
+            continue  # a date: "22-24th August", "August 24th"
         best: tuple[int, str] | None = None
         for j in range(max(0, i - 10), min(len(tokens), i + 7)):  # vi/id: noun first
             kind = _EVENT_NOUNS.get(tokens[j])
@@ -443,11 +474,16 @@ def _entity_cosine(a: StoryFeatures, b: StoryFeatures) -> tuple[float, set[str]]
     return shared / (a.entity_norm * b.entity_norm), common
 
 
+# A summit is a meeting: "the 47th ASEAN Summit" and "Hội nghị ... lần thứ 32" (APEC) are
+# numbered in one series of gatherings when vetoing, whichever noun the report used.
+_KIND_FAMILY = {"summit": "meeting"}
+
+
 def _by_kind(ordinals: Iterable[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for item in ordinals:
         kind, number = item.split(":")
-        out.setdefault(kind, set()).add(number)
+        out.setdefault(_KIND_FAMILY.get(kind, kind), set()).add(number)
     return out
 
 

@@ -1,9 +1,11 @@
 """Evaluate story grouping on real reports of recurring events; reads the set, prints figures.
 
-Usage: .venv/bin/python tests/eval/eval_events.py [--sweep] [--orders N] [--data FILE]
+Usage: .venv/bin/python tests/eval/eval_events.py [--sweep] [--orders N] [--data FILE ...]
 
-`--data` also takes the file `monitor corrections export` writes: the analyst's "not the
-same story" corrections as reports of different events (split "corrections").
+By default it reads the development set and the fresh held-out set (`test2.jsonl`, split
+"test2", collected after the rules were written and scored untuned first). `--data` also
+takes the file `monitor corrections export` writes: the analyst's "not the same story"
+corrections as reports of different events (split "corrections").
 
 The set (`tests/data/stories/recurring.jsonl`, guideline in `docs/story-dev-set.md`) holds
 short excerpts of reports of the same kind of meeting in different months or years (BRICS,
@@ -45,6 +47,7 @@ from monitor.dedupe.story import (  # noqa: E402
 )
 
 DATA = REPO / "tests" / "data" / "stories" / "recurring.jsonl"
+HELD_OUT = REPO / "tests" / "data" / "stories" / "test2.jsonl"
 FAR_DAYS = 30
 
 
@@ -192,9 +195,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="search the parameters on train")
     parser.add_argument("--orders", type=int, default=20, help="random arrival orders to try")
-    parser.add_argument("--data", type=Path, default=DATA, help="the labelled set (JSON lines)")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=[DATA, HELD_OUT], help="labelled sets (JSON lines)"
+    )
     args = parser.parse_args()
-    rows = load(args.data)
+    rows = [row for path in args.data for row in load(path)]
     names = list(dict.fromkeys(["train", "test", *(r["split"] for r in rows)]))
     split = {s: [r for r in rows if r["split"] == s] for s in names}
     feats = features_of(rows)
