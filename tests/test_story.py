@@ -392,3 +392,28 @@ def test_an_earlier_report_arriving_late_moves_no_story_id_it_does_not_have_to()
     early = index.assign("day-1", _features(title, text, _day(2020, 2, 3), "en"), _day(2020, 2, 5))
     assert early.story_id == late_first.story_id  # one story, and it kept its id
     assert index.take_moves() == []
+
+
+def test_the_pair_memo_changes_no_decision_nor_any_reason_shown() -> None:
+    """Out-of-order arrivals decide later articles again against the same members; the memo
+    of pair scores (issue 14) must give exactly what computing every pair afresh gives: the
+    same stories, scores, reasons, refusals (numbered-event vetoes included) and moves."""
+    rows = _event_rows("train")
+    feats = {}
+    for r in rows:
+        when = datetime.fromisoformat(r["published_at"]).replace(hour=12, tzinfo=UTC)
+        feats[r["id"]] = _features(r["title"], r["text"], when, r["language"])
+    order = list(range(len(rows)))
+    random.Random(14).shuffle(order)
+    start = _day(2026, 1, 1)
+    memo, afresh = StoryIndex(), StoryIndex(pair_memo=1)  # a memo of one pair: all afresh
+    refusals = []
+    for n, i in enumerate(order):
+        key, at = rows[i]["id"], start + timedelta(minutes=n)
+        kept = memo.assign(key, feats[key], at)
+        assert kept == afresh.assign(key, feats[key], at), key
+        assert memo.take_moves() == afresh.take_moves(), key
+        refusals += kept.refused
+    assert any("numbered" in r for r in refusals)  # the veto path was taken
+    assert memo._pair_scores
+    assert len(afresh._pair_scores) == 1

@@ -530,6 +530,11 @@ Kind = Literal["seed", "item"]
 _DAY = 86400.0
 MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
 MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
+# Pair scores the index keeps (about 100 bytes each). An article that arrives before others
+# in the decision order has them decided again, against the same members: without the memo
+# a cold poll of 2,000 articles computed each pair about 15 times (issue 14).
+PAIR_MEMO = 1 << 18
+_PAIR_KEY = 1 << 40  # rows below this (never reused) make one int key per ordered pair
 MEAN_THRESHOLD = 0.13  # the mean score over the story's members compared must reach this
 SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
 
@@ -631,7 +636,6 @@ class _Judgement:
     ok: bool
     best: float
     best_row: int | None
-    best_result: StoryScore | None
     mean: float
     compared: int
     rule: str | None
@@ -661,6 +665,7 @@ class StoryIndex:
         max_span_days: int = MAX_SPAN_DAYS,
         next_story_id: int = 1,
         max_candidates: int = 32,
+        pair_memo: int = PAIR_MEMO,
     ) -> None:
         self.threshold = threshold
         self.mean_threshold = mean_threshold
@@ -676,6 +681,10 @@ class StoryIndex:
         self._stories: dict[int, set[int]] = {}  # story id -> rows
         self._moves: list[StoryMove] = []
         self._row = 0
+        # story_similarity(row, other).score by `row * _PAIR_KEY + other` (-0.0 for a
+        # "different numbered ..." veto), emptied when full or when features change.
+        self._pair_scores: dict[int, float] = {}
+        self._pair_memo = max(1, pair_memo)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -700,6 +709,7 @@ class StoryIndex:
         entry = None if row is None else self._entries[row]
         if entry is not None and entry.seed_ref is not None and features.published_at:
             entry.features = features
+            self._pair_scores.clear()  # scores against its old features
             entry.when = features.published_at.timestamp()
             entry.order = (0, entry.when, key)
             entry.basis = basis
@@ -925,7 +935,7 @@ class StoryIndex:
         """Decide one article against the stories formed by the articles before it."""
         entry = self._entries[row]
         candidates = self._candidate_rows(row)
-        scores: dict[int, StoryScore] = {}
+        scores: dict[int, float] = {}
         stories: list[int] = []
         for r in candidates:
             sid = self._entries[r].story_id
@@ -957,7 +967,13 @@ class StoryIndex:
             for j in judgements
             if j.rule and j is not chosen
         )[:4]
-        other = self._entries[shown.best_row].key if shown and shown.best_row is not None else None
+        best_row = shown.best_row if shown else None
+        other = self._entries[best_row].key if best_row is not None else None
+        reasons = (
+            story_similarity(entry.features, self._entries[best_row].features).reasons
+            if best_row is not None
+            else ()
+        )
         span = self.span(story_id) if chosen is not None else None
         if span is None and entry.when is not None:
             span = (_utc(entry.when), _utc(entry.when))
@@ -968,7 +984,7 @@ class StoryIndex:
             threshold=self.threshold,
             matched_key=other if chosen is not None else None,
             compared_with=other,
-            reasons=tuple(shown.best_result.reasons) if shown and shown.best_result else (),
+            reasons=tuple(reasons),
             seed_refs=self.seed_refs(story_id),
             date=_utc(entry.when) if entry.when is not None else None,
             date_basis=entry.basis,
@@ -988,7 +1004,23 @@ class StoryIndex:
         refs = self.seed_refs(story_id)
         return f" (seed {', '.join(refs)})" if refs else ""
 
-    def _judge(self, row: int, story_id: int, scores: dict[int, StoryScore]) -> _Judgement:
+    def _pair_score(self, row: int, other: int) -> float:
+        """story_similarity(row, other).score, computed once per pair while the memo holds
+        it (the function is pure: the same features give the same score). A "different
+        numbered ..." veto is -0.0, which compares and adds up as 0.0."""
+        key = row * _PAIR_KEY + other
+        score = self._pair_scores.get(key)
+        if score is None:
+            result = story_similarity(self._entries[row].features, self._entries[other].features)
+            score = result.score
+            if score == 0.0 and "numbered" in result.reasons[0]:
+                score = -0.0
+            if len(self._pair_scores) >= self._pair_memo:
+                self._pair_scores.clear()
+            self._pair_scores[key] = score
+        return score
+
+    def _judge(self, row: int, story_id: int, scores: dict[int, float]) -> _Judgement:
         """Whether the article at `row` matches story `story_id` as a whole, in time and words."""
         entry = self._entries[row]
         members = sorted(
@@ -997,7 +1029,7 @@ class StoryIndex:
         )
         dates = [w for r in members if (w := self._entries[r].when) is not None]
         span = (min(dates), max(dates)) if dates else None
-        no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None)
+        no = _Judgement(story_id, False, 0.0, None, 0.0, 0, None)
         if not members:
             return no
         if entry.when is not None:
@@ -1021,23 +1053,20 @@ class StoryIndex:
             sample = members[:half] + members[-half:]
         compared = dict.fromkeys(sample)
         compared.update(dict.fromkeys(r for r in members if r in scores))
-        results: list[tuple[float, int, StoryScore]] = []
+        results: list[tuple[float, int]] = []
         for r in compared:
-            result = scores.get(r)
-            if result is None:
-                result = story_similarity(entry.features, self._entries[r].features)
-                scores[r] = result
-            results.append((result.score, r, result))
-        best_score, best_row, best_result = max(
-            results, key=lambda t: (t[0], -self._entries[t[1]].order[1])
-        )
+            score = scores.get(r)
+            if score is None:
+                score = scores[r] = self._pair_score(row, r)
+            results.append((score, r))
+        best_score, best_row = max(results, key=lambda t: (t[0], -self._entries[t[1]].order[1]))
+        best_score += 0.0  # a veto's -0.0 shows as 0.0
         mean = sum(t[0] for t in results) / len(results)
-        judgement = _Judgement(
-            story_id, False, best_score, best_row, best_result, mean, len(results), None
-        )
-        vetoes = [t[2].reasons[0] for t in results if t[0] == 0.0 and "numbered" in t[2].reasons[0]]
-        if vetoes:
-            judgement.rule = vetoes[0]
+        judgement = _Judgement(story_id, False, best_score, best_row, mean, len(results), None)
+        veto = next((r for score, r in results if math.copysign(1.0, score) < 0), None)
+        if veto is not None:
+            features = self._entries[veto].features
+            judgement.rule = story_similarity(entry.features, features).reasons[0]
         elif best_score < self.threshold:
             judgement.rule = f"best member {best_score:.2f} < {self.threshold:.2f}"
         elif mean < self.mean_threshold:
