@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Literal
 
 from monitor.dedupe.lexicon import (
@@ -684,7 +685,15 @@ class StoryIndex:
         # story_similarity(row, other).score by `row * _PAIR_KEY + other` (-0.0 for a
         # "different numbered ..." veto), emptied when full or when features change.
         self._pair_scores: dict[int, float] = {}
-        self._pair_memo = max(1, pair_memo)
+        # 0: no memo and no skipping, every affected article decided again from scratch
+        # (the reference the tests hold the memos to).
+        self._pair_memo = pair_memo
+        # A story's version changes with its members; a judgement of (row, story) holds
+        # while the story's version does (`_judge`).
+        self._versions: dict[int, int] = {}
+        self._clock = 0
+        self._judged: dict[int, tuple[int, _Judgement]] = {}
+        self._detached: tuple[int, int] | None = None  # (row, story) between detach and attach
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -710,6 +719,7 @@ class StoryIndex:
         if entry is not None and entry.seed_ref is not None and features.published_at:
             entry.features = features
             self._pair_scores.clear()  # scores against its old features
+            self._judged.clear()  # judgements against its old date
             entry.when = features.published_at.timestamp()
             entry.order = (0, entry.when, key)
             entry.basis = basis
@@ -752,10 +762,13 @@ class StoryIndex:
                 continue
             if not self._affected(later, touched, touched_keys):
                 continue
+            candidates = self._changed_inputs(later, row, touched)
+            if candidates is None:
+                continue
             old = other.story_id
             self._detach(later)
             founder = old if not self._has_member_before(old, later) else None
-            other.match = self._decide(later, fresh, founder_id=founder)
+            other.match = self._decide(later, fresh, founder_id=founder, candidates=candidates)
             if other.story_id != old:
                 before.setdefault(later, old)
                 self._touch(old, touched, touched_keys)
@@ -798,6 +811,7 @@ class StoryIndex:
                     del self._rows[entry.key]
                 members = self._stories.get(entry.story_id)
                 if members is not None:
+                    self._changed(entry.story_id)
                     members.discard(row)
                     if not members:
                         del self._stories[entry.story_id]
@@ -832,6 +846,7 @@ class StoryIndex:
         self._rows[key] = row
         if story_id >= 0:
             self._stories.setdefault(story_id, set()).add(row)
+            self._changed(story_id)
             self._next_id = max(self._next_id, story_id + 1)
         if seed_ref is not None:
             self._seeds.append(row)
@@ -844,8 +859,17 @@ class StoryIndex:
             postings.setdefault(k, []).append(row)
         return row
 
+    def _changed(self, story_id: int) -> None:
+        """Note that a story's members changed: its judgements no longer hold."""
+        self._clock += 1
+        self._versions[story_id] = self._clock
+
     def _detach(self, row: int) -> None:
+        """Take an article out of its story to decide it again. Its story's version holds
+        until `_attach` puts it elsewhere: nothing else is judged in between, and its own
+        judgements read only the members before it."""
         entry = self._entries[row]
+        self._detached = (row, entry.story_id)
         members = self._stories.get(entry.story_id)
         if members is not None:
             members.discard(row)
@@ -855,6 +879,11 @@ class StoryIndex:
     def _attach(self, row: int, story_id: int) -> None:
         self._entries[row].story_id = story_id
         self._stories.setdefault(story_id, set()).add(row)
+        detached, self._detached = self._detached, None
+        if detached != (row, story_id):  # not back where it was
+            self._changed(story_id)
+            if detached is not None:
+                self._changed(detached[1])
 
     def _has_member_before(self, story_id: int, row: int) -> bool:
         order = self._entries[row].order
@@ -906,6 +935,20 @@ class StoryIndex:
             return True
         return not touched_keys.isdisjoint(entry.keys)
 
+    def _changed_inputs(self, row: int, new: int, touched: set[int]) -> list[int] | None:
+        """The candidates of the article at `row` when what its decision reads changed since
+        it was made (`new` came in before it, the `touched` stories changed); else None.
+
+        A decision reads its own story, its candidate rows and the stories they are in (their
+        members, dates and seeds): with none of these changed it would come out the same,
+        so deciding it again is skipped (issue 14: a cold poll of 2,000 articles arriving in
+        reverse date order decided each again hundreds of times)."""
+        candidates = self._candidate_rows(row)
+        if not self._pair_memo or self._entries[row].story_id in touched or new in candidates:
+            return candidates
+        entries = self._entries
+        return candidates if any(entries[r].story_id in touched for r in candidates) else None
+
     def _candidate_rows(self, row: int) -> list[int]:
         """Articles before `row` in the order that share a name or title word with it within
         the window (the most shared first), then the seeds before it."""
@@ -913,13 +956,13 @@ class StoryIndex:
         out: list[int] = []
         day = entry.day
         if day is not None:
-            votes: Counter[int] = Counter()
             keys = entry.keys
+            lists = []
             for d in range(day - self.window_days, day + self.window_days + 1):
                 postings = self._postings.get(d)
                 if postings:
-                    for k in keys:
-                        votes.update(postings.get(k, ()))
+                    lists += [rows for k in keys if (rows := postings.get(k))]
+            votes = Counter(chain.from_iterable(lists))  # one count, not one per list
             ranked = sorted(
                 (r for r in votes if r != row and self._entries[r].order < entry.order),
                 key=lambda r: (-votes[r], self._entries[r].order),
@@ -931,10 +974,19 @@ class StoryIndex:
         )
         return out + seeds
 
-    def _decide(self, row: int, fresh: set[int], *, founder_id: int | None) -> StoryMatch:
-        """Decide one article against the stories formed by the articles before it."""
+    def _decide(
+        self,
+        row: int,
+        fresh: set[int],
+        *,
+        founder_id: int | None,
+        candidates: list[int] | None = None,
+    ) -> StoryMatch:
+        """Decide one article against the stories formed by the articles before it
+        (`candidates`: its `_candidate_rows`, when just found)."""
         entry = self._entries[row]
-        candidates = self._candidate_rows(row)
+        if candidates is None:
+            candidates = self._candidate_rows(row)
         scores: dict[int, float] = {}
         stories: list[int] = []
         for r in candidates:
@@ -1009,7 +1061,7 @@ class StoryIndex:
         it (the function is pure: the same features give the same score). A "different
         numbered ..." veto is -0.0, which compares and adds up as 0.0."""
         key = row * _PAIR_KEY + other
-        score = self._pair_scores.get(key)
+        score = self._pair_scores.get(key) if self._pair_memo else None
         if score is None:
             result = story_similarity(self._entries[row].features, self._entries[other].features)
             score = result.score
@@ -1017,11 +1069,29 @@ class StoryIndex:
                 score = -0.0
             if len(self._pair_scores) >= self._pair_memo:
                 self._pair_scores.clear()
-            self._pair_scores[key] = score
+            if self._pair_memo:
+                self._pair_scores[key] = score
         return score
 
     def _judge(self, row: int, story_id: int, scores: dict[int, float]) -> _Judgement:
-        """Whether the article at `row` matches story `story_id` as a whole, in time and words."""
+        """Whether the article at `row` matches story `story_id` as a whole, in time and words.
+
+        It reads the article and the story's members, so it holds while the story's version
+        does (an article's features and date never change; a seed's date does, and that
+        empties the memo): deciding an article again mostly judges unchanged stories."""
+        key = row * _PAIR_KEY + story_id
+        version = self._versions.get(story_id, 0)
+        held = self._judged.get(key) if self._pair_memo else None
+        if held is not None and held[0] == version:
+            return held[1]
+        judgement = self._judge_afresh(row, story_id, scores)
+        if len(self._judged) >= self._pair_memo:
+            self._judged.clear()
+        if self._pair_memo:
+            self._judged[key] = (version, judgement)
+        return judgement
+
+    def _judge_afresh(self, row: int, story_id: int, scores: dict[int, float]) -> _Judgement:
         entry = self._entries[row]
         members = sorted(
             (r for r in self._stories.get(story_id, ()) if self._entries[r].order < entry.order),
@@ -1094,6 +1164,8 @@ class StoryIndex:
             olds = Counter(before[r] for r in rows if r in before)
             for old, _ in sorted(olds.items(), key=lambda kv: (-kv[1], kv[0])):
                 if old not in self._stories:
+                    self._changed(old)
+                    self._changed(story_id)
                     self._stories[old] = self._stories.pop(story_id)
                     for r in self._stories[old]:
                         self._entries[r].story_id = old
