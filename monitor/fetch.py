@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 import time
+import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +14,7 @@ import httpx
 
 from monitor.errors import FetchError
 from monitor.models import FetchResult, HttpConfig
+from monitor.transport import HostPools
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -30,10 +32,11 @@ _HTTP_SCHEMES = frozenset({"http", "https"})
 # allocate between two checks of the size cap (httpx's own decoder inflates a whole 64 KiB
 # network read at once, which is up to ~64 MiB for a gzip bomb).
 _DECODE_PIECE = 64 * 1024
-# Idle keep-alive connections the client keeps, over all hosts. The pool is not what caps
-# concurrency (`Fetcher` does, with `concurrency` slots): a pool of `concurrency` connections
-# closed an idle connection to one host to open one to the next, so a poll of feeds spread
-# over more hosts than that opened a new connection for every request (issue 14).
+# Idle keep-alive connections of the one shared pool used behind a proxy (else each host has
+# its own pool: `HostPools`). The pool is not what caps concurrency (`Fetcher` does, with
+# `concurrency` slots): a pool of `concurrency` connections closed an idle connection to one
+# host to open one to the next, so a poll of feeds spread over more hosts than that opened a
+# new connection for every request (issue 14).
 KEEPALIVE_CONNECTIONS = 512
 _DNS_HINTS = (
     "name resolution",
@@ -76,10 +79,13 @@ def make_client(config: HttpConfig) -> httpx.AsyncClient:
     """The one shared HTTP client: our User-Agent, per-read timeouts, connection limits.
 
     Redirects are off because `Fetcher` follows them itself (to cap, loop-check and
-    scheme-check each hop); HTTP/2 is off. The pool keeps up to `KEEPALIVE_CONNECTIONS` idle
-    connections; `Fetcher` holds requests in flight to `config.concurrency`.
+    scheme-check each hop); HTTP/2 is off. Each host has a connection pool of its own
+    (`HostPools`), unless a proxy is configured in the environment (httpx then routes through
+    it, over one pool); `Fetcher` holds requests in flight to `config.concurrency`.
     """
+    proxied = bool(urllib.request.getproxies())
     return httpx.AsyncClient(
+        transport=None if proxied else HostPools(config.per_host),
         event_hooks={"response": [_refuse_bad_redirects]},
         headers={"User-Agent": config.user_agent, "Accept-Encoding": _ACCEPT_ENCODING},
         timeout=httpx.Timeout(config.timeout),

@@ -24,6 +24,7 @@ from monitor.dedupe.story import extract_features, features_from_json, features_
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
+from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import ItemSignature, PollSuccess, Store
@@ -224,7 +225,7 @@ def poll_once(
                 )
 
     try:
-        return asyncio.run(go())
+        return run_loop(go())
     finally:
         if gate is not None:
             gate.close()
