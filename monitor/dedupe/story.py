@@ -14,6 +14,7 @@ training split (docs/dedupe.md); the word lists are data, in `lexicon`.
 from __future__ import annotations
 
 import functools
+import heapq
 import json
 import math
 import re
@@ -694,6 +695,11 @@ class StoryIndex:
         self._clock = 0
         self._judged: dict[int, tuple[int, _Judgement]] = {}
         self._detached: tuple[int, int] | None = None  # (row, story) between detach and attach
+        # A row's candidate articles: (rows indexed before they were found, the rows, the
+        # rank of the last when there are max_candidates of them).
+        self._candidates: dict[
+            int, tuple[int, list[int], tuple[int, tuple[int, float, str]] | None]
+        ] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -804,6 +810,7 @@ class StoryIndex:
         """Forget articles (never seeds) dated before the cut-off; returns how many."""
         cutoff = int(at.timestamp() // _DAY)
         count = 0
+        self._candidates.clear()  # they may name evicted rows
         for day in [d for d in self._by_day if d < cutoff]:
             for row in self._by_day.pop(day):
                 entry = self._entries.pop(row)
@@ -953,26 +960,60 @@ class StoryIndex:
         """Articles before `row` in the order that share a name or title word with it within
         the window (the most shared first), then the seeds before it."""
         entry = self._entries[row]
-        out: list[int] = []
-        day = entry.day
-        if day is not None:
-            keys = entry.keys
-            lists = []
-            for d in range(day - self.window_days, day + self.window_days + 1):
-                postings = self._postings.get(d)
-                if postings:
-                    lists += [rows for k in keys if (rows := postings.get(k))]
-            votes = Counter(chain.from_iterable(lists))  # one count, not one per list
-            ranked = sorted(
-                (r for r in votes if r != row and self._entries[r].order < entry.order),
-                key=lambda r: (-votes[r], self._entries[r].order),
-            )
-            out = ranked[: self._max_candidates]
+        out = self._item_candidates(row, entry) if entry.day is not None else []
         seeds = sorted(
             (r for r in self._seeds if r != row and self._entries[r].order < entry.order),
             key=lambda r: self._entries[r].order,
         )
         return out + seeds
+
+    def _item_candidates(self, row: int, entry: _Entry) -> list[int]:
+        """The articles among `row`'s candidates. They are ranked by the index keys they
+        share, then by order; an article indexed since they were found changes them only
+        when it is before `row`, within the window and ranks above the last of them, so
+        the list found earlier is kept until one does (or an eviction)."""
+        held = self._candidates.get(row) if self._pair_memo else None
+        if held is not None:
+            since, out, last = held
+            if not any(self._outranks(new, entry, last) for new in range(since, self._row)):
+                self._candidates[row] = (self._row, out, last)
+                return out
+        day = entry.day
+        assert day is not None
+        keys = entry.keys
+        lists = []
+        for d in range(day - self.window_days, day + self.window_days + 1):
+            postings = self._postings.get(d)
+            if postings:
+                lists += [rows for k in keys if (rows := postings.get(k))]
+        votes = Counter(chain.from_iterable(lists))  # one count, not one per list
+        out = heapq.nsmallest(  # sorted(...)[:n], without sorting them all
+            self._max_candidates,
+            (r for r in votes if r != row and self._entries[r].order < entry.order),
+            key=lambda r: (-votes[r], self._entries[r].order),
+        )
+        if self._pair_memo:
+            if len(self._candidates) >= self._pair_memo:
+                self._candidates.clear()
+            full = len(out) == self._max_candidates
+            last = (-votes[out[-1]], self._entries[out[-1]].order) if full else None
+            self._candidates[row] = (self._row, out, last)
+        return out
+
+    def _outranks(
+        self, new: int, entry: _Entry, last: tuple[int, tuple[int, float, str]] | None
+    ) -> bool:
+        """Whether the article at row `new` is now among `entry`'s candidate articles."""
+        other = self._entries.get(new)
+        if other is None or other.seed_ref is not None or other.order >= entry.order:
+            return False
+        day, other_day = entry.day, other.day  # articles are dated
+        assert day is not None
+        assert other_day is not None
+        if abs(other_day - day) > self.window_days:
+            return False
+        shared = len(set(other.keys).intersection(entry.keys))
+        return shared > 0 and (last is None or (-shared, other.order) < last)
 
     def _decide(
         self,
