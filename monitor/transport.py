@@ -11,6 +11,7 @@ so idle connections stay bounded by the hosts in recent use.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ class HostPools(httpx.AsyncBaseTransport):
         self._ssl: ssl.SSLContext | None = None  # made when the first https host needs it
         self._pools: dict[tuple[bytes, bytes, int | None], _HostPool] = {}
         self._swept = time.monotonic()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _pool(self, url: httpx.URL, now: float) -> _HostPool:
         key = (url.raw_scheme, url.raw_host, url.port)
@@ -57,7 +59,7 @@ class HostPools(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         now = time.monotonic()
         if now - self._swept > self._expiry:
-            await self._sweep(now)
+            self._sweep(now)
         pool = self._pool(request.url, now)
         pool.in_flight += 1
         try:
@@ -69,7 +71,7 @@ class HostPools(httpx.AsyncBaseTransport):
         response.stream = _Released(response.stream, pool)
         return response
 
-    async def _sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> None:
         """Close the pools of hosts not used for longer than the keep-alive expiry."""
         self._swept = now
         stale = [
@@ -78,7 +80,11 @@ class HostPools(httpx.AsyncBaseTransport):
             if not pool.in_flight and now - pool.last_used > self._expiry
         ]
         for key in stale:
-            await self._pools.pop(key).transport.aclose()
+            # Closed by a task of its own, not inside this request (whose deadline and
+            # cancellation must not reach another host's connections).
+            task = asyncio.get_running_loop().create_task(self._pools.pop(key).transport.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         pools, self._pools = self._pools, {}
