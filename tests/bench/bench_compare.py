@@ -1,36 +1,43 @@
 """Benchmark: warm and cold polling of 1,000 local feeds, monitor vs rss2email vs reader. I/O.
 
-Does network I/O (127.0.0.1 only), runs subprocesses and writes temporary state directories;
-on first use it creates two venvs and pip-installs rss2email and reader into them.
+Does network I/O (127.0.0.1-127.0.0.N only), runs subprocesses and writes temporary state
+directories; on first use it creates two venvs and pip-installs rss2email and reader into them.
 
 A separate process (not counted in a client's CPU time, not sharing its GIL) runs an asyncio
-HTTP/1.1 keep-alive server serving `--feeds` small RSS feeds. Every feed has 5 items, published
-minutes ago, whose links are real article pages from ../shared/corpus (the
-article-extraction-benchmark pages, loaded by bench_ingest.load_pages: 181 pages, so most of the
-5,000 items repeat a page, and monitor stores them as duplicates after fetching and extracting
-them all the same). Every response waits `--latency` seconds (50 ms) first; feeds and pages
+HTTP/1.1 keep-alive server listening on `--hosts` loopback addresses (127.0.0.1 to
+127.0.0.50 by default, one port), serving `--feeds` small RSS feeds dealt round-robin over
+the hosts. Every feed has `--items-per-feed` items (5), published minutes ago, whose links
+(on the feed's host) are real article pages from ../shared/corpus (the
+article-extraction-benchmark pages, loaded by bench_ingest.load_pages: 181 pages, so most
+items repeat a page, and monitor stores them as duplicates after fetching and extracting them
+all the same). Every response waits `--latency` milliseconds (20) first; feeds and pages
 carry an ETag and a Last-Modified and get a 304 for a matching If-None-Match (or, without one,
 If-Modified-Since). The server counts requests, statuses, TCP connections and bytes (status
 line, headers and body written; request heads read) per run, reset and read through /_ctl/.
 
-Each round runs every tool in turn (monitor, rss2email, reader with each `--reader-workers`),
-each in a fresh state directory:
+monitor runs with its default config (what a user gets) unless `--per-host`,
+`--concurrency` or `--parallel-sources` are given. Each round runs every tool in turn, each
+round starting with the next tool, each in a fresh state directory:
 
 - cold: the first poll of the feeds (`--cold-feeds`, default all): every feed answers 200
-  with 5 new items. `monitor poll` also fetches and extracts every article page (5 per feed);
-  rss2email and reader only fetch the feeds.
+  with its new items. `monitor poll` also fetches and extracts every article page;
+  rss2email and reader only fetch the feeds. The bare-extraction baseline runs
+  `trafilatura.bare_extraction(fast=True)` over the very pages the cold poll fetches, in
+  memory, on `--bare-workers` processes (default: one per core, as monitor's workers).
 - warm: a second poll of the same state: every feed answers 304. (When `--cold-feeds` is
   smaller than `--feeds` the warm state gets its own untimed first poll of all the feeds.)
 
 Per run: wall time, CPU time (user+sys of the child process and its reaped children, from
-os.wait4), bytes received per feed (server side). Medians over `--rounds` are printed as a
-Markdown table with ratios to monitor and the targets (warm: monitor >= 10x faster than
-rss2email, < 3 s, < 1 KB received per feed).
+os.wait4), bytes received per feed (server side). Medians over `--rounds` are printed as
+Markdown tables with ratios to monitor, then the targets of issue 14 with the ratio of the
+medians and the spread of the per-round ratios (warm: >= 2x faster than reader with 20
+workers, >= 15x faster than rss2email, every feed 304, <= 1 ms CPU per feed, < 1 KB received
+per feed; cold: <= 1.5x the bare extraction).
 
-    .venv/bin/python tests/bench/bench_compare.py [--feeds 1000] [--cold-feeds N] [--rounds 3]
-        [--latency 0.05] [--reader-workers 20,100] [--per-host 100] [--concurrency 100]
-        [--parallel-sources N] [--tools monitor,rss2email,reader] [--venvs /tmp/bench-venvs]
-        [--json PATH] [--keep]
+    .venv/bin/python tests/bench/bench_compare.py [--feeds 1000] [--cold-feeds N]
+        [--items-per-feed 5] [--hosts 50] [--latency 20] [--rounds 3] [--reader-workers 20,100]
+        [--per-host N] [--concurrency N] [--parallel-sources N] [--bare-workers N]
+        [--tools monitor,bare,rss2email,reader] [--venvs /tmp/bench-venvs] [--json PATH] [--keep]
 """
 
 from __future__ import annotations
