@@ -24,7 +24,6 @@ from monitor.dedupe.story import features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
-from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import ItemSignature, PollSuccess, Store
@@ -228,7 +227,7 @@ def poll_once(
                 )
 
     try:
-        return run_loop(go())
+        return asyncio.run(go())
     finally:
         if gate is not None:
             gate.close()
