@@ -394,7 +394,7 @@ def test_an_earlier_report_arriving_late_moves_no_story_id_it_does_not_have_to()
     assert index.take_moves() == []
 
 
-@pytest.mark.parametrize("memo", [1, 1 << 18], ids=["memo-of-one", "default-memo"])
+@pytest.mark.parametrize("memo", [1, 1 << 17], ids=["memo-of-one", "default-memo"])
 def test_the_memos_and_skips_change_no_decision_nor_any_reason_shown(memo: int) -> None:
     """Out-of-order arrivals decide later articles again against the same members. The memos
     of pair scores and judgements, and skipping an article none of whose inputs changed

@@ -532,10 +532,12 @@ Kind = Literal["seed", "item"]
 _DAY = 86400.0
 MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
 MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
-# Pair scores the index keeps (about 100 bytes each). An article that arrives before others
-# in the decision order has them decided again, against the same members: without the memo
-# a cold poll of 2,000 articles computed each pair about 15 times (issue 14).
-PAIR_MEMO = 1 << 18
+# Pair scores the index keeps (about 100 bytes each; judgements, about 300 bytes, an eighth
+# as many; candidate lists, about 400 bytes, a thirty-second): about 20 MB in all when full.
+# An article that arrives before others in the decision order has them decided again,
+# against the same members: without the memos a cold poll of 2,000 articles computed each
+# pair about 15 times (issue 14).
+PAIR_MEMO = 1 << 17
 _PAIR_KEY = 1 << 40  # rows below this (never reused) make one int key per ordered pair
 MEAN_THRESHOLD = 0.13  # the mean score over the story's members compared must reach this
 SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
@@ -993,7 +995,7 @@ class StoryIndex:
             key=lambda r: (-votes[r], self._entries[r].order),
         )
         if self._pair_memo:
-            if len(self._candidates) >= self._pair_memo:
+            if len(self._candidates) >= max(1, self._pair_memo >> 5):
                 self._candidates.clear()
             full = len(out) == self._max_candidates
             last = (-votes[out[-1]], self._entries[out[-1]].order) if full else None
@@ -1126,7 +1128,7 @@ class StoryIndex:
         if held is not None and held[0] == version:
             return held[1]
         judgement = self._judge_afresh(row, story_id, scores)
-        if len(self._judged) >= self._pair_memo:
+        if len(self._judged) >= max(1, self._pair_memo >> 3):
             self._judged.clear()
         if self._pair_memo:
             self._judged[key] = (version, judgement)
