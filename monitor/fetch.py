@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 import time
+import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +14,7 @@ import httpx
 
 from monitor.errors import FetchError
 from monitor.models import FetchResult, HttpConfig
+from monitor.transport import HostPools
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -30,6 +32,12 @@ _HTTP_SCHEMES = frozenset({"http", "https"})
 # allocate between two checks of the size cap (httpx's own decoder inflates a whole 64 KiB
 # network read at once, which is up to ~64 MiB for a gzip bomb).
 _DECODE_PIECE = 64 * 1024
+# Idle keep-alive connections of the one shared pool used behind a proxy (else each host has
+# its own pool: `HostPools`). The pool is not what caps concurrency (`Fetcher` does, with
+# `concurrency` slots): a pool of `concurrency` connections closed an idle connection to one
+# host to open one to the next, so a poll of feeds spread over more hosts than that opened a
+# new connection for every request (issue 14).
+KEEPALIVE_CONNECTIONS = 512
 _DNS_HINTS = (
     "name resolution",
     "name or service not known",
@@ -71,15 +79,19 @@ def make_client(config: HttpConfig) -> httpx.AsyncClient:
     """The one shared HTTP client: our User-Agent, per-read timeouts, connection limits.
 
     Redirects are off because `Fetcher` follows them itself (to cap, loop-check and
-    scheme-check each hop); HTTP/2 is off.
+    scheme-check each hop); HTTP/2 is off. Each host has a connection pool of its own
+    (`HostPools`), unless a proxy is configured in the environment (httpx then routes through
+    it, over one pool); `Fetcher` holds requests in flight to `config.concurrency`.
     """
+    proxied = bool(urllib.request.getproxies())
     return httpx.AsyncClient(
+        transport=None if proxied else HostPools(config.per_host),
         event_hooks={"response": [_refuse_bad_redirects]},
         headers={"User-Agent": config.user_agent, "Accept-Encoding": _ACCEPT_ENCODING},
         timeout=httpx.Timeout(config.timeout),
         limits=httpx.Limits(
-            max_connections=config.concurrency,
-            max_keepalive_connections=config.concurrency,
+            max_connections=None,
+            max_keepalive_connections=max(config.concurrency, KEEPALIVE_CONNECTIONS),
         ),
         follow_redirects=False,
         http2=False,
@@ -97,6 +109,7 @@ class Fetcher:
         self._client = client
         self._config = config
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._slots = asyncio.Semaphore(max(1, config.concurrency))
 
     async def fetch(
         self,
@@ -110,8 +123,9 @@ class Fetcher:
 
         Sends If-None-Match / If-Modified-Since when validators are given. The per-host slot
         (`config.per_host`) is keyed by the requested URL's host and held for the whole fetch,
-        redirects included; the deadline starts once the slot is acquired, because waiting
-        behind other requests to the same host is not the server being slow.
+        redirects included, as is one of the `config.concurrency` slots, taken after it; the
+        deadline starts once both are acquired, because waiting behind other requests is not
+        the server being slow.
 
         Raises:
             FetchError: transport failure, status >= 400, redirect trouble, deadline, too large.
@@ -122,7 +136,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        async with self._slot(start_url.host):
+        async with self._slot(start_url.host), self._slots:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._config.deadline):
@@ -200,6 +214,9 @@ class Fetcher:
     ) -> FetchResult:
         status = response.status_code
         if status == 304:
+            # A 304 has no body, but the connection returns to the pool only once the
+            # response was read to its end: unread, every 304 cost a new connection.
+            await response.aread()
             return FetchResult(
                 url=url,
                 final_url=str(response.url),

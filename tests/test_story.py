@@ -476,3 +476,30 @@ def test_an_earlier_report_arriving_late_moves_no_story_id_it_does_not_have_to()
     early = index.assign("day-1", _features(title, text, _day(2020, 2, 3), "en"), _day(2020, 2, 5))
     assert early.story_id == late_first.story_id  # one story, and it kept its id
     assert index.take_moves() == []
+
+
+@pytest.mark.parametrize("memo", [1, 1 << 17], ids=["memo-of-one", "default-memo"])
+def test_the_memos_and_skips_change_no_decision_nor_any_reason_shown(memo: int) -> None:
+    """Out-of-order arrivals decide later articles again against the same members. The memos
+    of pair scores and judgements, and skipping an article none of whose inputs changed
+    (issue 14), must give exactly what deciding every affected article from scratch gives:
+    the same stories, scores, reasons, refusals (numbered-event vetoes included) and moves."""
+    rows = _event_rows("train")
+    feats = {}
+    for r in rows:
+        when = datetime.fromisoformat(r["published_at"]).replace(hour=12, tzinfo=UTC)
+        feats[r["id"]] = _features(r["title"], r["text"], when, r["language"])
+    order = list(range(len(rows)))
+    random.Random(14).shuffle(order)
+    start = _day(2026, 1, 1)
+    memo, afresh = StoryIndex(pair_memo=memo), StoryIndex(pair_memo=0)
+    refusals = []
+    for n, i in enumerate(order):
+        key, at = rows[i]["id"], start + timedelta(minutes=n)
+        kept = memo.assign(key, feats[key], at)
+        assert kept == afresh.assign(key, feats[key], at), key
+        assert memo.take_moves() == afresh.take_moves(), key
+        refusals += kept.refused
+    assert any("numbered" in r for r in refusals)  # the veto path was taken
+    assert memo._pair_scores
+    assert not afresh._pair_scores

@@ -14,6 +14,7 @@ training split (docs/dedupe.md); the word lists are data, in `lexicon`.
 from __future__ import annotations
 
 import functools
+import heapq
 import json
 import math
 import re
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Literal
 
 from monitor.dedupe.lexicon import (
@@ -566,6 +568,13 @@ Kind = Literal["seed", "item"]
 _DAY = 86400.0
 MAX_SPAN_DAYS = 14  # a story never spans more than this (first to last member)
 MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in story order
+# Pair scores the index keeps (about 100 bytes each; judgements, about 300 bytes, an eighth
+# as many; candidate lists, about 400 bytes, a thirty-second): about 20 MB in all when full.
+# An article that arrives before others in the decision order has them decided again,
+# against the same members: without the memos a cold poll of 2,000 articles computed each
+# pair about 15 times (issue 14).
+PAIR_MEMO = 1 << 17
+_PAIR_KEY = 1 << 40  # rows below this (never reused) make one int key per ordered pair
 MEAN_THRESHOLD = 0.13  # the mean score over the story's members compared must reach this
 SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
 
@@ -667,7 +676,6 @@ class _Judgement:
     ok: bool
     best: float
     best_row: int | None
-    best_result: StoryScore | None
     mean: float
     compared: int
     rule: str | None
@@ -697,6 +705,7 @@ class StoryIndex:
         max_span_days: int = MAX_SPAN_DAYS,
         next_story_id: int = 1,
         max_candidates: int = 32,
+        pair_memo: int = PAIR_MEMO,
     ) -> None:
         self.threshold = threshold
         self.mean_threshold = mean_threshold
@@ -713,6 +722,23 @@ class StoryIndex:
         self._moves: list[StoryMove] = []
         self._row = 0
         self._apart: dict[str, set[str]] = {}  # key -> keys it never shares a story with
+        # story_similarity(row, other).score by `row * _PAIR_KEY + other` (-0.0 for a
+        # "different numbered ..." veto), emptied when full or when features change.
+        self._pair_scores: dict[int, float] = {}
+        # 0: no memo and no skipping, every affected article decided again from scratch
+        # (the reference the tests hold the memos to).
+        self._pair_memo = pair_memo
+        # A story's version changes with its members; a judgement of (row, story) holds
+        # while the story's version does (`_judge`).
+        self._versions: dict[int, int] = {}
+        self._clock = 0
+        self._judged: dict[int, tuple[int, _Judgement]] = {}
+        self._detached: tuple[int, int] | None = None  # (row, story) between detach and attach
+        # A row's candidate articles: (rows indexed before they were found, the rows, the
+        # rank of the last when there are max_candidates of them).
+        self._candidates: dict[
+            int, tuple[int, list[int], tuple[int, tuple[int, float, str]] | None]
+        ] = {}
 
     def set_apart(self, constraints: Mapping[str, Iterable[str]]) -> None:
         """Cannot-link constraints from corrections (issue 16): a key never shares a story
@@ -725,6 +751,9 @@ class StoryIndex:
                     apart.setdefault(key, set()).add(other)
                     apart.setdefault(other, set()).add(key)
         self._apart = apart
+        # Judgements, skips and candidate lists were made under the old constraints.
+        self._judged.clear()
+        self._candidates.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -749,6 +778,8 @@ class StoryIndex:
         entry = None if row is None else self._entries[row]
         if entry is not None and entry.seed_ref is not None and features.published_at:
             entry.features = features
+            self._pair_scores.clear()  # scores against its old features
+            self._judged.clear()  # judgements against its old date
             entry.when = features.published_at.timestamp()
             entry.order = (0, entry.when, key)
             entry.basis = basis
@@ -791,10 +822,13 @@ class StoryIndex:
                 continue
             if not self._affected(later, touched, touched_keys):
                 continue
+            candidates = self._changed_inputs(later, row, touched)
+            if candidates is None:
+                continue
             old = other.story_id
             self._detach(later)
             founder = old if not self._has_member_before(old, later) else None
-            other.match = self._decide(later, fresh, founder_id=founder)
+            other.match = self._decide(later, fresh, founder_id=founder, candidates=candidates)
             if other.story_id != old:
                 before.setdefault(later, old)
                 self._touch(old, touched, touched_keys)
@@ -830,6 +864,7 @@ class StoryIndex:
         """Forget articles (never seeds) dated before the cut-off; returns how many."""
         cutoff = int(at.timestamp() // _DAY)
         count = 0
+        self._candidates.clear()  # they may name evicted rows
         for day in [d for d in self._by_day if d < cutoff]:
             for row in self._by_day.pop(day):
                 entry = self._entries.pop(row)
@@ -837,6 +872,7 @@ class StoryIndex:
                     del self._rows[entry.key]
                 members = self._stories.get(entry.story_id)
                 if members is not None:
+                    self._changed(entry.story_id)
                     members.discard(row)
                     if not members:
                         del self._stories[entry.story_id]
@@ -871,6 +907,7 @@ class StoryIndex:
         self._rows[key] = row
         if story_id >= 0:
             self._stories.setdefault(story_id, set()).add(row)
+            self._changed(story_id)
             self._next_id = max(self._next_id, story_id + 1)
         if seed_ref is not None:
             self._seeds.append(row)
@@ -883,8 +920,17 @@ class StoryIndex:
             postings.setdefault(k, []).append(row)
         return row
 
+    def _changed(self, story_id: int) -> None:
+        """Note that a story's members changed: its judgements no longer hold."""
+        self._clock += 1
+        self._versions[story_id] = self._clock
+
     def _detach(self, row: int) -> None:
+        """Take an article out of its story to decide it again. Its story's version holds
+        until `_attach` puts it elsewhere: nothing else is judged in between, and its own
+        judgements read only the members before it."""
         entry = self._entries[row]
+        self._detached = (row, entry.story_id)
         members = self._stories.get(entry.story_id)
         if members is not None:
             members.discard(row)
@@ -894,6 +940,11 @@ class StoryIndex:
     def _attach(self, row: int, story_id: int) -> None:
         self._entries[row].story_id = story_id
         self._stories.setdefault(story_id, set()).add(row)
+        detached, self._detached = self._detached, None
+        if detached != (row, story_id):  # not back where it was
+            self._changed(story_id)
+            if detached is not None:
+                self._changed(detached[1])
 
     def _has_member_before(self, story_id: int, row: int) -> bool:
         order = self._entries[row].order
@@ -945,36 +996,93 @@ class StoryIndex:
             return True
         return not touched_keys.isdisjoint(entry.keys)
 
+    def _changed_inputs(self, row: int, new: int, touched: set[int]) -> list[int] | None:
+        """The candidates of the article at `row` when what its decision reads changed since
+        it was made (`new` came in before it, the `touched` stories changed); else None.
+
+        A decision reads its own story, its candidate rows and the stories they are in (their
+        members, dates and seeds): with none of these changed it would come out the same,
+        so deciding it again is skipped (issue 14: a cold poll of 2,000 articles arriving in
+        reverse date order decided each again hundreds of times)."""
+        candidates = self._candidate_rows(row)
+        if not self._pair_memo or self._entries[row].story_id in touched or new in candidates:
+            return candidates
+        entries = self._entries
+        return candidates if any(entries[r].story_id in touched for r in candidates) else None
+
     def _candidate_rows(self, row: int) -> list[int]:
         """Articles before `row` in the order that share a name or title word with it within
         the window (the most shared first), then the seeds before it."""
         entry = self._entries[row]
-        out: list[int] = []
-        day = entry.day
-        if day is not None:
-            votes: Counter[int] = Counter()
-            keys = entry.keys
-            for d in range(day - self.window_days, day + self.window_days + 1):
-                postings = self._postings.get(d)
-                if postings:
-                    for k in keys:
-                        votes.update(postings.get(k, ()))
-            ranked = sorted(
-                (r for r in votes if r != row and self._entries[r].order < entry.order),
-                key=lambda r: (-votes[r], self._entries[r].order),
-            )
-            out = ranked[: self._max_candidates]
+        out = self._item_candidates(row, entry) if entry.day is not None else []
         seeds = sorted(
             (r for r in self._seeds if r != row and self._entries[r].order < entry.order),
             key=lambda r: self._entries[r].order,
         )
         return out + seeds
 
-    def _decide(self, row: int, fresh: set[int], *, founder_id: int | None) -> StoryMatch:
-        """Decide one article against the stories formed by the articles before it."""
+    def _item_candidates(self, row: int, entry: _Entry) -> list[int]:
+        """The articles among `row`'s candidates. They are ranked by the index keys they
+        share, then by order; an article indexed since they were found changes them only
+        when it is before `row`, within the window and ranks above the last of them, so
+        the list found earlier is kept until one does (or an eviction)."""
+        held = self._candidates.get(row) if self._pair_memo else None
+        if held is not None:
+            since, out, last = held
+            if not any(self._outranks(new, entry, last) for new in range(since, self._row)):
+                self._candidates[row] = (self._row, out, last)
+                return out
+        day = entry.day
+        assert day is not None
+        keys = entry.keys
+        lists = []
+        for d in range(day - self.window_days, day + self.window_days + 1):
+            postings = self._postings.get(d)
+            if postings:
+                lists += [rows for k in keys if (rows := postings.get(k))]
+        votes = Counter(chain.from_iterable(lists))  # one count, not one per list
+        out = heapq.nsmallest(  # sorted(...)[:n], without sorting them all
+            self._max_candidates,
+            (r for r in votes if r != row and self._entries[r].order < entry.order),
+            key=lambda r: (-votes[r], self._entries[r].order),
+        )
+        if self._pair_memo:
+            if len(self._candidates) >= max(1, self._pair_memo >> 5):
+                self._candidates.clear()
+            full = len(out) == self._max_candidates
+            last = (-votes[out[-1]], self._entries[out[-1]].order) if full else None
+            self._candidates[row] = (self._row, out, last)
+        return out
+
+    def _outranks(
+        self, new: int, entry: _Entry, last: tuple[int, tuple[int, float, str]] | None
+    ) -> bool:
+        """Whether the article at row `new` is now among `entry`'s candidate articles."""
+        other = self._entries.get(new)
+        if other is None or other.seed_ref is not None or other.order >= entry.order:
+            return False
+        day, other_day = entry.day, other.day  # articles are dated
+        assert day is not None
+        assert other_day is not None
+        if abs(other_day - day) > self.window_days:
+            return False
+        shared = len(set(other.keys).intersection(entry.keys))
+        return shared > 0 and (last is None or (-shared, other.order) < last)
+
+    def _decide(
+        self,
+        row: int,
+        fresh: set[int],
+        *,
+        founder_id: int | None,
+        candidates: list[int] | None = None,
+    ) -> StoryMatch:
+        """Decide one article against the stories formed by the articles before it
+        (`candidates`: its `_candidate_rows`, when just found)."""
         entry = self._entries[row]
-        candidates = self._candidate_rows(row)
-        scores: dict[int, StoryScore] = {}
+        if candidates is None:
+            candidates = self._candidate_rows(row)
+        scores: dict[int, float] = {}
         stories: list[int] = []
         for r in candidates:
             sid = self._entries[r].story_id
@@ -1006,7 +1114,13 @@ class StoryIndex:
             for j in judgements
             if j.rule and j is not chosen
         )[:4]
-        other = self._entries[shown.best_row].key if shown and shown.best_row is not None else None
+        best_row = shown.best_row if shown else None
+        other = self._entries[best_row].key if best_row is not None else None
+        reasons = (
+            story_similarity(entry.features, self._entries[best_row].features).reasons
+            if best_row is not None
+            else ()
+        )
         span = self.span(story_id) if chosen is not None else None
         if span is None and entry.when is not None:
             span = (_utc(entry.when), _utc(entry.when))
@@ -1017,7 +1131,7 @@ class StoryIndex:
             threshold=self.threshold,
             matched_key=other if chosen is not None else None,
             compared_with=other,
-            reasons=tuple(shown.best_result.reasons) if shown and shown.best_result else (),
+            reasons=tuple(reasons),
             seed_refs=self.seed_refs(story_id),
             date=_utc(entry.when) if entry.when is not None else None,
             date_basis=entry.basis,
@@ -1037,8 +1151,42 @@ class StoryIndex:
         refs = self.seed_refs(story_id)
         return f" (seed {', '.join(refs)})" if refs else ""
 
-    def _judge(self, row: int, story_id: int, scores: dict[int, StoryScore]) -> _Judgement:
-        """Whether the article at `row` matches story `story_id` as a whole, in time and words."""
+    def _pair_score(self, row: int, other: int) -> float:
+        """story_similarity(row, other).score, computed once per pair while the memo holds
+        it (the function is pure: the same features give the same score). A "different
+        numbered ..." veto is -0.0, which compares and adds up as 0.0."""
+        key = row * _PAIR_KEY + other
+        score = self._pair_scores.get(key) if self._pair_memo else None
+        if score is None:
+            result = story_similarity(self._entries[row].features, self._entries[other].features)
+            score = result.score
+            if score == 0.0 and "numbered" in result.reasons[0]:
+                score = -0.0
+            if len(self._pair_scores) >= self._pair_memo:
+                self._pair_scores.clear()
+            if self._pair_memo:
+                self._pair_scores[key] = score
+        return score
+
+    def _judge(self, row: int, story_id: int, scores: dict[int, float]) -> _Judgement:
+        """Whether the article at `row` matches story `story_id` as a whole, in time and words.
+
+        It reads the article and the story's members, so it holds while the story's version
+        does (an article's features and date never change; a seed's date does, and that
+        empties the memo): deciding an article again mostly judges unchanged stories."""
+        key = row * _PAIR_KEY + story_id
+        version = self._versions.get(story_id, 0)
+        held = self._judged.get(key) if self._pair_memo else None
+        if held is not None and held[0] == version:
+            return held[1]
+        judgement = self._judge_afresh(row, story_id, scores)
+        if len(self._judged) >= max(1, self._pair_memo >> 3):
+            self._judged.clear()
+        if self._pair_memo:
+            self._judged[key] = (version, judgement)
+        return judgement
+
+    def _judge_afresh(self, row: int, story_id: int, scores: dict[int, float]) -> _Judgement:
         entry = self._entries[row]
         members = sorted(
             (r for r in self._stories.get(story_id, ()) if self._entries[r].order < entry.order),
@@ -1046,7 +1194,7 @@ class StoryIndex:
         )
         dates = [w for r in members if (w := self._entries[r].when) is not None]
         span = (min(dates), max(dates)) if dates else None
-        no = _Judgement(story_id, False, 0.0, None, None, 0.0, 0, None)
+        no = _Judgement(story_id, False, 0.0, None, 0.0, 0, None)
         if not members:
             return no
         apart = self._apart.get(entry.key)
@@ -1076,23 +1224,20 @@ class StoryIndex:
             sample = members[:half] + members[-half:]
         compared = dict.fromkeys(sample)
         compared.update(dict.fromkeys(r for r in members if r in scores))
-        results: list[tuple[float, int, StoryScore]] = []
+        results: list[tuple[float, int]] = []
         for r in compared:
-            result = scores.get(r)
-            if result is None:
-                result = story_similarity(entry.features, self._entries[r].features)
-                scores[r] = result
-            results.append((result.score, r, result))
-        best_score, best_row, best_result = max(
-            results, key=lambda t: (t[0], -self._entries[t[1]].order[1])
-        )
+            score = scores.get(r)
+            if score is None:
+                score = scores[r] = self._pair_score(row, r)
+            results.append((score, r))
+        best_score, best_row = max(results, key=lambda t: (t[0], -self._entries[t[1]].order[1]))
+        best_score += 0.0  # a veto's -0.0 shows as 0.0
         mean = sum(t[0] for t in results) / len(results)
-        judgement = _Judgement(
-            story_id, False, best_score, best_row, best_result, mean, len(results), None
-        )
-        vetoes = [t[2].reasons[0] for t in results if t[0] == 0.0 and "numbered" in t[2].reasons[0]]
-        if vetoes:
-            judgement.rule = vetoes[0]
+        judgement = _Judgement(story_id, False, best_score, best_row, mean, len(results), None)
+        veto = next((r for score, r in results if math.copysign(1.0, score) < 0), None)
+        if veto is not None:
+            features = self._entries[veto].features
+            judgement.rule = story_similarity(entry.features, features).reasons[0]
         elif best_score < self.threshold:
             judgement.rule = f"best member {best_score:.2f} < {self.threshold:.2f}"
         elif mean < self.mean_threshold:
@@ -1120,6 +1265,8 @@ class StoryIndex:
             olds = Counter(before[r] for r in rows if r in before)
             for old, _ in sorted(olds.items(), key=lambda kv: (-kv[1], kv[0])):
                 if old not in self._stories:
+                    self._changed(old)
+                    self._changed(story_id)
                     self._stories[old] = self._stories.pop(story_id)
                     for r in self._stories[old]:
                         self._entries[r].story_id = old

@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
-from monitor.dedupe.story import extract_features, features_from_json, features_to_json
+from monitor.dedupe.story import features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
-from monitor.tag import Tags, Taxonomy, tag_article
+from monitor.tag import Tags, Taxonomy
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
     from monitor.cluster.gate import DecisionGate
@@ -94,6 +94,9 @@ def init_worker(taxonomy: Taxonomy) -> None:
     """Executor initializer: give this worker (a process or a thread) the topic rules."""
     global _worker_taxonomy
     _worker_taxonomy = taxonomy
+    from monitor.pipeline import signing  # datasketch: only workers and deciding need it
+
+    signing.use_taxonomy(taxonomy)
 
 
 def _init_process_worker(taxonomy: Taxonomy, parent: int) -> None:
@@ -136,21 +139,21 @@ def _extract_job(
     published_at: datetime | None = None,
 ) -> _Extracted:
     """Runs in a worker: the CPU-bound part of one article (extract, language, hash, tags,
-    MinHash signature, story features)."""
+    MinHash signature, story features; the last three once per text, `signing`)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
-    from monitor.dedupe.near import sign_text, signature_to_bytes
     from monitor.extract import build_text, detect_language, extract_page
+    from monitor.pipeline import signing
 
     started = time.perf_counter()
     page = extract_page(body, url=url, fast=fast) if body else None
     title = entry_title or (page.title if page else None) or url
     text, extraction = build_text(page, summary)
     language = detect_language(text, hint=(page.language if page else None) or hint)
-    tags = tag_article(_worker_taxonomy, title=title, text=text, language=language)
-    signature, shingles = sign_text(text)
+    tags = signing.tags(title, text, language)
+    signature, shingles = signing.signature(text)
     published = page.published_at if page else None
-    features = extract_features(title, text, published_at or published, language)
+    features = signing.features(title, text, published_at or published, language)
     return _Extracted(
         replace(page, text="") if page else None,  # its text is `text`: do not send it twice
         title,
@@ -159,7 +162,7 @@ def _extract_job(
         language,
         text_fingerprint(text),
         tags,
-        signature_to_bytes(signature),
+        signature,
         shingles,
         features_to_json(features),
         time.perf_counter() - started,
