@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
-from monitor.dedupe.story import features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
+from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
@@ -143,6 +143,7 @@ def _extract_job(
     MinHash signature, story features; the last three once per text, `signing`)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
+    from monitor.dedupe.story import features_to_json
     from monitor.extract import build_text, detect_language, extract_page
     from monitor.pipeline import signing
 
@@ -228,7 +229,7 @@ def poll_once(
                 )
 
     try:
-        return asyncio.run(go())
+        return run_loop(go())
     finally:
         if gate is not None:
             gate.close()
@@ -597,6 +598,7 @@ class Poller:
         now = self.clock()
         stored_signature = ItemSignature(done.signature, done.shingles, done.features)
         from monitor.dedupe.near import signature_from_bytes
+        from monitor.dedupe.story import features_from_json
 
         signature = signature_from_bytes(done.signature)
         if existing_id is not None:
