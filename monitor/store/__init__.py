@@ -323,21 +323,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
     def _first_existing(
         self, cond: sa.ColumnElement[bool], *order: sa.ColumnElement[Any]
     ) -> ExistingItem | None:
-        query = (
-            sa.select(
-                items.c.id,
-                sources.c.name,
-                items.c.url,
-                items.c.guid,
-                items.c.title,
-                items.c.text_hash,
-                items.c.updated_at,
-            )
-            .join(sources, sources.c.id == items.c.source_id)
-            .where(cond)
-            .order_by(*order, items.c.id)
-            .limit(1)
-        )
+        query = _existing_query().where(cond).order_by(*order, items.c.id).limit(1)
         with self._begin() as conn:
             row = conn.execute(query).one_or_none()
         return None if row is None else ExistingItem(*row)
@@ -422,21 +408,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
                 items.c.canonical_url.in_(urls[start : start + 500]),
                 items.c.text_hash.in_(hashes[start : start + 500]),
             )
-            query = (
-                sa.select(
-                    items.c.id,
-                    sources.c.name,
-                    items.c.url,
-                    items.c.guid,
-                    items.c.title,
-                    items.c.text_hash,
-                    items.c.updated_at,
-                    items.c.canonical_url,
-                )
-                .join(sources, sources.c.id == items.c.source_id)
-                .where(cond)
-                .order_by(items.c.id)
-            )
+            query = _existing_query(items.c.canonical_url).where(cond).order_by(items.c.id)
             with self._begin() as conn:
                 out += [(ExistingItem(*row[:7]), row[7]) for row in conn.execute(query)]
         return sorted(set(out), key=lambda found: found[0].id)
@@ -585,3 +557,10 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             return [item_from_row(r) for r in conn.execute(query)]
 
     # -- digests (the outbox) --------------------------------------------------------------------
+
+
+def _existing_query(*more: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """The columns of `ExistingItem` (then `more`), items joined with their source's name."""
+    columns = (items.c.id, sources.c.name, items.c.url, items.c.guid, items.c.title)
+    query = sa.select(*columns, items.c.text_hash, items.c.updated_at, *more)
+    return query.join(sources, sources.c.id == items.c.source_id)
