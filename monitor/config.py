@@ -62,6 +62,10 @@ class PollConfig:
     min_interval: timedelta = timedelta(minutes=1)  # the shortest source interval accepted
     # Sources polled at once (their pages share the HTTP limits); by default [http] concurrency.
     parallel_sources: int = 32
+    # New articles decided together, in date order, and stored in one transaction: at most
+    # this many, waiting at most `decide_window_ms` for more (1 = each on its own; issue 14).
+    decide_batch: int = 32
+    decide_window_ms: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,9 +384,14 @@ class _Reader:
             "max_pages_per_poll": int,
             "min_interval": "duration",
             "parallel_sources": int,
+            "decide_batch": int,
+            "decide_window_ms": int,
         }
         values = self._section(data, "poll", spec)
         self._positive(values, "poll.", "parallel_sources")
+        self._positive(values, "poll.", "decide_batch")
+        if values.get("decide_window_ms", 0) < 0:
+            self.problem("poll.decide_window_ms", "must be 0 or more")
         if "min_interval" in values and values["min_interval"] < timedelta(seconds=1):
             self.problem("poll.min_interval", "must be at least 1s")
         self._positive(values, "poll.", "max_pages_per_poll")

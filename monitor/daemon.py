@@ -49,6 +49,7 @@ from monitor.corpus import corpus_files
 from monitor.dedupe.exact import canonical_url
 from monitor.errors import ConfigError, MonitorError, StoreError
 from monitor.fetch import Fetcher, make_client
+from monitor.loop import run as run_loop
 from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.models import Entry, Source
 from monitor.pipeline.digest import (
@@ -764,4 +765,4 @@ def _corpus_stamp(config: Config) -> tuple[tuple[str, int, int], ...]:
 
 def run_daemon(config: Config, env: Mapping[str, str]) -> int:
     """`monitor run`: the daemon until a signal; returns the exit code."""
-    return asyncio.run(Daemon(config, env=env).run())
+    return run_loop(Daemon(config, env=env).run())

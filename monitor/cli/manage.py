@@ -33,6 +33,7 @@ from monitor.demo import LATER_SOURCES
 from monitor.digest.render import TEMPLATES, make_environment
 from monitor.errors import ConfigError, CorpusError, ParseError, Problem, SourceError
 from monitor.fetch import Fetcher, make_client
+from monitor.loop import run as run_loop
 from monitor.models import Source
 from monitor.parse import parse_feed
 from monitor.pipeline.digest import Window, collect, render
@@ -67,7 +68,7 @@ def sources_check(state: _State, names: tuple[str, ...]) -> None:
     with _errors():
         config = state.config
         selected = _select_sources(config, names)
-        results = asyncio.run(_check_sources(config, selected))
+        results = run_loop(_check_sources(config, selected))
     failed = 0
     for source, message in results:
         failed += message.startswith("FAIL")

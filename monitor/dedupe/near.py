@@ -285,6 +285,21 @@ class NearIndex:
                 self._compact()
         return count
 
+    def mark(self) -> int:
+        """A point to `forget_since`: what is indexed now."""
+        return self._n
+
+    def forget_since(self, mark: int) -> int:
+        """Forget every entry added after `mark` (a batch of decisions whose store write
+        failed); returns how many. Entries are only marked dead, as eviction does."""
+        n = self._n
+        drop = self._alive[mark:n].copy()
+        count = int(drop.sum())
+        if count:
+            self._alive[mark:n] = False
+            self._dead += count
+        return count
+
     # -- internals -------------------------------------------------------------------------
 
     def _grow(self, need: int) -> None:

@@ -19,10 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.config import DedupeConfig
-from monitor.dedupe.story import features_from_json
 from monitor.errors import CorrectionError
 from monitor.models import Correction, Item
-from monitor.pipeline.index import DedupeIndex, story_changes, story_record
 from monitor.store import Store, StoryChange
 
 VIAS = ("web", "cli")
@@ -74,6 +72,11 @@ def _redecide(
     if not rows:  # stored before signatures: it keeps the story the split gave it
         assert found.new_story_id is not None
         return found.new_story_id, {"story_id": found.new_story_id}, ()
+    # The story layer (datasketch, numpy, scipy) only when an undo decides again: the CLI
+    # imports this module, and a poll of unchanged feeds never needs them (issue 14).
+    from monitor.dedupe.story import features_from_json
+    from monitor.pipeline.index import DedupeIndex, story_changes, story_record
+
     row = rows[0]
     index = DedupeIndex(config)
     index.reload_stories(

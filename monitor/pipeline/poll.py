@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
 from monitor.dedupe.exact import canonical_url, text_fingerprint
-from monitor.dedupe.story import features_from_json, features_to_json
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
+from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
@@ -31,6 +31,7 @@ from monitor.tag import Tags, Taxonomy
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
     from monitor.cluster.gate import DecisionGate
+    from monitor.pipeline.batch import Pending
     from monitor.pipeline.index import DedupeIndex
 
 log = logging.getLogger("monitor.pipeline")
@@ -40,7 +41,8 @@ MAX_CHILD_SITEMAPS = 5
 MAX_TITLE = 1000  # characters stored of a title; a feed's 1 MB "title" is not one
 # Successful polls `poll_all` writes per transaction. One transaction per 304 cost more than
 # the request itself; a crash loses at most this many records of unchanged polls, which the
-# next poll simply repeats (items are stored as they come, never buffered).
+# next poll simply repeats (new items wait at most `[poll] decide_window_ms` in a batch,
+# `batch.py`; one not stored is fetched again by the next poll).
 SUCCESS_BATCH = 100
 
 
@@ -142,6 +144,7 @@ def _extract_job(
     MinHash signature, story features; the last three once per text, `signing`)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
+    from monitor.dedupe.story import features_to_json
     from monitor.extract import build_text, detect_language, extract_page
     from monitor.pipeline import signing
 
@@ -227,7 +230,7 @@ def poll_once(
                 )
 
     try:
-        return asyncio.run(go())
+        return run_loop(go())
     finally:
         if gate is not None:
             gate.close()
@@ -270,6 +273,10 @@ class Poller:
         self._source_slots = asyncio.Semaphore(max(1, config.parallel_sources))
         # Successful polls waiting to be written in one transaction (only inside `poll_all`).
         self._successes: list[PollSuccess] | None = None
+        # New articles waiting to be decided as a batch (`_decide_later`), each with what its
+        # poll awaits.
+        self._pending: list[tuple[Pending, PollOutcome, asyncio.Future[int]]] = []
+        self._pending_timer: asyncio.TimerHandle | None = None
 
     @property
     def index(self) -> DedupeIndex:
@@ -500,6 +507,9 @@ class Poller:
             )
         outcome.extract_seconds.append(done.seconds)
         if self.gate is None:
+            if existing_id is None and self.config.decide_batch > 1:
+                await self._decide_later(source, entry, outcome, cutoff, done)
+                return
             self._decide(source, entry, existing_id, outcome, cutoff, done)
             return
         # Cluster mode: the same step under the lock every node decides under (DESIGN §7).
@@ -508,6 +518,64 @@ class Poller:
                 outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
                 return
             self._decide(source, entry, existing_id, outcome, cutoff, done)
+
+    async def _decide_later(
+        self,
+        source: Source,
+        entry: Entry,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+    ) -> None:
+        """Queue a new article for the next batch (`batch.decide_batch`) and wait until it is
+        stored: the batch is decided when it is full or its window has passed."""
+        from monitor.pipeline.batch import Pending
+
+        article = _article(source, entry, done)
+        baseline = cutoff is not None and (
+            article.published_at is None or article.published_at < cutoff
+        )
+        signature = ItemSignature(done.signature, done.shingles, done.features)
+        loop = asyncio.get_running_loop()
+        stored: asyncio.Future[int] = loop.create_future()
+        self._pending.append((Pending(article, done.tags, signature, baseline), outcome, stored))
+        if len(self._pending) >= self.config.decide_batch:
+            self._decide_pending()
+        elif self._pending_timer is None:
+            window = self.config.decide_window_ms / 1000
+            self._pending_timer = loop.call_later(window, self._decide_pending)
+        await stored
+
+    def _decide_pending(self) -> None:
+        """Decide and store the waiting articles; their polls learn the outcome (an error
+        raised by one is raised in each: none of them was stored)."""
+        from monitor.pipeline.batch import decide_batch
+
+        if self._pending_timer is not None:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+        waiting, self._pending = self._pending, []
+        if not waiting:
+            return
+        try:
+            decided = decide_batch(self.store, self.index, [p for p, _, _ in waiting], self.clock())
+        except Exception as exc:
+            for _, _, stored in waiting:
+                if not stored.done():
+                    stored.set_exception(exc)
+            return
+        for (pending, outcome, stored), done in zip(waiting, decided, strict=True):
+            outcome.item_ids.append(done.item_id)
+            if pending.baseline:
+                outcome.baseline += 1
+            elif done.status == "duplicate":
+                outcome.duplicate += 1
+            elif done.status == "known":
+                outcome.known += 1
+            else:
+                outcome.new += 1
+            if not stored.done():
+                stored.set_result(done.item_id)
 
     def _stored(self, source: Source, entry: Entry) -> bool:
         """Whether this source already stored this entry (a job run again after a crash)."""
@@ -531,6 +599,7 @@ class Poller:
         now = self.clock()
         stored_signature = ItemSignature(done.signature, done.shingles, done.features)
         from monitor.dedupe.near import signature_from_bytes
+        from monitor.dedupe.story import features_from_json
 
         signature = signature_from_bytes(done.signature)
         if existing_id is not None:

@@ -25,6 +25,7 @@ from monitor.store.dedupe import (
     DedupeRecord,
     DedupeStore,
     ItemSignature,
+    NewItem,
     SeedRecord,
     StoredSignature,
     StoryChange,
@@ -73,6 +74,7 @@ __all__ = [
     "DigestSummary",
     "ExistingItem",
     "ItemSignature",
+    "NewItem",
     "PollSuccess",
     "SeedRecord",
     "Store",
@@ -321,21 +323,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
     def _first_existing(
         self, cond: sa.ColumnElement[bool], *order: sa.ColumnElement[Any]
     ) -> ExistingItem | None:
-        query = (
-            sa.select(
-                items.c.id,
-                sources.c.name,
-                items.c.url,
-                items.c.guid,
-                items.c.title,
-                items.c.text_hash,
-                items.c.updated_at,
-            )
-            .join(sources, sources.c.id == items.c.source_id)
-            .where(cond)
-            .order_by(*order, items.c.id)
-            .limit(1)
-        )
+        query = _existing_query().where(cond).order_by(*order, items.c.id).limit(1)
         with self._begin() as conn:
             row = conn.execute(query).one_or_none()
         return None if row is None else ExistingItem(*row)
@@ -356,44 +344,74 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         transaction (an item never exists without its signature); returns its id. With
         `corrections_seen`, raises CorrectionsChanged (and stores nothing) when corrections
         changed since the deciding index saw them (`check_corrections`)."""
+        new = NewItem(article, fetched_at, status, baseline, duplicate_of, tags, dedupe)
+        return self.insert_items([new], corrections_seen=corrections_seen)[0]
+
+    def insert_items(
+        self, batch: Sequence[NewItem], *, corrections_seen: tuple[int, int] | None = None
+    ) -> list[int]:
+        """`insert_item` for several items in ONE transaction, in order: all are stored or
+        none (a crash or CorrectionsChanged stores nothing of the batch); returns their ids."""
         with self._begin() as conn:
-            result = conn.execute(
-                items.insert().values(
-                    source_id=self.source_id(article.source),
-                    guid=article.guid,
-                    url=article.url,
-                    canonical_url=article.canonical_url,
-                    title=article.title,
-                    summary=article.summary,
-                    text=article.text,
-                    text_hash=article.text_hash,
-                    text_chars=len(article.text),
-                    language=article.language,
-                    extraction=article.extraction,
-                    status=status,
-                    baseline=baseline,
-                    published_at=article.published_at,
-                    fetched_at=fetched_at,
-                    updated_at=fetched_at,
-                    story_id=None if dedupe is None else dedupe.story_id,
-                    **dup_values(duplicate_of),
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            item_id = int(key[0])
+            ids = [self._insert_in(conn, new) for new in batch]
             if corrections_seen is not None:
                 check_corrections(conn, corrections_seen)
-            if tags is not None:
-                replace_tags(conn, item_id, tags)
-            if dedupe is not None:
-                insert_dedupe(conn, item_id, dedupe)
-            if self.log_decisions:
-                logged = [{"item_id": item_id, "kind": "insert"}]
-                if dedupe is not None and dedupe.changes:
-                    logged.append({"item_id": item_id, "kind": "moves"})
-                conn.execute(index_log.insert(), logged)
-            return item_id
+            return ids
+
+    def _insert_in(self, conn: sa.Connection, new: NewItem) -> int:
+        article, dedupe = new.article, new.dedupe
+        result = conn.execute(
+            items.insert().values(
+                source_id=self.source_id(article.source),
+                guid=article.guid,
+                url=article.url,
+                canonical_url=article.canonical_url,
+                title=article.title,
+                summary=article.summary,
+                text=article.text,
+                text_hash=article.text_hash,
+                text_chars=len(article.text),
+                language=article.language,
+                extraction=article.extraction,
+                status=new.status,
+                baseline=new.baseline,
+                published_at=article.published_at,
+                fetched_at=new.fetched_at,
+                updated_at=new.fetched_at,
+                story_id=None if dedupe is None else dedupe.story_id,
+                **dup_values(new.duplicate_of),
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        item_id = int(key[0])
+        if new.tags is not None:
+            replace_tags(conn, item_id, new.tags)
+        if dedupe is not None:
+            insert_dedupe(conn, item_id, dedupe)
+        if self.log_decisions:
+            logged = [{"item_id": item_id, "kind": "insert"}]
+            if dedupe is not None and dedupe.changes:
+                logged.append({"item_id": item_id, "kind": "moves"})
+            conn.execute(index_log.insert(), logged)
+        return item_id
+
+    def find_exact(
+        self, canonicals: Sequence[str], text_hashes: Sequence[str]
+    ) -> list[tuple[ExistingItem, str]]:
+        """Stored items with any of these canonical URLs or text hashes, each with its
+        canonical URL, oldest first: the exact layer of a batch in one query per 500 keys."""
+        out: list[tuple[ExistingItem, str]] = []
+        urls, hashes = sorted(set(canonicals)), sorted({h for h in text_hashes if h})
+        for start in range(0, max(len(urls), len(hashes)), 500):
+            cond = sa.or_(
+                items.c.canonical_url.in_(urls[start : start + 500]),
+                items.c.text_hash.in_(hashes[start : start + 500]),
+            )
+            query = _existing_query(items.c.canonical_url).where(cond).order_by(items.c.id)
+            with self._begin() as conn:
+                out += [(ExistingItem(*row[:7]), row[7]) for row in conn.execute(query)]
+        return sorted(set(out), key=lambda found: found[0].id)
 
     def update_item(
         self,
@@ -539,3 +557,10 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             return [item_from_row(r) for r in conn.execute(query)]
 
     # -- digests (the outbox) --------------------------------------------------------------------
+
+
+def _existing_query(*more: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """The columns of `ExistingItem` (then `more`), items joined with their source's name."""
+    columns = (items.c.id, sources.c.name, items.c.url, items.c.guid, items.c.title)
+    query = sa.select(*columns, items.c.text_hash, items.c.updated_at, *more)
+    return query.join(sources, sources.c.id == items.c.source_id)

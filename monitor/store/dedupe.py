@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from monitor.models import Item
+from monitor.models import Article, DuplicateOf, Item
 from monitor.store.rows import StoreBase, item_from_row, item_query, with_tags
 from monitor.store.schema import (
     corrections,
@@ -27,6 +27,7 @@ from monitor.store.schema import (
     signatures,
     sources,
 )
+from monitor.tag import Tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,19 @@ class DedupeRecord:
     near: Mapping[str, Any] | None  # the near layer's decision; None when exact decided
     story: Mapping[str, Any]  # the story layer's decision
     changes: Sequence[StoryChange] = ()  # earlier articles whose story this one changed
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """One item of `Store.insert_items`: the arguments of `Store.insert_item`."""
+
+    article: Article
+    fetched_at: datetime
+    status: str
+    baseline: bool
+    duplicate_of: DuplicateOf | None = None
+    tags: Tags | None = None
+    dedupe: DedupeRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

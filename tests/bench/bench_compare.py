@@ -37,6 +37,7 @@ per feed; cold: <= 1.5x the bare extraction).
     .venv/bin/python tests/bench/bench_compare.py [--feeds 1000] [--cold-feeds N]
         [--items-per-feed 5] [--hosts 50] [--latency 20] [--rounds 3] [--reader-workers 20,100]
         [--per-host N] [--concurrency N] [--parallel-sources N] [--bare-workers N]
+        [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]...
         [--tools monitor,bare,rss2email,reader] [--venvs /tmp/bench-venvs] [--json PATH] [--keep]
 """
 
@@ -438,12 +439,23 @@ class MonitorTool:
     name = "monitor"
 
     def __init__(
-        self, per_host: int | None, concurrency: int | None, parallel_sources: int | None
+        self,
+        per_host: int | None,
+        concurrency: int | None,
+        parallel_sources: int | None,
+        *,
+        variant: str | None = None,
+        poll: dict[str, str] | None = None,
     ) -> None:
-        """None leaves a key out of the config: monitor's default, what a user gets."""
+        """None leaves a key out of the config: monitor's default, what a user gets. A
+        `variant` is the same monitor with more `[poll]` keys (`poll`), in a row of its own:
+        a before/after of a setting side by side in one run."""
         self.per_host = per_host
         self.concurrency = concurrency
         self.parallel_sources = parallel_sources
+        self.poll = dict(poll or {})
+        if variant:
+            self.name = f"monitor ({variant})"
 
     def prepare(self, state: Path, urls: Sequence[str]) -> None:
         (state / "corpus").mkdir(exist_ok=True)
@@ -462,6 +474,8 @@ class MonitorTool:
         ):
             if value is not None:
                 tables[table] = tables.get(table, f"[{table}]\n") + f"{key} = {value}\n"
+        for key, text in self.poll.items():
+            tables["poll"] = tables.get("poll", "[poll]\n") + f"{key} = {text}\n"
         tuning = "".join(tables.values())
         (state / "monitor.toml").write_text(
             f"""[storage]
@@ -917,6 +931,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.cpu_count() or 1,
         help="processes of the bare-extraction baseline (default: one per core, as monitor)",
     )
+    parser.add_argument(
+        "--monitor-variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="also run monitor with these [poll] keys, as row 'monitor (NAME)' "
+        "(e.g. one-by-one:decide_batch=1); repeatable",
+    )
     parser.add_argument("--venvs", type=Path, default=Path("/tmp/bench-venvs"))
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument(
@@ -955,6 +977,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     tools: list[Tool] = []
     if "monitor" in wanted:
         tools.append(MonitorTool(args.per_host, args.concurrency, args.parallel_sources))
+        for spec in args.monitor_variant:
+            name, _, keys = spec.partition(":")
+            poll = dict(pair.split("=", 1) for pair in keys.split(",") if pair)
+            tools.append(
+                MonitorTool(
+                    args.per_host, args.concurrency, args.parallel_sources, variant=name, poll=poll
+                )
+            )
     if "bare" in wanted and args.cold_feeds:
         import trafilatura
 
