@@ -864,7 +864,11 @@ class StoryIndex:
         """Forget articles (never seeds) dated before the cut-off; returns how many."""
         cutoff = int(at.timestamp() // _DAY)
         count = 0
-        self._candidates.clear()  # they may name evicted rows
+        # The memos may name evicted rows; emptied here too, they hold at most what one
+        # retention sweep's interval (an hour in the daemon) decided, not up to their bound.
+        self._candidates.clear()
+        self._pair_scores.clear()
+        self._judged.clear()
         for day in [d for d in self._by_day if d < cutoff]:
             for row in self._by_day.pop(day):
                 entry = self._entries.pop(row)
