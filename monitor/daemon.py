@@ -652,18 +652,11 @@ class Daemon:
             return
         for note in serving_notes(self.config):
             log.warning("pages_locked %s", note)
-        pages = self._make_pages()
-        self._endpoint = Endpoint(
-            [
-                Route("/healthz", self._healthz, public=True),
-                # Behind the token when there is one; open while the pages are shut for want
-                # of one, as before there were pages (a scraper keeps working).
-                Route("/metrics", self._metrics, public=server.pages_locked),
-                *pages.routes(),
-            ],
-            token=None if server.loopback else server.token,
-            locked=server.pages_locked,
-            denied=pages.denied,
+        self._endpoint = self._make_pages().endpoint(
+            Route("/healthz", self._healthz, public=True),
+            # Behind the token when there is one; open while the pages are shut for want of
+            # one, as before there were pages (a scraper keeps working).
+            Route("/metrics", self._metrics, public=server.pages_locked),
         )
         self.endpoint_port = await self._endpoint.start(server.host, server.port)
 

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from monitor.config import load_config
 from monitor.resources import default_templates_dir
-from monitor.server import Endpoint
 from monitor.store import Store
 from monitor.web.pages import Pages, record_correction
 from monitor.web.secret import load_secret
@@ -40,12 +39,7 @@ class PagesServer(AbstractContextManager["PagesServer"]):
             templates_dir=default_templates_dir(),
         )
         server = self.config.server
-        self.endpoint = Endpoint(
-            self.pages.routes(),
-            token=None if server.loopback else server.token,
-            locked=server.pages_locked,
-            denied=self.pages.denied,
-        )
+        self.endpoint = self.pages.endpoint()
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         self.port = 0

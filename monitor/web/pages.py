@@ -28,6 +28,7 @@ from monitor.models import rank_tags
 from monitor.pipeline.corrections import remove_tag, split_item
 from monitor.server import (
     COOKIE,
+    Endpoint,
     Request,
     Response,
     Route,
@@ -134,6 +135,17 @@ class Pages:
     @property
     def config(self) -> Config:
         return self._config()
+
+    def endpoint(self, *routes: Route) -> Endpoint:
+        """An endpoint serving `routes` and the pages, with the access rules of `[server]`:
+        a token beyond loopback, every page shut when it is missing there."""
+        server = self.config.server
+        return Endpoint(
+            [*routes, *self.routes()],
+            token=None if server.loopback else server.token,
+            locked=server.pages_locked,
+            denied=self.denied,
+        )
 
     def routes(self) -> list[Route]:
         page = ("GET",)
