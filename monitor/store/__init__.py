@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -63,7 +63,9 @@ from monitor.store.schema import (
     schema_version,
     sources,
 )
-from monitor.tag import Tags
+
+if TYPE_CHECKING:  # the tagger's modules load only where articles are tagged
+    from monitor.tag import Tags
 
 __all__ = [
     "MIGRATIONS",
