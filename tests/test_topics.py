@@ -52,7 +52,9 @@ def test_an_unwritable_cache_still_checks_every_start(tmp_path: Path) -> None:
 def test_rules_travel_to_a_worker_as_text(tmp_path: Path) -> None:
     rules = check_rules(tmp_path / "topics.toml", RULES, tmp_path)
     copy = pickle.loads(pickle.dumps(rules))
-    assert not copy.parsed and copy.text == RULES and copy.file == rules.file
+    assert not copy.parsed
+    assert copy.text == RULES
+    assert copy.file == rules.file
     assert copy.taxonomy.topic_ids == rules.taxonomy.topic_ids
 
 
