@@ -27,13 +27,13 @@ from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
-from monitor.tag import Tags, Taxonomy
 from monitor.topics import TopicRules
 
-if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
+if TYPE_CHECKING:  # datasketch (numpy, scipy) and the tagger load when an article needs them
     from monitor.cluster.gate import DecisionGate
     from monitor.pipeline.batch import Pending
     from monitor.pipeline.index import DedupeIndex
+    from monitor.tag import Tags, Taxonomy
 
 log = logging.getLogger("monitor.pipeline")
 
