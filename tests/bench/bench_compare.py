@@ -37,7 +37,7 @@ per feed; cold: <= 1.5x the bare extraction).
     .venv/bin/python tests/bench/bench_compare.py [--feeds 1000] [--cold-feeds N]
         [--items-per-feed 5] [--hosts 50] [--latency 20] [--rounds 3] [--reader-workers 20,100]
         [--per-host N] [--concurrency N] [--parallel-sources N] [--bare-workers N]
-        [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]...
+        [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]... [--monitor-source NAME=PATH]...
         [--tools monitor,bare,rss2email,reader] [--venvs /tmp/bench-venvs] [--json PATH] [--keep]
 """
 
@@ -446,14 +446,18 @@ class MonitorTool:
         *,
         variant: str | None = None,
         poll: dict[str, str] | None = None,
+        source: Path | None = None,
     ) -> None:
         """None leaves a key out of the config: monitor's default, what a user gets. A
-        `variant` is the same monitor with more `[poll]` keys (`poll`), in a row of its own:
-        a before/after of a setting side by side in one run."""
+        `variant` is the same monitor with more config keys (`poll`: `[poll]` keys, or
+        `table.key` for another table), or the monitor of another source tree (`source`, an
+        export of an earlier commit, run with this venv's packages), in a row of its own: a
+        before/after side by side in one run."""
         self.per_host = per_host
         self.concurrency = concurrency
         self.parallel_sources = parallel_sources
         self.poll = dict(poll or {})
+        self.source = source
         if variant:
             self.name = f"monitor ({variant})"
 
@@ -475,7 +479,9 @@ class MonitorTool:
             if value is not None:
                 tables[table] = tables.get(table, f"[{table}]\n") + f"{key} = {value}\n"
         for key, text in self.poll.items():
-            tables["poll"] = tables.get("poll", "[poll]\n") + f"{key} = {text}\n"
+            table, _, name = key.rpartition(".")
+            table = table or "poll"
+            tables[table] = tables.get(table, f"[{table}]\n") + f"{name} = {text}\n"
         tuning = "".join(tables.values())
         (state / "monitor.toml").write_text(
             f"""[storage]
@@ -491,10 +497,16 @@ dir = "corpus"
         )
 
     def command(self, state: Path) -> list[str]:
+        if self.source is not None:
+            python = MONITOR.parent / "python"
+            return [str(python), "-m", "monitor", "--config", str(state / "monitor.toml"), "poll"]
         return [str(MONITOR), "--config", str(state / "monitor.toml"), "poll"]
 
     def env(self, state: Path) -> dict[str, str] | None:
-        return {**os.environ, "MONITOR_DATA_DIR": str(state / "data")}
+        env = {**os.environ, "MONITOR_DATA_DIR": str(state / "data")}
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
+        return env
 
     def summarize(self, output: str) -> str:
         counts: Counter[str] = Counter()
@@ -939,6 +951,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also run monitor with these [poll] keys, as row 'monitor (NAME)' "
         "(e.g. one-by-one:decide_batch=1); repeatable",
     )
+    parser.add_argument(
+        "--monitor-source",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also run the monitor of the source tree PATH (e.g. `git archive` of an earlier "
+        "commit, unpacked) with this venv's packages, as row 'monitor (NAME)'; repeatable",
+    )
     parser.add_argument("--venvs", type=Path, default=Path("/tmp/bench-venvs"))
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument(
@@ -983,6 +1003,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             tools.append(
                 MonitorTool(
                     args.per_host, args.concurrency, args.parallel_sources, variant=name, poll=poll
+                )
+            )
+        for spec in args.monitor_source:
+            name, _, path = spec.partition("=")
+            tools.append(
+                MonitorTool(
+                    args.per_host,
+                    args.concurrency,
+                    args.parallel_sources,
+                    variant=name,
+                    source=Path(path).resolve(),
                 )
             )
     if "bare" in wanted and args.cold_feeds:
