@@ -479,6 +479,8 @@ def _clip(text: str, limit: int) -> str:
 
 def _terminal_safe(text: str) -> str:
     """Untrusted text on a terminal: no control characters or bidi overrides."""
+    if text.isascii() and text.isprintable():
+        return text  # nothing to replace: most lines, checked without a loop in Python
     return "".join(" " if ch in "\r\n\t" else ("\ufffd" if _is_unsafe(ch) else ch) for ch in text)
 
 

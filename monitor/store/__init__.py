@@ -152,7 +152,10 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         with self._begin() as conn:
             if conn.dialect.name == "postgresql":  # nodes starting at once: one at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-            rows = {r.name: r for r in conn.execute(sa.select(sources))}
+            # Only the columns compared: reading every row's times cost a start of 1,000
+            # sources about 20 ms (issue 14).
+            columns = (sources.c.id, sources.c.name, sources.c.url, sources.c.kind)
+            rows = {r.name: r for r in conn.execute(sa.select(*columns, sources.c.priority))}
             for s in configured:
                 row = rows.get(s.name)
                 if row is None:
