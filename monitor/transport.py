@@ -225,9 +225,7 @@ async def _exchange(
     except TimeoutError as exc:
         raise httpx.WriteTimeout("the request could not be sent in time") from exc
     except OSError as exc:
-        if reused:
-            raise _Stale from exc
-        raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+        raise _io_failure(exc, httpx.WriteError, reused=reused) from exc
     reader = connection.reader
     read_timeout = timeouts.get("read")
     while True:
@@ -237,9 +235,7 @@ async def _exchange(
         except TimeoutError as exc:
             raise httpx.ReadTimeout("no response in time") from exc
         except OSError as exc:
-            if reused:
-                raise _Stale from exc
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            raise _io_failure(exc, httpx.ReadError, reused=reused) from exc
         except ValueError as exc:  # longer than MAX_HEAD without an end of line
             raise httpx.RemoteProtocolError("status line too long") from exc
         if not line:
@@ -288,6 +284,12 @@ async def _read_headers(
         raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
     except ValueError as exc:  # a line longer than MAX_HEAD
         raise httpx.RemoteProtocolError("response header line too long") from exc
+
+
+def _io_failure(exc: OSError, error: type[httpx.TransportError], *, reused: bool) -> Exception:
+    """A failed read or write: on a kept connection a stale one (the request is sent again
+    on a new one), else `error`."""
+    return _Stale() if reused else error(str(exc) or type(exc).__name__)
 
 
 def _broken(reason: str) -> NoReturn:

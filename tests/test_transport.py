@@ -1,4 +1,4 @@
-"""One connection pool per host: reuse across 304s, idle pools closed (a real local server)."""
+"""The HTTP/1.1 transport against real local servers: keep-alive per host, framing, faults."""
 
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from monitor.transport import HostPools
 HOSTS = ("127.0.0.1", "127.0.0.2")  # both on the loopback interface
 
 
-class KeepAliveServer:
-    """HTTP/1.1 keep-alive on 127.0.0.1 and 127.0.0.2, one port: 304 for If-None-Match."""
+class LoopbackServer:
+    """HTTP/1.1 keep-alive: `respond` answers each request head (and says whether to close)."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.closed = 0
-        self.statuses: list[int] = []
+        self.requests: list[bytes] = []
+
+    def respond(self, head: bytes) -> tuple[bytes, bool]:
+        raise NotImplementedError
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -32,19 +35,32 @@ class KeepAliveServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                conditional = b"if-none-match:" in head.lower()
-                status = 304 if conditional else 200
-                self.statuses.append(status)
-                body = b"" if conditional else b"<rss/>"
-                reason = b"Not Modified" if conditional else b"OK"
-                length = b"" if conditional else b"Content-Length: %d\r\n" % len(body)
-                writer.write(
-                    b'HTTP/1.1 %d %s\r\nETag: "v1"\r\n%s\r\n' % (status, reason, length) + body
-                )
+                self.requests.append(head)
+                answer, close = self.respond(head)
+                writer.write(answer)
                 await writer.drain()
+                if close:
+                    return
         finally:
             self.closed += 1
             writer.close()
+
+
+class KeepAliveServer(LoopbackServer):
+    """On 127.0.0.1 and 127.0.0.2, one port: 304 for If-None-Match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[int] = []
+
+    def respond(self, head: bytes) -> tuple[bytes, bool]:
+        conditional = b"if-none-match:" in head.lower()
+        status = 304 if conditional else 200
+        self.statuses.append(status)
+        body = b"" if conditional else b"<rss/>"
+        reason = b"Not Modified" if conditional else b"OK"
+        length = b"" if conditional else b"Content-Length: %d\r\n" % len(body)
+        return b'HTTP/1.1 %d %s\r\nETag: "v1"\r\n%s\r\n' % (status, reason, length) + body, False
 
 
 @contextlib.asynccontextmanager
@@ -105,32 +121,18 @@ def test_a_host_unused_past_the_keepalive_expiry_has_its_pool_closed() -> None:
 # -- what the server sends: framing, broken answers, a closed kept connection ----------------
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Answers each request with the bytes its path names in `answers`, then keeps the
     connection (or closes it, for a path in `close_after`)."""
 
     def __init__(self, answers: dict[str, bytes], close_after: frozenset[str] = frozenset()):
+        super().__init__()
         self.answers = answers
         self.close_after = close_after
-        self.connections = 0
-        self.requests: list[bytes] = []
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                self.requests.append(head)
-                path = head.split(b" ", 2)[1].decode()
-                writer.write(self.answers[path])
-                await writer.drain()
-                if path in self.close_after:
-                    return
-        finally:
-            writer.close()
+    def respond(self, head: bytes) -> tuple[bytes, bool]:
+        path = head.split(b" ", 2)[1].decode()
+        return self.answers[path], path in self.close_after
 
 
 @contextlib.asynccontextmanager
