@@ -49,10 +49,13 @@ class _Connection:
     idle_since: float = 0.0
 
     def usable(self, now: float, expiry: float) -> bool:
+        """Fresh enough, open, and with nothing unread: bytes after the end of a response
+        (a 304 sent with a body, say) would be read as the next response's start."""
         return (
             now - self.idle_since <= expiry
             and not self.reader.at_eof()
             and not self.writer.is_closing()
+            and not getattr(self.reader, "_buffer", None)  # asyncio keeps no public count
         )
 
     def close(self) -> None:

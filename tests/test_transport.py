@@ -194,6 +194,23 @@ def test_a_body_framed_by_the_close_is_read_and_the_connection_not_kept() -> Non
     assert asyncio.run(go()) == (b"all of it", b"hello", 2)
 
 
+def test_a_connection_with_bytes_after_its_response_is_not_kept() -> None:
+    """A 304 sent with a body: the stray body must not be read as the next answer."""
+    answers = {
+        "/304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nstray",
+        "/ok": LENGTH,
+    }
+
+    async def go() -> tuple[int, bytes, int]:
+        async with scripted(answers) as (server, base, client):
+            first = await client.get(base + "/304")
+            await asyncio.sleep(0.05)  # the stray bytes arrive
+            second = await client.get(base + "/ok")
+            return first.status_code, second.content, server.connections
+
+    assert asyncio.run(go()) == (304, b"hello", 2)
+
+
 def test_a_kept_connection_the_server_closed_is_replaced_once() -> None:
     """The server closes after answering; the next request finds the kept connection dead
     and is sent again on a new one, unseen by the caller."""
