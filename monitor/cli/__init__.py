@@ -5,6 +5,7 @@ The management commands (sources, corpus, check-config, demo) are in `monitor.cl
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -118,6 +119,7 @@ class _Commands(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """News monitor and digest mailer."""
+    gc.freeze()  # the modules imported so far stay: see `poll`
     level = logging.WARNING - 10 * min(verbose, 2)
     logs.configure(level, os.environ.get("MONITOR_LOG_FORMAT", "text"))
     ctx.obj = _State(config_path, verbose=verbose)
@@ -168,6 +170,10 @@ def poll(state: _State, names: tuple[str, ...], force: bool) -> None:
         selected = _select_sources(config, names)
         from monitor.pipeline import poll_once
 
+        # The modules and the config live as long as the process: the cyclic collector need
+        # not walk them again at every collection of the poll (a tenth of a warm poll's CPU
+        # for 1,000 feeds, issue 14). What the poll itself allocates is collected as before.
+        gc.freeze()
         finished: list[PollOutcome] = []
         try:
             with _opened_store(config) as store, _progress(len(selected)) as advance:
