@@ -907,3 +907,92 @@ def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
     assert "errors" not in fresh
     module.main(["--split", "tune", "--errors", "5"])
     assert "### tune errors" in capsys.readouterr().out
+
+
+# --- Indonesian affixes and Vietnamese joined syllables (fourth round) ----------------------
+
+AFFIXED = """
+[settings]
+threshold = 4
+min_terms = 1
+
+[topics.words]
+terms.id = [{ term = "ekspor", weight = 3 }, { term = "wisata", weight = 3 },
+            { term = "magnitudo", weight = 3 }, { term = "bencana", weight = 3 },
+            { term = "kerja sama", weight = 3 }, { term = "ekonomi", weight = 3 },
+            { term = "bom", weight = 3 }, { term = "kesehatan", weight = 3 },
+            { term = "impor", weight = 3 }, { term = "mengimpor", weight = 3 }]
+terms.vi = [{ term = "Hà Nội", weight = 3 }, { term = "Bộ trưởng Ngoại giao", weight = 3 }]
+"""
+
+
+@pytest.fixture(scope="module")
+def affixed() -> Taxonomy:
+    return parse_taxonomy(AFFIXED, file="affixed.toml")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term"),
+    [
+        # the sentences are from news.jsonl tuning texts (news-id-001, -007, -030, -028, -021, -002)
+        ("Sebaliknya, Rusia mengekspor gandum dan potasium ke Indonesia.", "ekspor"),
+        ("banyaknya warga Rusia yang datang hanya karena merasa nyaman untuk berwisata", "wisata"),
+        ("Gempa bumi bermagnitudo 6,1 memporak-porandakan Kabupaten Malang", "magnitudo"),
+        ("Kepala Pusat Data, Informasi, dan Komunikasi Kebencanaan BNPB", "bencana"),
+        ("berkomitmen untuk terbuka dalam bekerja sama dengan siapapun", "kerja sama"),
+        ("masih melihat situasi dan kondisi perekonomian dunia", "ekonomi"),
+        ("gandum yang diekspor ke Indonesia", "ekspor"),
+        ("para pengekspor kopi", "ekspor"),
+        ("pengeboman di Surabaya", "bom"),
+        ("perekonomiannya tumbuh", "ekonomi"),  # an affixed form takes an enclitic too
+    ],
+    ids=["meN", "ber", "ber-number", "ke-an", "be-head", "per-an", "di", "peN", "penge-an", "nya"],
+)
+def test_indonesian_affixed_forms_count_for_the_term_as_written(
+    affixed: Taxonomy, sentence: str, term: str
+) -> None:
+    """The Indonesian affix rule: meN-/di-/ter- (-kan/-i), ber-, peN-, peN-/per-/ke-...-an of
+    the form written; the evidence names the term as written."""
+    assert _evidence(affixed, "words", sentence, "id") == {term: 1}
+    assert _evidence(affixed, "words", sentence, "en") == {}  # only Indonesian terms get it
+
+
+def test_indonesian_affix_rule_never_reduces_a_term_to_its_root(affixed: Taxonomy) -> None:
+    # "kesehatan" (health) does not match "sehat" (healthy) nor a longer unrelated word
+    assert _evidence(affixed, "words", "warga hidup sehat", "id") == {}
+    assert _evidence(affixed, "words", "ekspornya naik, bukan eksportir", "id") == {"ekspor": 1}
+
+
+def test_an_affixed_form_listed_by_hand_is_the_evidence(affixed: Taxonomy) -> None:
+    # news-id-040: "mengimpor" is written in the rules, and "impor" would also match it now
+    text = "menugaskan Perum Bulog untuk mengimpor 2 juta ton beras; impor itu"
+    assert _evidence(affixed, "words", text, "id") == {"mengimpor": 1, "impor": 1}
+
+
+def test_affixed_forms_are_one_piece_of_evidence_with_their_term(affixed: Taxonomy) -> None:
+    scores, _ = score_article(
+        affixed, title="", text="Rusia mengekspor gandum. Gandum diekspor lagi.", language="id"
+    )
+    assert [(s.evidence, s.score) for s in scores] == [((("ekspor", "id", 2),), 9.0)]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hà Nội trước thềm Hội nghị G20.",  # news-vi-029
+        "Ngoai truong Nga Sergei Lavrov se tham Ha Noi truoc them Hoi nghi G20.",
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hanoi trước thềm Hội nghị G20.",
+        "Ngoai truong Nga Sergei Lavrov se tham HaNoi truoc them Hoi nghi G20.",
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hà-Nội trước thềm Hội nghị G20.",
+    ],
+    ids=["diacritics", "plain", "joined", "joined-plain", "hyphen"],
+)
+def test_vietnamese_syllables_with_and_without_diacritics_spaces_or_hyphens(
+    affixed: Taxonomy, sentence: str
+) -> None:
+    assert _evidence(affixed, "words", sentence, "vi") == {"Hà Nội": 1}
+
+
+def test_vietnamese_long_terms_are_not_joined(affixed: Taxonomy) -> None:
+    # four syllables: written together they are not a spelling in use
+    assert _evidence(affixed, "words", "Botruongngoaigiao", "vi") == {}

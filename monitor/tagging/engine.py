@@ -33,6 +33,9 @@ class Term:
     slot: int = 0  # all-group index, or near-rule index / part index packed by the caller
     part: int = 0  # near rule: which part of the rule
     weight: float = 0.0
+    # An affixed form the language's rule adds (`morphology.term_forms`): the index of the
+    # term as written, whose evidence its matches count as; -1 for a term as written.
+    base: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,15 @@ def _drop_covered(indexes: list[int], hits: Hits, terms: tuple[Term, ...]) -> Hi
     return kept
 
 
+def _as_written(hits: Hits, terms: tuple[Term, ...]) -> Hits:
+    """Matches of an affixed form (`Term.base`) moved to the term as written, in order."""
+    moved = [i for i in hits if terms[i].base >= 0]
+    for index in moved:
+        hits.setdefault(terms[index].base, []).extend(hits.pop(index))
+        hits[terms[index].base].sort()
+    return hits
+
+
 def _word_numbers(text: str, offsets: Iterable[int]) -> dict[int, int]:
     """Offset -> word number for match offsets; one scan of the text."""
     numbers: dict[int, int] = {}
@@ -349,13 +361,18 @@ def score_article(
             if term.role == "near":
                 near_terms.append(index)
     # Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
+    # An affixed form's matches then count as its term's (`Term.base`).
     kept: dict[int, tuple[Hits, Hits]] = {}
     for owner, indexes in per_topic.items():
         weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
         kept[owner] = (
-            _drop_covered(weighted, title_hits, taxonomy.terms),
-            _drop_covered(weighted, text_hits, taxonomy.terms),
+            _as_written(_drop_covered(weighted, title_hits, taxonomy.terms), taxonomy.terms),
+            _as_written(_drop_covered(weighted, text_hits, taxonomy.terms), taxonomy.terms),
         )
+        bases = [taxonomy.terms[i].base for i in indexes]
+        if any(b >= 0 for b in bases):
+            written = {b if b >= 0 else i for i, b in zip(indexes, bases, strict=True)}
+            per_topic[owner] = sorted(written)
     if near_terms:
         near_terms += facet_terms
     title_words = _word_numbers(

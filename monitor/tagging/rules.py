@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from dataclasses import replace
 from typing import Any
 
 from monitor.errors import ConfigError, Problem
@@ -18,7 +19,8 @@ from monitor.tagging.engine import (
     Topic,
     build_automaton,
 )
-from monitor.tagging.normalise import TermPattern, compile_term
+from monitor.tagging.morphology import term_forms
+from monitor.tagging.normalise import TermPattern, compile_term, normalise_text
 
 _TOP_KEYS = {"settings", "sets", "topics", "facets"}
 _SETTINGS_KEYS = {
@@ -99,6 +101,16 @@ class _Collector:
             self.problem(key, compiled)
             return None
         return compiled
+
+    def forms(self, raw: str, lang: str) -> list[TermPattern]:
+        """The affixed forms of a valid term that its language's rule adds (morphology.py),
+        compiled; a form's ending is supplied by a rule, so the term as written wins a tie."""
+        max_suffix = self.settings.max_suffix
+        compiled = (
+            compile_term(form, max_suffix=max_suffix, lang=lang)
+            for form in term_forms(normalise_text(raw), lang)
+        )
+        return [replace(c, inflected=True) for c in compiled if isinstance(c, TermPattern)]
 
     def language(self, lang: Any, key: str) -> bool:
         if lang == ANY_LANGUAGE or lang in self.settings.languages:
@@ -284,7 +296,12 @@ def _weighted_terms(
                 out.problem(item, f"duplicate term {raw_term!r}")
                 continue
             seen.add(str(raw_term))
+            base = len(out.terms)
             out.terms.append(Term(str(raw_term), lang, pattern, "weighted", owner, weight=weight))
+            for form in out.forms(str(raw_term), lang):
+                out.terms.append(
+                    Term(str(raw_term), lang, form, "weighted", owner, weight=weight, base=base)
+                )
             count += 1
     return count
 
