@@ -802,7 +802,7 @@ def test_news_set_is_big_enough_real_and_split() -> None:
     langs = [i.lang for i in items]
     assert len(items) >= 400
     assert (langs.count("ru"), langs.count("vi"), langs.count("id")) >= (120, 60, 60)
-    assert {i.split for i in items} == {"train", "dev", "test1", "test2"}
+    assert {i.split for i in items} == {"train", "dev", "test1", "train2", "test2"}
     assert all(set(i.topics) <= set(EXPECTED_IDS) for i in items)
     assert len({i.url for i in items}) == len(items)
 
@@ -899,7 +899,7 @@ def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     module = _load_eval()
-    assert module._splits("tune") == {"train", "dev", "test1"}
+    assert module._splits("tune") == {"train", "dev", "test1", "train2"}
     assert module._splits("train+dev") == {"train", "dev"}
     module.main(["--split", "test2", "--errors", "5"])
     fresh = capsys.readouterr().out
