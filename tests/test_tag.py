@@ -996,3 +996,27 @@ def test_vietnamese_syllables_with_and_without_diacritics_spaces_or_hyphens(
 def test_vietnamese_long_terms_are_not_joined(affixed: Taxonomy) -> None:
     # four syllables: written together they are not a spelling in use
     assert _evidence(affixed, "words", "Botruongngoaigiao", "vi") == {}
+
+
+def test_a_not_phrase_hides_the_topic_terms_inside_it(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """news-en-215 (train2): "crude palm oil" is food; energy's "crude" and "oil" inside it
+    are no evidence, and the palm oil still counts for agriculture-food."""
+    item = news["news-en-215"]
+    sentence = "direct trade with Indonesia in wheat commodities and crude palm oil (CPO)"
+    assert sentence in item.text
+    assert _evidence(shipped, "energy", sentence, "en") == {}
+    assert "palm oil" in _evidence(shipped, "agriculture-food", sentence, "en")
+    assert _evidence(shipped, "energy", "crude oil and palm oil exports", "en") == {
+        "crude": 1,
+        "oil": 1,
+    }
+    assert "energy" not in _tags_of(shipped, item)
+
+
+def test_a_broken_not_phrase_is_reported() -> None:
+    rules = '[topics.energy]\nterms.en = [{ term = "oil", weight = 2 }]\nnot = ["palm oil", ""]\n'
+    with pytest.raises(ConfigError) as error:
+        parse_taxonomy(rules, file="bad.toml")
+    assert "topics.energy.not[1]" in str(error.value)

@@ -43,7 +43,7 @@ _SETTINGS_KEYS = {
 _WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
 _WHOLE_SETTINGS |= {"list_words", "list_topics", "list_separators"}
 _SHORT_MAX = 20  # a chip label must fit a phone screen three times over
-_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
+_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "not", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang", "scope"}
 _SCOPES = ("text", "lead")  # where a near rule's first part counts: anywhere, or title + lead
 _FACET_NAMES = {"countries": "country", "organisations": "organisation", "officials": "official"}
@@ -243,6 +243,7 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
     weighted = _weighted_terms(body.get("terms"), where, owner, default or 1.0, limit, out)
     groups = _groups(body.get("all", []), f"{where}.all", owner, "all", out)
     _groups(body.get("none", []), f"{where}.none", owner, "none", out)
+    _groups(body.get("not", []), f"{where}.not", owner, "mask", out)
     near = _near_rules(body.get("near", []), f"{where}.near", owner, default or 1.0, limit, out)
     if weighted == 0 and not near:
         out.problem(f"{where}.terms", "a topic needs at least one weighted term")
@@ -307,7 +308,7 @@ def _weighted_terms(
 
 
 def _groups(raw: Any, key: str, owner: int, role: Any, out: _Collector) -> int:
-    """`all` / `none`: a list whose items are a term or a list of alternative terms."""
+    """`all` / `none` / `not`: a list whose items are a term or a list of alternative terms."""
     if not isinstance(raw, list):
         out.problem(key, "must be a list of terms or of lists of alternative terms")
         return 0
