@@ -1020,3 +1020,18 @@ def test_a_broken_not_phrase_is_reported() -> None:
     with pytest.raises(ConfigError) as error:
         parse_taxonomy(rules, file="bad.toml")
     assert "topics.energy.not[1]" in str(error.value)
+
+
+def test_folding_in_one_pass_equals_the_table_applied_to_every_character() -> None:
+    """normalise_text replaces only the characters its table changes (for speed); on every
+    real text that is the table applied to every character, and the i/y rule as written."""
+    import re
+
+    from monitor.tagging import normalise
+
+    vi_y = re.compile(r"\b(qu|[hklmstv])y\b")
+    for item in load_news():
+        raw = item.title + "\n" + item.text
+        folded = unicodedata.normalize("NFKC", raw).casefold().translate(normalise._TABLE)
+        expected = " ".join(vi_y.sub(r"\1i", folded).split())
+        assert normalise_text(raw) == expected, item.id
