@@ -815,9 +815,11 @@ def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
 
 
 # Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
-# train, dev and test1 (docs/tagging.md); a regression below the floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.85
+# train, dev, test1 and train2 (docs/tagging.md: macro-F1 0.889, micro P 0.933; micro-F1
+# ru 0.881, vi 0.832, id 0.971); a regression below a floor fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.87
 NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
+NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.80, "id": 0.93}
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
@@ -825,6 +827,8 @@ def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
     report = module.evaluate(shipped, [i for i in load_news() if i.split == "test2"])
     assert report.macro.f1 >= NEWS_TEST_MACRO_F1_FLOOR
     assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
+    for lang, floor in NEWS_TEST_LANGUAGE_F1_FLOORS.items():
+        assert report.per_language[lang][0].f1 >= floor, lang
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:
