@@ -861,16 +861,22 @@ def test_tagging_modules_are_pure(module: str) -> None:
 
 # --- Russian inflection rule: a word written without `*` that ends in a consonant ----------
 
-INFLECTED = """
+# A one-topic rule file ("words") whose terms each tag alone: for matching rules per language.
+WORDS = """
 [settings]
 threshold = 4
 min_terms = 1
 
 [topics.words]
-terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
+"""
+
+INFLECTED = (
+    WORDS
+    + """terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
             { term = "рис", weight = 3 }, { term = "риса", weight = 3 },
             { term = "главы МИД", weight = 3 }]
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -915,19 +921,16 @@ def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
 
 # --- Indonesian affixes and Vietnamese joined syllables (fourth round) ----------------------
 
-AFFIXED = """
-[settings]
-threshold = 4
-min_terms = 1
-
-[topics.words]
-terms.id = [{ term = "ekspor", weight = 3 }, { term = "wisata", weight = 3 },
+AFFIXED = (
+    WORDS
+    + """terms.id = [{ term = "ekspor", weight = 3 }, { term = "wisata", weight = 3 },
             { term = "magnitudo", weight = 3 }, { term = "bencana", weight = 3 },
             { term = "kerja sama", weight = 3 }, { term = "ekonomi", weight = 3 },
             { term = "bom", weight = 3 }, { term = "kesehatan", weight = 3 },
             { term = "impor", weight = 3 }, { term = "mengimpor", weight = 3 }]
 terms.vi = [{ term = "Hà Nội", weight = 3 }, { term = "Bộ trưởng Ngoại giao", weight = 3 }]
 """
+)
 
 
 @pytest.fixture(scope="module")
