@@ -61,7 +61,7 @@ def _ber(base: str) -> tuple[str, ...]:
 
 def indonesian_forms(word: str) -> tuple[str, ...]:
     """The affixed forms of one folded Indonesian word, without the word itself:
-    meN-/di-/ter- with -kan or -i (verbs), ber- (intransitive verbs), peN- (agents) and
+    meN-/di-/ter- with -kan or -i (verbs), ber- (intransitive verbs), peN- (the doer) and
     peN-/per-/ke- ... -an (nouns of process, field and state). Words shorter than 3 letters
     or with a digit get none; forms that are not words never occur in a text and cost
     nothing but an automaton key."""
@@ -70,9 +70,9 @@ def indonesian_forms(word: str) -> tuple[str, ...]:
     stems = [*_nasal("me", word), f"di{word}", f"ter{word}"]
     forms = [stem + suffix for stem in stems for suffix in _VERB_SUFFIXES]
     forms += _ber(word)
-    agents = _nasal("pe", word)
-    forms += agents
-    forms += [f"{agent}an" for agent in agents]
+    doers = _nasal("pe", word)
+    forms += doers
+    forms += [f"{doer}an" for doer in doers]
     forms += [f"per{word}an", f"ke{word}an"]
     return tuple(dict.fromkeys(f for f in forms if f != word))
 
