@@ -258,11 +258,13 @@ class Daemon:
         if self.gate is not None and self.gate.held:
             held = list(self.gate.held)
             log.info(
-                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f reused=%d redone=%d",
                 len(held),
                 1000 * percentile(held, 0.5),
                 1000 * percentile(held, 0.99),
                 1000 * max(held),
+                self.gate.reused,
+                self.gate.redone,
             )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background

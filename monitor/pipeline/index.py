@@ -42,9 +42,23 @@ from monitor.dedupe.story import (
 )
 from monitor.errors import CorpusError
 from monitor.models import DuplicateOf, Status
-from monitor.store import DedupeRecord, ItemSignature, SeedRecord, Store, StoryChange
+from monitor.store import (
+    DedupeRecord,
+    ItemSignature,
+    SeedRecord,
+    Store,
+    StoredSignature,
+    StoryChange,
+)
 
 log = logging.getLogger("monitor.dedupe")
+
+
+@dataclass(frozen=True, slots=True)
+class NearLookup:
+    """The near layer's answer, looked up before the decision (cluster mode)."""
+
+    match: NearMatch | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,7 @@ class DedupeIndex:
         self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
         # The store's corrections as this index last obeyed them (`obey_corrections`).
         self.corrections_seen = (0, 0)
+        self.evictions = 0  # retention sweeps so far: answers looked up before one are stale
 
     @classmethod
     def load(
@@ -128,17 +143,27 @@ class DedupeIndex:
             except ValueError as exc:  # a row this version cannot read: skip it, say so
                 log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
 
-    def catch_up(self, store: Store, logged: Sequence[tuple[int, int, str]], now: datetime) -> None:
+    def catch_up(
+        self,
+        store: Store,
+        logged: Sequence[tuple[int, int, str]],
+        now: datetime,
+        *,
+        rows: Sequence[StoredSignature] | None = None,
+    ) -> None:
         """Apply decisions another node logged (cluster mode, under the decision lock): its new
         items join both indexes with the story it gave them, a changed item's new signature
         joins the near index, and when any decision moved earlier articles to other stories
-        the story index is rebuilt from the store, as a restart would build it."""
+        the story index is rebuilt from the store, as a restart would build it. `rows` are the
+        logged items' signatures when the caller read them with the log (in id order)."""
         inserted = {item_id for _, item_id, kind in logged if kind == "insert"}
         updated = {item_id for _, item_id, kind in logged if kind == "update"}
         moved = any(kind == "moves" for _, _, kind in logged)
         near_since = now - self.config.retention
         story_since = now - self.config.story_retention
-        for row in store.signatures_of(sorted(inserted | updated)):
+        if rows is None:
+            rows = store.signatures_of(sorted(inserted | updated))
+        for row in rows:
             try:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
                     signature = signature_from_bytes(row.signature)
@@ -164,11 +189,15 @@ class DedupeIndex:
         if moved:
             self.reload_stories(store, now)
 
-    def obey_corrections(self, store: Store, now: datetime) -> bool:
+    def obey_corrections(
+        self, store: Store, now: datetime, *, state: tuple[int, int] | None = None
+    ) -> bool:
         """Before a decision: when a correction was made or undone since the last look (by
         any process), rebuild the story index from the store, with the corrections'
-        constraints and past every story id they took. True when it did."""
-        state = store.corrections_state()
+        constraints and past every story id they took. True when it did. `state` is the
+        corrections' state when the caller has just read it."""
+        if state is None:
+            state = store.corrections_state()
         if state == self.corrections_seen:
             return False
         self.corrections_seen = state
@@ -310,14 +339,19 @@ class DedupeIndex:
         features: StoryFeatures,
         exact: tuple[Status, DuplicateOf | None],
         at: datetime,
+        near_match: NearLookup | None = None,
     ) -> Decision:
-        """Near-duplicate layer (unless the exact layer already found a duplicate), then the
-        story layer, which also indexes the article's features under `key` (its URL)."""
+        """Near-duplicate layer (unless the exact layer already found a duplicate; its answer
+        is `near_match` when it was looked up ahead), then the story layer, which also
+        indexes the article's features under `key` (its URL)."""
         status, dup = exact
         match: NearMatch | None = None
         near: dict[str, Any] | None = None
         if dup is None:
-            match = self.near.query(signature, source=source, size=shingles)
+            if near_match is None:
+                match = self.near.query(signature, source=source, size=shingles)
+            else:
+                match = near_match.match
             near = near_record(match, shingles, len(self.near))
             if match is not None:
                 status = "known" if match.kind == "seed" else "duplicate"
@@ -333,6 +367,7 @@ class DedupeIndex:
 
     def evict(self, now: datetime) -> tuple[int, int]:
         """Drop items past the retention windows (never seeds); returns (near, story) counts."""
+        self.evictions += 1
         return (
             self.near.evict_before(now - self.config.retention),
             self.stories.evict_before(now - self.config.story_retention),

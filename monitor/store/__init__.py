@@ -55,7 +55,6 @@ from monitor.store.schema import (
     digest_items,
     digests,
     fetch_log,
-    index_log,
     item_revisions,
     item_topics,
     items,
@@ -339,19 +338,32 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         tags: Tags | None = None,
         dedupe: DedupeRecord | None = None,
         corrections_seen: tuple[int, int] | None = None,
+        conn: sa.Connection | None = None,
     ) -> int:
         """Store a new item with its tags, signature, story and dedupe decisions in one
         transaction (an item never exists without its signature); returns its id. With
         `corrections_seen`, raises CorrectionsChanged (and stores nothing) when corrections
-        changed since the deciding index saw them (`check_corrections`)."""
+        changed since the deciding index saw them (`check_corrections`); with `conn`, see
+        `insert_items`."""
         new = NewItem(article, fetched_at, status, baseline, duplicate_of, tags, dedupe)
-        return self.insert_items([new], corrections_seen=corrections_seen)[0]
+        return self.insert_items([new], corrections_seen=corrections_seen, conn=conn)[0]
 
     def insert_items(
-        self, batch: Sequence[NewItem], *, corrections_seen: tuple[int, int] | None = None
+        self,
+        batch: Sequence[NewItem],
+        *,
+        corrections_seen: tuple[int, int] | None = None,
+        conn: sa.Connection | None = None,
     ) -> list[int]:
         """`insert_item` for several items in ONE transaction, in order: all are stored or
-        none (a crash or CorrectionsChanged stores nothing of the batch); returns their ids."""
+        none (a crash or CorrectionsChanged stores nothing of the batch); returns their ids.
+        With `conn`, the items join that connection's open transaction (the decision lock's,
+        in cluster mode), which its owner commits."""
+        if conn is not None:
+            try:
+                return [self._insert_in(conn, new) for new in batch]
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"database error: {exc}") from exc
         with self._begin() as conn:
             ids = [self._insert_in(conn, new) for new in batch]
             if corrections_seen is not None:
@@ -393,7 +405,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             logged = [{"item_id": item_id, "kind": "insert"}]
             if dedupe is not None and dedupe.changes:
                 logged.append({"item_id": item_id, "kind": "moves"})
-            conn.execute(index_log.insert(), logged)
+            self.log_index(conn, logged)
         return item_id
 
     def find_exact(
@@ -462,7 +474,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             if signature is not None:
                 replace_signature(conn, item_id, signature)
                 if self.log_decisions:
-                    conn.execute(index_log.insert().values(item_id=item_id, kind="update"))
+                    self.log_index(conn, [{"item_id": item_id, "kind": "update"}])
             return True
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:

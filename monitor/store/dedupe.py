@@ -150,7 +150,7 @@ class DedupeStore(StoreBase):
             with self._begin() as conn:
                 apply_story_changes(conn, changes)
                 if self.log_decisions:
-                    conn.execute(index_log.insert().values(item_id=0, kind="moves"))
+                    self.log_index(conn, [{"item_id": 0, "kind": "moves"}])
 
     def delete_seeds(self, names: Sequence[str]) -> None:
         """Forget seeds whose files left the corpus."""
@@ -205,6 +205,12 @@ class DedupeStore(StoreBase):
         )
         with self._begin() as conn:
             return [(int(a), int(b), str(c)) for a, b, c in conn.execute(query)]
+
+    def log_index(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Log decisions for the other nodes (in the deciding transaction); their highest id
+        is kept in `last_logged`, so the deciding node need not ask for it."""
+        ids = conn.execute(index_log.insert().returning(index_log.c.id), list(rows)).scalars()
+        self.last_logged = max(self.last_logged, *ids)
 
     def last_index_log_id(self) -> int:
         with self._begin() as conn:

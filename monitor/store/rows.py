@@ -75,6 +75,7 @@ class StoreBase:
         self._source_ids: dict[str, int] = {}
         # Cluster mode: write each decision to `index_log` for the other nodes to replay.
         self.log_decisions = False
+        self.last_logged = 0  # the highest `index_log` id this store wrote (`log_index`)
 
     def close(self) -> None:
         self.engine.dispose()
