@@ -12,6 +12,7 @@ near-duplicates at the same moment are thereby ordered: the second sees the firs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -51,7 +52,10 @@ class DecisionGate:
     def __init__(self, store: Store, *, observe: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.last_id = 0  # the last logged decision this node's indexes have seen
-        self.held: deque[float] = deque(maxlen=HOLD_SAMPLES)  # seconds per hold
+        # Seconds per hold, from the lock's grant to the commit that lets go of it, and from
+        # the moment the event loop resumed the hold (what was measured before the grant was).
+        self.held: deque[float] = deque(maxlen=HOLD_SAMPLES)
+        self.held_on_loop: deque[float] = deque(maxlen=HOLD_SAMPLES)
         self.reused = 0  # decisions taken with every answer looked up before the lock
         self.redone = 0  # decisions that looked something up again inside it
         self._observe = observe
@@ -69,12 +73,21 @@ class DecisionGate:
         if self._local is None:
             self._local = asyncio.Lock()
         async with self._local:
-            conn = await asyncio.to_thread(self._acquire)
-            started = time.perf_counter()
+            start = self.last_id if since is None else since
+            acquiring = asyncio.ensure_future(
+                asyncio.to_thread(self._acquire, min(start, self.last_id))
+            )
             try:
-                logged = self._catch_up(
-                    conn, index, now(), self.last_id if since is None else since
-                )
+                conn, granted, rows = await asyncio.shield(acquiring)
+            except asyncio.CancelledError:
+                # The thread takes the lock all the same: let go of it before another hold
+                # uses the session (else every node would wait on this one for good).
+                with contextlib.suppress(Exception):
+                    self._end((await acquiring)[0], commit=False)
+                raise
+            resumed = time.perf_counter()
+            try:
+                logged = self._catch_up(rows, index, now(), start)
                 self.store.last_logged = 0
                 yield Held(conn, logged)
                 self.last_id = max(self.last_id, self.store.last_logged)
@@ -83,12 +96,13 @@ class DecisionGate:
                 self._end(conn, commit=False)
                 raise
             finally:
-                self._record(time.perf_counter() - started)
+                ended = time.perf_counter()
+                self._record(ended - granted, ended - resumed)
 
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Hold the lock from synchronous code (loading the indexes at start)."""
-        conn = self._acquire()
+        conn = self._acquire()[0]
         try:
             yield
             self.last_id = self.store.last_index_log_id()
@@ -112,15 +126,10 @@ class DecisionGate:
     # -- internals -------------------------------------------------------------------------
 
     def _catch_up(
-        self, conn: sa.Connection, index: DedupeIndex, now: datetime, since: int
+        self, rows: Sequence[sa.Row[Any]], index: DedupeIndex, now: datetime, since: int
     ) -> list[Logged]:
-        """Read the log after `since` (and the corrections' state) in one query; replay into
-        `index` the rows after `last_id`, then obey the corrections."""
-        first = min(since, self.last_id)
-        try:
-            rows = conn.execute(_log_query(first)).all()
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the decision log: {exc}") from exc
+        """Replay into `index` the rows read with the lock (`_acquire`) that it has not seen,
+        obey the corrections, and return the rows after `since`."""
         state = (int(rows[0].last or 0), int(rows[0].undone or 0)) if rows else (0, 0)
         logged = [_logged(r) for r in rows if r.id is not None]
         fresh = [row for row in logged if row.log_id > self.last_id]
@@ -139,17 +148,24 @@ class DecisionGate:
         index.obey_corrections(self.store, now, state=state)
         return [row for row in logged if row.log_id > since]
 
-    def _acquire(self) -> sa.Connection:
+    def _acquire(
+        self, after: int | None = None
+    ) -> tuple[sa.Connection, float, Sequence[sa.Row[Any]]]:
+        """In a thread: begin, take the lock, and (with `after`) read in one query the log
+        after it with the corrections' state, so the read overlaps the event loop's way back
+        to the hold. Returns the connection, when the lock was granted, and the rows."""
         try:
             if self._conn is None:
                 self._conn = self.store.engine.connect()
             conn = self._conn
             conn.begin()
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
-            return conn
+            granted = time.perf_counter()
+            rows = [] if after is None else conn.execute(_log_query(after)).all()
+            return conn, granted, rows
         except sa.exc.SQLAlchemyError as exc:
             self.close()  # a broken session: the next hold opens a new one
-            raise StoreError(f"cannot take the decision lock: {exc}") from exc
+            raise StoreError(f"cannot take the decision lock and read its log: {exc}") from exc
 
     def _end(self, conn: sa.Connection, *, commit: bool) -> None:
         """Commit (or roll back) the hold's transaction, which lets go of the lock."""
@@ -165,8 +181,9 @@ class DecisionGate:
                 raise StoreError(f"cannot commit the decision: {exc}") from exc
             log.warning("decision_lock_release_failed error=%s", exc)
 
-    def _record(self, seconds: float) -> None:
+    def _record(self, seconds: float, on_loop: float) -> None:
         self.held.append(seconds)
+        self.held_on_loop.append(on_loop)
         if self._observe is not None:
             self._observe(seconds)
 

@@ -41,6 +41,7 @@ from monitor.store.rows import (
     create_engine,
     dup_values,
     health_from_row,
+    insert_tags,
     item_from_row,
     item_query,
     replace_tags,
@@ -398,7 +399,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         assert key is not None
         item_id = int(key[0])
         if new.tags is not None:
-            replace_tags(conn, item_id, new.tags)
+            insert_tags(conn, item_id, new.tags)
         if dedupe is not None:
             insert_dedupe(conn, item_id, dedupe)
         if self.log_decisions:

@@ -114,6 +114,11 @@ def item_query() -> sa.Select[Any]:
 def replace_tags(conn: Connection, item_id: int, tags: Tags) -> None:
     conn.execute(item_topics.delete().where(item_topics.c.item_id == item_id))
     conn.execute(item_facets.delete().where(item_facets.c.item_id == item_id))
+    insert_tags(conn, item_id, tags)
+
+
+def insert_tags(conn: Connection, item_id: int, tags: Tags) -> None:
+    """The tags of an item that has none yet (a new one: nothing to delete first)."""
     if tags.topics:
         conn.execute(
             item_topics.insert(),
