@@ -204,6 +204,30 @@ def decisions(url: str) -> dict[str, tuple[object, ...]]:
     return {r[0]: (r[1], r[2], r[3], json.loads(r[4] or "null"), json.loads(r[5])) for r in rows}
 
 
+def stored_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row an item insert writes, by table, keyed by the item's URL (not its id)."""
+    queries = {
+        "items": "SELECT url, canonical_url, title, text, text_hash, status, baseline, dup_kind,"
+        " dup_ref, dup_similarity, dup_method, story_id, fetched_at, published_at FROM items",
+        "topics": "SELECT i.url, t.topic_id, t.score, t.threshold, t.evidence"
+        " FROM item_topics t JOIN items i ON i.id = t.item_id",
+        "facets": "SELECT i.url, f.kind, f.value"
+        " FROM item_facets f JOIN items i ON i.id = f.item_id",
+        "signatures": "SELECT i.url, s.signature, s.shingles, s.features"
+        " FROM signatures s JOIN items i ON i.id = s.item_id",
+        "decisions": "SELECT i.url, d.near, d.story"
+        " FROM decisions d JOIN items i ON i.id = d.item_id",
+    }
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                k: sorted(map(tuple, conn.execute(sa.text(q)).all())) for k, q in queries.items()
+            }
+    finally:
+        engine.dispose()
+
+
 def text_hash(url: str, item_id: int) -> str:
     engine = sa.create_engine(url)
     try:
@@ -296,6 +320,7 @@ def test_two_nodes_looking_up_ahead_store_the_decisions_one_node_stores(
     for n, source in order:
         poll(two[n], source, clock, http_config)
     on_two = decisions(pg_url)
+    rows_on_two = stored_rows(pg_url)
     # The first node's second article: the rows since its position are the second node's
     # reprint, neither the same text nor a near-duplicate of the remarks: reused.
     assert two[0].gate.reused == 2
@@ -310,6 +335,10 @@ def test_two_nodes_looking_up_ahead_store_the_decisions_one_node_stores(
     on_one = decisions(url)
 
     assert on_two == on_one
+    # Written in one statement inside the lock, or table by table on one node: the same rows.
+    rows_on_one = stored_rows(url)
+    assert rows_on_two == rows_on_one
+    assert all(rows_on_one[table] for table in ("topics", "facets", "signatures"))
     assert sorted(d[0] for d in on_one.values()) == ["duplicate", "new", "new"]
     assert len({d[2] for d in on_one.values()}) == 1  # one story
 

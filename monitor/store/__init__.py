@@ -33,6 +33,7 @@ from monitor.store.dedupe import (
     insert_dedupe,
     replace_signature,
 )
+from monitor.store.oneshot import insert_in_one_statement
 from monitor.store.outbox import DigestSummary, OutboxStore
 from monitor.store.rows import (
     DigestRecord,
@@ -362,7 +363,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         in cluster mode), which its owner commits."""
         if conn is not None:
             try:
-                return [self._insert_in(conn, new) for new in batch]
+                return [self._insert_joined(conn, new) for new in batch]
             except sa.exc.SQLAlchemyError as exc:
                 raise StoreError(f"database error: {exc}") from exc
         with self._begin() as conn:
@@ -371,30 +372,47 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
                 check_corrections(conn, corrections_seen)
             return ids
 
-    def _insert_in(self, conn: sa.Connection, new: NewItem) -> int:
+    def _insert_joined(self, conn: sa.Connection, new: NewItem) -> int:
+        """An item in the caller's transaction: in one statement with its rows and its log
+        entry on PostgreSQL when it moves no other item (`oneshot`), else one by one."""
+        if (
+            conn.dialect.name == "postgresql"
+            and self.log_decisions
+            and new.dedupe is not None
+            and not new.dedupe.changes
+        ):
+            item_id, logged = insert_in_one_statement(conn, self._item_values(new), new)
+            self.last_logged = max(self.last_logged, logged)
+            return item_id
+        return self._insert_in(conn, new)
+
+    def _item_values(self, new: NewItem) -> dict[str, Any]:
+        """The `items` row of a new item."""
         article, dedupe = new.article, new.dedupe
-        result = conn.execute(
-            items.insert().values(
-                source_id=self.source_id(article.source),
-                guid=article.guid,
-                url=article.url,
-                canonical_url=article.canonical_url,
-                title=article.title,
-                summary=article.summary,
-                text=article.text,
-                text_hash=article.text_hash,
-                text_chars=len(article.text),
-                language=article.language,
-                extraction=article.extraction,
-                status=new.status,
-                baseline=new.baseline,
-                published_at=article.published_at,
-                fetched_at=new.fetched_at,
-                updated_at=new.fetched_at,
-                story_id=None if dedupe is None else dedupe.story_id,
-                **dup_values(new.duplicate_of),
-            )
-        )
+        return {
+            "source_id": self.source_id(article.source),
+            "guid": article.guid,
+            "url": article.url,
+            "canonical_url": article.canonical_url,
+            "title": article.title,
+            "summary": article.summary,
+            "text": article.text,
+            "text_hash": article.text_hash,
+            "text_chars": len(article.text),
+            "language": article.language,
+            "extraction": article.extraction,
+            "status": new.status,
+            "baseline": new.baseline,
+            "published_at": article.published_at,
+            "fetched_at": new.fetched_at,
+            "updated_at": new.fetched_at,
+            "story_id": None if dedupe is None else dedupe.story_id,
+            **dup_values(new.duplicate_of),
+        }
+
+    def _insert_in(self, conn: sa.Connection, new: NewItem) -> int:
+        dedupe = new.dedupe
+        result = conn.execute(items.insert().values(**self._item_values(new)))
         key = result.inserted_primary_key
         assert key is not None
         item_id = int(key[0])
