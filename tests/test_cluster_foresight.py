@@ -23,7 +23,7 @@ from monitor.fetch import Fetcher, make_client
 from monitor.models import DuplicateOf, HttpConfig, Source
 from monitor.pipeline.index import DedupeIndex
 from monitor.pipeline.poll import Poller, PollOutcome, init_worker
-from monitor.store import Store
+from monitor.store import Store, StoredSignature
 from tests.servers import LocalServer
 from tests.test_cluster import serve
 from tests.test_dedupe_e2e import MFA_REMARKS, VNA_TALKS
@@ -57,8 +57,7 @@ def seen(**changes: object) -> Foresight:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def row(log_id: int, kind: str = "insert", text: str = OTHER, **changes: object) -> Logged:
-    signature, shingles = sign_text(text)
+def row(log_id: int, kind: str = "insert", text: str | None = OTHER, **changes: object) -> Logged:
     base = Logged(
         log_id=log_id,
         item_id=log_id,
@@ -67,14 +66,20 @@ def row(log_id: int, kind: str = "insert", text: str = OTHER, **changes: object)
         url=f"http://127.0.0.1/other/{log_id}",
         canonical_url=f"http://127.0.0.1/other/{log_id}",
         text_hash=f"hash{log_id}",
-        fetched_at=AT,
-        signature=signature_to_bytes(signature),
-        shingles=shingles,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    base = replace(base, **changes)  # type: ignore[arg-type]
+    if text is None or base.url is None or base.source is None:
+        return base
+    signature, shingles = sign_text(text)
+    stored = StoredSignature(
+        log_id, base.url, base.source, AT, signature_to_bytes(signature), shingles, "{}", None
+    )
+    return replace(base, stored=stored)
 
 
-def check(since: Sequence[Logged], foresight: Foresight | None = None) -> Stale:
+def check(
+    since: Sequence[Logged], foresight: Foresight | None = None, *, text_hash: str = "minehash"
+) -> Stale:
     return stale(
         foresight or seen(),
         since,
@@ -82,7 +87,7 @@ def check(since: Sequence[Logged], foresight: Foresight | None = None) -> Stale:
         source="mine",
         url="http://127.0.0.1/mine/1",
         canonical="http://127.0.0.1/mine/1",
-        text_hash="minehash",
+        text_hash=text_hash,
         shingles=SHINGLES,
     )
 
@@ -92,7 +97,7 @@ def check(since: Sequence[Logged], foresight: Foresight | None = None) -> Stale:
 
 def test_nothing_logged_since_or_only_unrelated_rows_leave_every_answer_valid() -> None:
     assert check([]).none
-    assert check([row(11), row(12, kind="moves", source=None, url=None, signature=None)]).none
+    assert check([row(11), row(12, kind="moves", text=None, source=None, url=None)]).none
 
 
 def test_rows_at_or_before_the_position_are_ignored_they_were_seen() -> None:
@@ -107,17 +112,7 @@ def test_the_same_canonical_url_or_text_hash_makes_the_exact_layer_stale() -> No
 
 
 def test_an_empty_text_hash_matches_nothing() -> None:
-    empty = stale(
-        seen(),
-        [row(11, text_hash="")],
-        generation=GENERATION,
-        source="mine",
-        url="http://127.0.0.1/mine/1",
-        canonical="http://127.0.0.1/mine/1",
-        text_hash="",
-        shingles=SHINGLES,
-    )
-    assert empty.none
+    assert check([row(11, text_hash="")], text_hash="").none
 
 
 def test_any_update_makes_the_exact_layer_stale_a_text_hash_may_have_moved() -> None:
@@ -271,8 +266,9 @@ def test_a_hold_reads_the_rows_logged_since_a_position_with_what_the_rule_needs(
     )
     assert logged.canonical_url == item.canonical_url
     assert logged.text_hash == text_hash(pg_url, item.id)
-    assert logged.signature is not None
-    assert logged.shingles > 0
+    assert logged.stored is not None
+    assert logged.stored.shingles > 0
+    assert logged.stored.item_id == item.id
     assert len(second.index.near) == before + 1  # caught up with the same rows
     assert second.gate.last_id == logged.log_id
     # The article again, looked up by the second node before it had seen the first's row:

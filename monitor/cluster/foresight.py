@@ -29,12 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from datasketch import LeanMinHash
 
-from monitor.dedupe.near import NearIndex, NearMatch, signature_from_bytes
+from monitor.dedupe.near import NearIndex, NearMatch
 from monitor.models import DuplicateOf, Status
+from monitor.pipeline.index import add_stored
+from monitor.store import StoredSignature
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,7 @@ class Logged:
     url: str | None = None
     canonical_url: str | None = None
     text_hash: str | None = None
-    fetched_at: datetime | None = None
-    signature: bytes | None = None
-    shingles: int = 0
+    stored: StoredSignature | None = None  # the item's signature, as the catch-up reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +111,13 @@ def stale(
 
 def _near_candidate(rows: Sequence[Logged], signature: LeanMinHash, shingles: int) -> bool:
     """Whether any of `rows` is a confirmed near-duplicate of the signature, whatever its
-    source (the index's own query over an index of just these rows)."""
+    source (the index's own query over an index of just these rows). A signature this
+    version cannot read counts as one: the answer is looked up again."""
     small = NearIndex()
     for row in rows:
-        if row.signature is not None and row.fetched_at is not None and row.url is not None:
-            small.add(
-                row.url,
-                signature_from_bytes(row.signature),
-                kind="item",
-                ref=row.url,
-                source=row.source,
-                at=row.fetched_at,
-                size=row.shingles,
-            )
+        if row.kind in ("insert", "update") and row.stored is not None:
+            try:
+                add_stored(small, row.stored)
+            except ValueError:
+                return True
     return len(small) > 0 and small.query(signature, source=None, size=shingles) is not None

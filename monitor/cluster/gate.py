@@ -138,11 +138,7 @@ class DecisionGate:
                 self.store,
                 [(row.log_id, row.item_id, row.kind) for row in fresh],
                 now,
-                rows=[
-                    s
-                    for r in rows
-                    if r.id is not None and r.id > self.last_id and (s := _signature(r))
-                ],
+                rows=_signatures(fresh),
             )
             self.last_id = fresh[-1].log_id
         index.obey_corrections(self.store, now, state=state)
@@ -225,6 +221,17 @@ def _log_query(after: int) -> sa.Select[Any]:
     )
 
 
+def _signatures(logged: Sequence[Logged]) -> list[StoredSignature]:
+    """The signatures of the items inserted or changed, once each, in item id order (a
+    "moves" row may name an item too, and an item may be inserted and changed)."""
+    found = {
+        row.item_id: row.stored
+        for row in logged
+        if row.kind in ("insert", "update") and row.stored is not None
+    }
+    return [found[item_id] for item_id in sorted(found)]
+
+
 def _logged(row: sa.Row[Any]) -> Logged:
     return Logged(
         log_id=int(row.id),
@@ -234,24 +241,18 @@ def _logged(row: sa.Row[Any]) -> Logged:
         url=row.url,
         canonical_url=row.canonical_url,
         text_hash=row.text_hash,
-        fetched_at=row.fetched_at,
-        signature=row.signature,
-        shingles=int(row.shingles or 0),
-    )
-
-
-def _signature(row: sa.Row[Any]) -> StoredSignature | None:
-    if row.signature is None or row.url is None:
-        return None
-    return StoredSignature(
-        row.item_id,
-        row.url,
-        row.source,
-        row.fetched_at,
-        row.signature,
-        row.shingles,
-        row.features,
-        row.story_id,
+        stored=None
+        if row.signature is None or row.url is None
+        else StoredSignature(
+            row.item_id,
+            row.url,
+            row.source,
+            row.fetched_at,
+            row.signature,
+            row.shingles,
+            row.features,
+            row.story_id,
+        ),
     )
 
 

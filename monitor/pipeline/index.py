@@ -128,15 +128,7 @@ class DedupeIndex:
         for row in store.signatures_since(min(near_since, story_since)):
             try:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
-                    self.near.add(
-                        row.url,
-                        signature_from_bytes(row.signature),
-                        kind="item",
-                        ref=row.url,
-                        source=row.source,
-                        at=row.fetched_at,
-                        size=row.shingles,
-                    )
+                    add_stored(self.near, row)
                 if row.fetched_at >= story_since and row.story_id is not None:
                     features = features_from_json(row.features)
                     self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
@@ -166,16 +158,7 @@ class DedupeIndex:
         for row in rows:
             try:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
-                    signature = signature_from_bytes(row.signature)
-                    self.near.add(
-                        row.url,
-                        signature,
-                        kind="item",
-                        ref=row.url,
-                        source=row.source,
-                        at=row.fetched_at,
-                        size=row.shingles,
-                    )
+                    add_stored(self.near, row)
                 if (
                     not moved
                     and row.item_id in inserted
@@ -372,6 +355,19 @@ class DedupeIndex:
             self.near.evict_before(now - self.config.retention),
             self.stories.evict_before(now - self.config.story_retention),
         )
+
+
+def add_stored(near: NearIndex, row: StoredSignature) -> None:
+    """Index a stored item's signature; ValueError when this version cannot read it."""
+    near.add(
+        row.url,
+        signature_from_bytes(row.signature),
+        kind="item",
+        ref=row.url,
+        source=row.source,
+        at=row.fetched_at,
+        size=row.shingles,
+    )
 
 
 def near_record(match: NearMatch | None, shingles: int, indexed: int) -> dict[str, Any]:
