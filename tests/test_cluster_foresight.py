@@ -331,7 +331,7 @@ def test_two_nodes_looking_up_ahead_store_the_decisions_one_node_stores(
     on_one = decisions(url)
 
     assert on_two == on_one
-    # Written in one statement inside the lock, or table by table on one node: the same rows.
+    # Written in the lock's transaction on two nodes, or on its own on one node: the same rows.
     rows_on_one = stored_rows(url)
     assert rows_on_two == rows_on_one
     assert all(rows_on_one[table] for table in ("topics", "facets", "signatures"))

@@ -33,7 +33,6 @@ from monitor.store.dedupe import (
     insert_dedupe,
     replace_signature,
 )
-from monitor.store.oneshot import insert_in_one_statement
 from monitor.store.outbox import DigestSummary, OutboxStore
 from monitor.store.rows import (
     DigestRecord,
@@ -363,7 +362,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         in cluster mode), which its owner commits."""
         if conn is not None:
             try:
-                return [self._insert_joined(conn, new) for new in batch]
+                return [self._insert_in(conn, new) for new in batch]
             except sa.exc.SQLAlchemyError as exc:
                 raise StoreError(f"database error: {exc}") from exc
         with self._begin() as conn:
@@ -371,20 +370,6 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             if corrections_seen is not None:
                 check_corrections(conn, corrections_seen)
             return ids
-
-    def _insert_joined(self, conn: sa.Connection, new: NewItem) -> int:
-        """An item in the caller's transaction: in one statement with its rows and its log
-        entry on PostgreSQL when it moves no other item (`oneshot`), else one by one."""
-        if (
-            conn.dialect.name == "postgresql"
-            and self.log_decisions
-            and new.dedupe is not None
-            and not new.dedupe.changes
-        ):
-            item_id, logged = insert_in_one_statement(conn, self._item_values(new), new)
-            self.last_logged = max(self.last_logged, logged)
-            return item_id
-        return self._insert_in(conn, new)
 
     def _item_values(self, new: NewItem) -> dict[str, Any]:
         """The `items` row of a new item."""
