@@ -358,9 +358,11 @@ def test_an_exact_twin_stored_since_the_lookup_is_found_inside_the_lock(
     async def hold() -> Stale:
         async with second.gate.hold(second.index, clock, since=position) as held:
             return stale(
-                Foresight(position, (id(second.index), 0), False, ("new", None), None, SIGNATURE),
+                Foresight(
+                    position, (second.index.serial, 0), False, ("new", None), None, SIGNATURE
+                ),
                 held.since,
-                generation=(id(second.index), second.index.evictions),
+                generation=(second.index.serial, second.index.evictions),
                 source="c",
                 url="http://127.0.0.1/c",
                 canonical="http://127.0.0.1/c",
@@ -373,3 +375,11 @@ def test_an_exact_twin_stored_since_the_lookup_is_found_inside_the_lock(
     assert (outcome.new, outcome.duplicate) == (0, 1)
     stored = {i.source: i for i in second.store.list_items()}
     assert stored["c"].duplicate_of == DuplicateOf("item", item.url, 1.0, "text_hash")
+
+
+def test_each_index_has_its_own_serial_so_a_reload_makes_earlier_answers_stale() -> None:
+    first, second = DedupeIndex(DedupeConfig()), DedupeIndex(DedupeConfig())
+    assert first.serial != second.serial
+    assert first.evictions == 0
+    first.evict(AT)
+    assert first.evictions == 1

@@ -37,7 +37,7 @@ def gates() -> Iterator[tuple[list[DecisionGate], DedupeIndex, Clock]]:
 
 
 def lock_is_free(store: Store) -> bool:
-    """Whether another session can take the decision lock now (and lets go of it at once)."""
+    """Whether another connection can take the decision lock now (and lets go of it at once)."""
     with store.engine.begin() as conn:
         query = sa.text("SELECT pg_try_advisory_xact_lock(:k)")
         return bool(conn.execute(query, {"k": DECISION_LOCK}).scalar_one())
@@ -101,7 +101,7 @@ def test_a_hold_cancelled_while_it_waits_leaves_no_lock_behind(
         release.set()  # the waiting thread gets the lock now, and must let go of it
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        async with first.hold(index, clock):  # the session is usable again
+        async with first.hold(index, clock):  # the connection is usable again
             pass
 
     asyncio.run(run())

@@ -81,7 +81,7 @@ class DecisionGate:
                 conn, granted, rows = await asyncio.shield(acquiring)
             except asyncio.CancelledError:
                 # The thread takes the lock all the same: let go of it before another hold
-                # uses the session (else every node would wait on this one for good).
+                # uses the connection (else every node would wait on this one for good).
                 with contextlib.suppress(Exception):
                     self._end((await acquiring)[0], commit=False)
                 raise

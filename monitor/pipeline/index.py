@@ -9,6 +9,7 @@ Items first seen within `[dedupe] retention` go into the near-duplicate index an
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,6 +53,7 @@ from monitor.store import (
 )
 
 log = logging.getLogger("monitor.dedupe")
+_SERIALS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class DedupeIndex:
         # The store's corrections as this index last obeyed them (`obey_corrections`).
         self.corrections_seen = (0, 0)
         self.evictions = 0  # retention sweeps so far: answers looked up before one are stale
+        self.serial = next(_SERIALS)  # which index this is (a reload makes another)
 
     @classmethod
     def load(

@@ -530,7 +530,7 @@ class Poller:
             again = stale(
                 seen,
                 held.since,
-                generation=(id(self.index), self.index.evictions),
+                generation=(self.index.serial, self.index.evictions),
                 source=source.name,
                 url=entry.url,
                 canonical=article.canonical_url,
@@ -565,7 +565,7 @@ class Poller:
         near = None
         if exact[1] is None:
             near = index.near.query(signature, source=source.name, size=done.shingles)
-        return Foresight(position, (id(index), index.evictions), stored, exact, near, signature)
+        return Foresight(position, (index.serial, index.evictions), stored, exact, near, signature)
 
     async def _decide_later(
         self,
