@@ -32,6 +32,8 @@ from monitor.dedupe.lexicon import (
     EVENT_NOUNS,
     EVENT_PHRASES,
     GAZETTEER,
+    GROUPINGS,
+    MEETING_KINDS,
     MEETING_WORDS,
     MONTHS,
     NOT_NAMES,
@@ -46,6 +48,10 @@ WINDOW_DAYS = 7  # publication dates further apart than this are different stori
 W_TITLE, W_BODY, W_ENTITIES, W_FACTS = 0.35, 0.40, 0.20, 0.05
 X_BODY, X_ENTITIES, X_FACTS = 0.45, 0.45, 0.10
 PLACE_PENALTY = 0.5  # both leads name a place (gazetteer) and none is shared
+# Added when two heads have one event signature (the same groupings and kind of gathering)
+# and share the venue or the edition's number: what reports of one meeting share in any
+# language, when their words do not (docs/dedupe.md).
+SIGNATURE_BONUS = 0.15
 # The link threshold: SemEval's training F1 maximum, and with MEAN_THRESHOLD the highest recall
 # with B-cubed precision >= 0.95 on the train split of the recurring-event set (docs/dedupe.md).
 STORY_THRESHOLD = 0.22
@@ -141,6 +147,9 @@ _GAZ_PLACES: frozenset[str] = frozenset(
 _GAZ_PEOPLE: frozenset[str] = frozenset(
     name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "person"
 )
+_GAZ_ORGS: frozenset[str] = frozenset(
+    name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "org"
+)
 for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
     _GAZ_WEIGHT[_name] = _weight
     for _alias in (_name, *_aliases):
@@ -150,6 +159,7 @@ for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
             tuple(_skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 6))] for w in _words)
         )
 _GAZ_MAX = max(len(k) for k in _GAZ)
+_HEAD_NAMES = _GAZ_PLACES | _GAZ_PEOPLE | _GAZ_ORGS
 
 
 # -- features ---------------------------------------------------------------------------------
@@ -172,6 +182,10 @@ class StoryFeatures:
     entity_norm: float = 0.0  # weighted norm of `entities`, precomputed for the cosine
     people: tuple[str, ...] = ()  # gazetteer people named in title + lead
     pair: tuple[str, ...] = ()  # the two people whose meeting the lead reports, if it does
+    # The event signature of the head: the groupings it names ("org:G20") and the kind of
+    # gathering it names first ("kind:summit"); with places and ordinals, the same in every
+    # language (`_same_signature`).
+    signature: tuple[str, ...] = ()
 
 
 _ORDINAL_PATTERNS = (
@@ -218,6 +232,7 @@ def extract_features(
         entity_norm=_entity_norm(entities),
         people=tuple(sorted(named & _GAZ_PEOPLE)),
         pair=_pair(title, text),
+        signature=_signature(head, named),
     )
 
 
@@ -237,6 +252,45 @@ def _pair(title: str, text: str) -> tuple[str, ...]:
     return tuple(sorted(people)) if stems & _MEETING else ()
 
 
+_KINDS = [
+    (kind, re.compile(r"\b(?:" + "|".join(re.escape(latinise(p.strip())) for p in phrases) + ")"))
+    for kind, phrases in ((k, v.split(";")) for k, v in MEETING_KINDS.items())
+]
+
+
+_GROUPING_ALIASES = sorted(
+    {latinise(a) for name in GROUPINGS for a in (name, *GAZETTEER[name][2])}, key=len, reverse=True
+)
+# "ASEAN-India", "АСЕАН–Япония", "ASEAN-Ấn Độ": a grouping's meeting with one partner.
+_PARTNER = re.compile(
+    r"(?<!\w)(?:"
+    + "|".join(re.escape(a) for a in _GROUPING_ALIASES)
+    + r")\s?[-–—]\s?(\w+(?: \w+)?)"
+)
+
+
+def _signature(head: str, named: set[str]) -> tuple[str, ...]:
+    """The groupings named in the head, the partners of their meetings ("ASEAN-Japan") and
+    the kind of gathering it names first."""
+    low = latinise(head).replace("’", "'")
+    found = [(m.start(), kind) for kind, pattern in _KINDS if (m := pattern.search(low))]
+    orgs = sorted(f"org:{name}" for name in named & GROUPINGS)
+    if not found or not orgs:
+        return ()
+    partners = sorted({f"with:{name}" for m in _PARTNER.finditer(low) if (name := _partner(m[1]))})
+    return (f"kind:{min(found)[1]}", *orgs, *partners)
+
+
+def _partner(words: str) -> str | None:
+    """The gazetteer name the words after a grouping's dash begin with ("japan summit")."""
+    tokens = words.split()
+    for n in (2, 1):
+        name = _GAZ.get(_gaz_key(tokens[:n])) if len(tokens) >= n else None
+        if name:
+            return name
+    return None
+
+
 def features_to_json(features: StoryFeatures) -> str:
     """Compact JSON for the store, so a restart rebuilds the story index without extracting."""
     data = {
@@ -254,6 +308,7 @@ def features_to_json(features: StoryFeatures) -> str:
         "entity_norm": features.entity_norm,  # kept: recomputing may differ in the last bit
         "people": features.people,
         "pair": features.pair,
+        "signature": features.signature,
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -278,6 +333,7 @@ def features_from_json(text: str) -> StoryFeatures:
         entity_norm=float(data["entity_norm"]),
         people=tuple(data.get("people", ())),  # absent from features stored before it existed
         pair=tuple(data.get("pair", ())),
+        signature=tuple(data.get("signature", ())),
     )
 
 
@@ -315,7 +371,7 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
             if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
                 found.add(name)
                 used.update(range(j, j + n))
-                if words[j][0] < head_chars and (name in _GAZ_PLACES or name in _GAZ_PEOPLE):
+                if words[j][0] < head_chars and name in _HEAD_NAMES:
                     head_places.add(name)
                 j += n - 1
                 break
@@ -532,6 +588,10 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
             f"different places in the lead: {', '.join(a.places)} vs {', '.join(b.places)} "
             f"(x{PLACE_PENALTY})"
         )
+    signature = _same_signature(a, b)
+    if signature:
+        score += SIGNATURE_BONUS
+        reasons.append(f"same event signature: {signature} (+{SIGNATURE_BONUS:.2f})")
     if same_language:
         reasons.append(f"title+lead overlap {title:.2f}, text overlap {body:.2f}")
     shown = sorted(e.lstrip("=") for e in common_ents)[:8]
@@ -541,6 +601,23 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
             f"shared numbers/dates {facts:.2f}: {', '.join(sorted(common_nums | common_dates)[:6])}"
         )
     return StoryScore(round(min(1.0, score), 4), reasons, parts)
+
+
+def _same_signature(a: StoryFeatures, b: StoryFeatures) -> str:
+    """The event signature both heads have, in words ("" if none): the same groupings and
+    kind of gathering, and the same venue in the lead or the same numbered edition."""
+    if not a.signature or a.signature != b.signature:
+        return ""
+    places = sorted(set(a.places) & set(b.places))
+    ordinals = sorted(set(a.ordinals) & set(b.ordinals))
+    if not places and not ordinals:
+        return ""
+    kind, *rest = a.signature
+    orgs = ", ".join(o[4:] for o in rest if o.startswith("org:"))
+    partners = "".join(f"–{p[5:]}" for p in rest if p.startswith("with:"))
+    where = " in " + ", ".join(places) if places else ""
+    number = " no. " + ", ".join(o.split(":")[1] for o in ordinals) if ordinals else ""
+    return f"{kind[5:]} of {orgs}{partners}{number}{where}"
 
 
 def _other_meeting(a: StoryFeatures, b: StoryFeatures) -> str | None:
