@@ -85,9 +85,12 @@ MEETING_WORDS = """
 met meets meeting talks bilateral sidelines
 встреч встрет встретил переговор двусторон
 среща срещна двустранна зустріч зустрівся переговори двосторонн
-hội đàm gặp gỡ song phương bên lề
+gặp
 bertemu pertemuan bilateral sela
 """
+# Words of meeting that are phrases of several syllables (Vietnamese writes one syllable a
+# word: "hội" alone is in "hội nghị", any conference, so it is not a word of meeting).
+MEETING_PHRASES = ("hội đàm", "hội kiến", "gặp gỡ", "song phương", "bên lề", "tiếp kiến")
 
 MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(

@@ -34,6 +34,7 @@ from monitor.dedupe.lexicon import (
     GAZETTEER,
     GROUPINGS,
     MEETING_KINDS,
+    MEETING_PHRASES,
     MEETING_WORDS,
     MONTHS,
     NOT_NAMES,
@@ -115,6 +116,9 @@ def _tokens(text: str) -> list[str]:
 _STOP = frozenset(t for t in _tokens(STOPWORDS))
 _NOT_NAMES = frozenset(t for t in _tokens(NOT_NAMES))
 _MEETING = frozenset(t[:STEM] for t in _tokens(MEETING_WORDS))
+_MEETING_PHRASE = re.compile(
+    r"\b(?:" + "|".join(" ".join(_tokens(p)) for p in MEETING_PHRASES) + r")\b"
+)
 _MONTHS = {latinise(k): v for k, v in MONTHS.items()}
 _EVENT_NOUNS = {latinise(k): v for k, v in EVENT_NOUNS.items()}
 
@@ -248,8 +252,10 @@ def _pair(title: str, text: str) -> tuple[str, ...]:
     people = named & _GAZ_PEOPLE
     if len(people) != 2:
         return ()
-    stems = {t[:STEM] for t in _tokens(headline)}
-    return tuple(sorted(people)) if stems & _MEETING else ()
+    tokens = _tokens(headline)
+    if {t[:STEM] for t in tokens} & _MEETING or _MEETING_PHRASE.search(" ".join(tokens)):
+        return tuple(sorted(people))
+    return ()
 
 
 _KINDS = [
