@@ -126,3 +126,29 @@ def test_a_vietnamese_conference_naming_two_people_is_not_their_meeting() -> Non
     )
     assert summit.pair == ()
     assert talks.pair == ("Pham Minh Chinh", "Ramaphosa")
+
+
+def test_a_dateline_is_not_the_venue_when_the_head_names_another_place() -> None:
+    """ "JAKARTA –" is where the outlet is; the summit is in Kazan."""
+    from_jakarta = extract_features(
+        "",
+        "Bisnis.com, JAKARTA – Menteri Luar Negeri tiba di Kazan untuk menghadiri KTT BRICS.",
+        AT,
+        "id",
+    )
+    other = extract_features(
+        "",
+        "JAKARTA – Presiden menghadiri KTT BRICS di Johannesburg bersama para pemimpin.",
+        AT,
+        "id",
+    )
+    assert from_jakarta.places == ("Jakarta", "Kazan")
+    assert from_jakarta.dateline == ("Jakarta",)
+    assert from_jakarta.signature == other.signature == ("kind:summit", "org:BRICS")
+    result = story_similarity(from_jakarta, other)
+    assert not any(r.startswith("same event signature") for r in result.reasons)
+    kazan = extract_features("BRICS summit opens", "KAZAN, 22 Oct – Leaders met.", AT, "en")
+    assert kazan.dateline == ("Kazan",)  # the only place named: kept as the venue
+    assert "same event signature: summit of BRICS in Kazan (+0.15)" in (
+        story_similarity(from_jakarta, kazan).reasons
+    )

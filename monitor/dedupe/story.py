@@ -190,6 +190,9 @@ class StoryFeatures:
     # gathering it names first ("kind:summit"); with places and ordinals, the same in every
     # language (`_same_signature`).
     signature: tuple[str, ...] = ()
+    # Places of `places` named only in the dateline ("JAKARTA, KOMPAS.com -", "МОСКВА, 2 сен -
+    # РИА Новости."): where the outlet is, which is no evidence of where the event is.
+    dateline: tuple[str, ...] = ()
 
 
 _ORDINAL_PATTERNS = (
@@ -229,6 +232,7 @@ def extract_features(
         terms=_interned(terms),
         entities=_interned(sorted(entities)),
         places=tuple(sorted(named & _GAZ_PLACES)),
+        dateline=_dateline_places(title, lead, named & _GAZ_PLACES),
         numbers=tuple(sorted(_numbers(full))),
         dates=tuple(sorted(dates)),
         ordinals=tuple(sorted(_ordinals(full))),
@@ -297,6 +301,22 @@ def _partner(words: str) -> str | None:
     return None
 
 
+# A dateline: up to six words before the first dash of the lead ("Bisnis.com, JAKARTA –"),
+# or a word in capitals and a comma or parenthesis ("АСТАНА, 4 июля. /ТАСС/.").
+_DATELINE = re.compile(
+    r"^\s*(?:(?:[^\s-]+\s){0,5}?[^\s-]+\s?(?:--|[-–—|])\s|[^\W\d_a-zа-я]{3,}[ ,(])"
+)
+
+
+def _dateline_places(title: str, lead: str, places: set[str]) -> tuple[str, ...]:
+    """The places of the head that only its dateline names."""
+    match = _DATELINE.match(lead) if places else None
+    if not match:
+        return ()
+    rest, _ = _entities(f"{title}\n{lead[match.end() :]}", len(title) + len(lead) + 1)
+    return tuple(sorted(places - rest))
+
+
 def features_to_json(features: StoryFeatures) -> str:
     """Compact JSON for the store, so a restart rebuilds the story index without extracting."""
     data = {
@@ -315,6 +335,7 @@ def features_to_json(features: StoryFeatures) -> str:
         "people": features.people,
         "pair": features.pair,
         "signature": features.signature,
+        "dateline": features.dateline,
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -340,6 +361,7 @@ def features_from_json(text: str) -> StoryFeatures:
         people=tuple(data.get("people", ())),  # absent from features stored before it existed
         pair=tuple(data.get("pair", ())),
         signature=tuple(data.get("signature", ())),
+        dateline=tuple(data.get("dateline", ())),
     )
 
 
@@ -609,12 +631,19 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
     return StoryScore(round(min(1.0, score), 4), reasons, parts)
 
 
+def _event_places(features: StoryFeatures) -> tuple[str, ...]:
+    """The places of the head without those only its dateline names (where the outlet is),
+    when it names another place; a dateline alone is often where the event is."""
+    kept = tuple(p for p in features.places if p not in features.dateline)
+    return kept or features.places
+
+
 def _same_signature(a: StoryFeatures, b: StoryFeatures) -> str:
     """The event signature both heads have, in words ("" if none): the same groupings and
     kind of gathering, and the same venue in the lead or the same numbered edition."""
     if not a.signature or a.signature != b.signature:
         return ""
-    places = sorted(set(a.places) & set(b.places))
+    places = sorted(set(_event_places(a)) & set(_event_places(b)))
     ordinals = sorted(set(a.ordinals) & set(b.ordinals))
     if not places and not ordinals:
         return ""
