@@ -141,7 +141,9 @@ EVENT_PHRASES: dict[str, str] = {
 # sees (matched latinised, as word prefixes: "саммит" also finds "саммита"). With the grouping
 # and the venue they make a report's event signature, which is the same in every language.
 MEETING_KINDS: dict[str, str] = {
-    "summit": "summit; leaders' meeting; leaders meeting; leaders' summit; саммит; "
+    "summit": "summit; leaders' meeting; leaders meeting; leaders' summit; leaders' week; "
+    "council of heads of state; economic leaders; совет глав; совета глав; "
+    "hội đồng nguyên thủ; các nhà lãnh đạo kinh tế; саммит; "
     "встреча на высшем уровне; саміт; hội nghị cấp cao; hội nghị thượng đỉnh; thượng đỉnh; "
     "tuần lễ cấp cao; ktt; konferensi tingkat tinggi; sommet; cumbre; cúpula; gipfel; vertice; "
     "szczyt",
