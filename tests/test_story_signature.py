@@ -152,3 +152,15 @@ def test_a_dateline_is_not_the_venue_when_the_head_names_another_place() -> None
     assert "same event signature: summit of BRICS in Kazan (+0.15)" in (
         story_similarity(from_jakarta, kazan).reasons
     )
+
+
+def test_the_partner_is_read_on_either_side_of_the_dash() -> None:
+    """ "ASEAN-Russia", "Russia-ASEAN", "Россия – АСЕАН" and "ASEAN-Nga" are one partner."""
+    heads = (
+        "ASEAN-Russia summit opens in Sochi",
+        "Russia-ASEAN summit opens in Sochi",
+        "В Сочи открылся саммит Россия – АСЕАН",
+        "Khai mạc Hội nghị cấp cao ASEAN-Nga",
+    )
+    signatures = {extract_features(head, "", AT, None).signature for head in heads}
+    assert signatures == {("kind:summit", "org:ASEAN", "with:Russia")}

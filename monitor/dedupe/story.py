@@ -272,11 +272,10 @@ _GROUPING_ALIASES = sorted(
     {latinise(a) for name in GROUPINGS for a in (name, *GAZETTEER[name][2])}, key=len, reverse=True
 )
 # "ASEAN-India", "АСЕАН–Япония", "ASEAN-Ấn Độ": a grouping's meeting with one partner.
-_PARTNER = re.compile(
-    r"(?<!\w)(?:"
-    + "|".join(re.escape(a) for a in _GROUPING_ALIASES)
-    + r")\s?[-–—]\s?(\w+(?: \w+)?)"
-)
+_GROUPING_WORDS = "|".join(re.escape(a) for a in _GROUPING_ALIASES)
+_PARTNER = re.compile(r"(?<!\w)(?:" + _GROUPING_WORDS + r")\s?[-–—]\s?(\w+(?: \w+)?)")
+# "Russia-ASEAN", "Россия – АСЕАН": the partner written first.
+_PARTNER_FIRST = re.compile(r"(\w+(?: \w+)?)\s?[-–—]\s?(?:" + _GROUPING_WORDS + r")(?!\w)")
 
 
 def _signature(head: str, named: set[str]) -> tuple[str, ...]:
@@ -287,17 +286,22 @@ def _signature(head: str, named: set[str]) -> tuple[str, ...]:
     orgs = sorted(f"org:{name}" for name in named & GROUPINGS)
     if not found or not orgs:
         return ()
-    partners = sorted({f"with:{name}" for m in _PARTNER.finditer(low) if (name := _partner(m[1]))})
-    return (f"kind:{min(found)[1]}", *orgs, *partners)
+    partners = {f"with:{name}" for m in _PARTNER.finditer(low) if (name := _partner(m[1], 0))}
+    partners.update(
+        f"with:{name}" for m in _PARTNER_FIRST.finditer(low) if (name := _partner(m[1], -1))
+    )
+    return (f"kind:{min(found)[1]}", *orgs, *sorted(partners))
 
 
-def _partner(words: str) -> str | None:
-    """The gazetteer name the words after a grouping's dash begin with ("japan summit")."""
+def _partner(words: str, end: int) -> str | None:
+    """The gazetteer name the words after a grouping's dash begin with ("japan summit", `end`
+    0), or the words before it end with ("the south korea", `end` -1)."""
     tokens = words.split()
     for n in (2, 1):
-        name = _GAZ.get(_gaz_key(tokens[:n])) if len(tokens) >= n else None
-        if name:
-            return name
+        if len(tokens) >= n:
+            name = _GAZ.get(_gaz_key(tokens[:n] if end == 0 else tokens[-n:]))
+            if name:
+                return name
     return None
 
 
