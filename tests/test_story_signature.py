@@ -164,3 +164,10 @@ def test_the_partner_is_read_on_either_side_of_the_dash() -> None:
     )
     signatures = {extract_features(head, "", AT, None).signature for head in heads}
     assert signatures == {("kind:summit", "org:ASEAN", "with:Russia")}
+
+
+def test_xi_alone_names_xi_jinping_but_a_roman_eleven_does_not() -> None:
+    """ "Biden and Xi meet" is the report of their meeting; "XI саммит" is the 11th summit."""
+    talks = extract_features("Biden and Xi meet in Lima", "They held talks.", AT, "en")
+    assert talks.pair == ("Biden", "Xi Jinping")
+    assert "Xi Jinping" not in extract_features("XI саммит БРИКС", "", AT, "ru").entities

@@ -236,7 +236,7 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
     "European Union": ("org", 0.8, ("European Union", "EU", "Евросоюз", "Европейский союз", "ЕС",
                                     "Liên minh châu Âu", "Uni Eropa")),
     "NATO": ("org", 0.8, ("NATO", "НАТО")),
-    "Xi Jinping": ("person", 1.5, ("Xi Jinping", "Си Цзиньпин", "Tập Cận Bình")),
+    "Xi Jinping": ("person", 1.5, ("Xi Jinping", "Xi", "Си Цзиньпин", "Tập Cận Bình")),
     "Wang Yi": ("person", 1.5, ("Wang Yi", "Ван И", "Vương Nghị")),
     "Li Qiang": ("person", 1.5, ("Li Qiang", "Ли Цян", "Lý Cường")),
     "Modi": ("person", 1.5, ("Narendra Modi", "Modi", "Моди", "Нарендра Моди")),

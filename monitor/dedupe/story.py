@@ -399,7 +399,10 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
                 for alias in _GAZ_PREFIX[key]
             ):
                 name = None
-            # Short aliases ("UN", "Nga", "SOM") count only when written with a capital.
+            # Short aliases ("UN", "Nga", "SOM", "Xi") count only when written with a capital,
+            # and not as a Roman numeral in capitals ("XI саммит" is the 11th).
+            if name and n == 1 and _ROMAN_WORD.fullmatch(words[j][1]):
+                name = None
             if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
                 found.add(name)
                 used.update(range(j, j + n))
@@ -477,6 +480,7 @@ def _dates(text: str, tokens: list[str]) -> tuple[set[str], set[int]]:
     return dates, years
 
 
+_ROMAN_WORD = re.compile(r"[IVXLC]{2,7}")
 _ROMAN = re.compile(r"\b(?=[IVXLC]{2,7}\b)(C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})\b")
 _ROMAN_VALUE = {"C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 _PHRASES = [(re.compile(re.escape(k)), f" {v} ") for k, v in EVENT_PHRASES.items()]
