@@ -4,10 +4,11 @@ Two articles are in the same story when they report the same event, possibly in 
 words or languages. Signals that survive rewording and translation: title and lead overlap
 (same language only), shared names (a gazetteer with multilingual aliases plus capitalised
 words, Cyrillic transliterated: Лавров ~ Lavrov), shared specific numbers and day mentions,
-and publication dates within a window. Hard-negative guards come first: publication dates
-further apart than the window, different event years, or different numbers of the same
-kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same story",
-whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
+the event signature (grouping, partner and kind of gathering with the venue or edition:
+`signature`), and publication dates within a window. Hard-negative guards come first:
+publication dates further apart than the window, different event years, or different numbers
+of the same kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same
+story", whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
 training split (docs/dedupe.md); the word lists are data, in `lexicon`.
 """
 
@@ -32,14 +33,13 @@ from monitor.dedupe.lexicon import (
     EVENT_NOUNS,
     EVENT_PHRASES,
     GAZETTEER,
-    GROUPINGS,
-    MEETING_KINDS,
     MEETING_PHRASES,
     MEETING_WORDS,
     MONTHS,
     NOT_NAMES,
     STOPWORDS,
 )
+from monitor.dedupe.signature import SignatureReader, dateline_end, same_signature
 
 STEM = 6  # compare words by their first 6 letters: a crude stemmer that works across languages
 LEAD_WORDS = 60  # the lead: the first words of the body
@@ -240,7 +240,7 @@ def extract_features(
         entity_norm=_entity_norm(entities),
         people=tuple(sorted(named & _GAZ_PEOPLE)),
         pair=_pair(title, text),
-        signature=_signature(head, named),
+        signature=_SIGNATURES.read(head, named),
     )
 
 
@@ -262,62 +262,19 @@ def _pair(title: str, text: str) -> tuple[str, ...]:
     return ()
 
 
-_KINDS = [
-    (kind, re.compile(r"\b(?:" + "|".join(re.escape(latinise(p.strip())) for p in phrases) + ")"))
-    for kind, phrases in ((k, v.split(";")) for k, v in MEETING_KINDS.items())
-]
+def _gaz_lookup(words: list[str]) -> str | None:
+    return _GAZ.get(_gaz_key(words))
 
 
-_GROUPING_ALIASES = sorted(
-    {latinise(a) for name in GROUPINGS for a in (name, *GAZETTEER[name][2])}, key=len, reverse=True
-)
-# "ASEAN-India", "АСЕАН–Япония", "ASEAN-Ấn Độ": a grouping's meeting with one partner.
-_GROUPING_WORDS = "|".join(re.escape(a) for a in _GROUPING_ALIASES)
-_PARTNER = re.compile(r"(?<!\w)(?:" + _GROUPING_WORDS + r")\s?[-–—]\s?(\w+(?: \w+)?)")
-# "Russia-ASEAN", "Россия – АСЕАН": the partner written first.
-_PARTNER_FIRST = re.compile(r"(\w+(?: \w+)?)\s?[-–—]\s?(?:" + _GROUPING_WORDS + r")(?!\w)")
-
-
-def _signature(head: str, named: set[str]) -> tuple[str, ...]:
-    """The groupings named in the head, the partners of their meetings ("ASEAN-Japan") and
-    the kind of gathering it names first."""
-    low = latinise(head).replace("’", "'")
-    found = [(m.start(), kind) for kind, pattern in _KINDS if (m := pattern.search(low))]
-    orgs = sorted(f"org:{name}" for name in named & GROUPINGS)
-    if not found or not orgs:
-        return ()
-    partners = {f"with:{name}" for m in _PARTNER.finditer(low) if (name := _partner(m[1], 0))}
-    partners.update(
-        f"with:{name}" for m in _PARTNER_FIRST.finditer(low) if (name := _partner(m[1], -1))
-    )
-    return (f"kind:{min(found)[1]}", *orgs, *sorted(partners))
-
-
-def _partner(words: str, end: int) -> str | None:
-    """The gazetteer name the words after a grouping's dash begin with ("japan summit", `end`
-    0), or the words before it end with ("the south korea", `end` -1)."""
-    tokens = words.split()
-    for n in (2, 1):
-        if len(tokens) >= n:
-            name = _GAZ.get(_gaz_key(tokens[:n] if end == 0 else tokens[-n:]))
-            if name:
-                return name
-    return None
-
-
-# A dateline: up to six words before the first dash of the lead ("Bisnis.com, JAKARTA –"),
-# or a word in capitals and a comma or parenthesis ("АСТАНА, 4 июля. /ТАСС/.").
-_DATELINE = re.compile(
-    r"^\s*(?:(?:[^\s-]+\s){0,5}?[^\s-]+\s?(?:--|[-–—|])\s|[^\W\d_a-zа-я]{3,}[ ,(])"
-)
+_SIGNATURES = SignatureReader(latinise, _gaz_lookup)
 
 
 def _dateline_places(title: str, lead: str, places: set[str]) -> tuple[str, ...]:
     """The places of the head that only its dateline names."""
-    match = _DATELINE.match(lead) if places else None
-    if not match:
+    end = dateline_end(lead) if places else None
+    if end is None:
         return ()
-    rest, _ = _entities(f"{title}\n{lead[match.end() :]}", len(title) + len(lead) + 1)
+    rest, _ = _entities(f"{title}\n{lead[end:]}", len(title) + len(lead) + 1)
     return tuple(sorted(places - rest))
 
 
@@ -624,7 +581,7 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
             f"different places in the lead: {', '.join(a.places)} vs {', '.join(b.places)} "
             f"(x{PLACE_PENALTY})"
         )
-    signature = _same_signature(a, b)
+    signature = same_signature(a, b)
     if signature:
         score += SIGNATURE_BONUS
         reasons.append(f"same event signature: {signature} (+{SIGNATURE_BONUS:.2f})")
@@ -637,30 +594,6 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
             f"shared numbers/dates {facts:.2f}: {', '.join(sorted(common_nums | common_dates)[:6])}"
         )
     return StoryScore(round(min(1.0, score), 4), reasons, parts)
-
-
-def _event_places(features: StoryFeatures) -> tuple[str, ...]:
-    """The places of the head without those only its dateline names (where the outlet is),
-    when it names another place; a dateline alone is often where the event is."""
-    kept = tuple(p for p in features.places if p not in features.dateline)
-    return kept or features.places
-
-
-def _same_signature(a: StoryFeatures, b: StoryFeatures) -> str:
-    """The event signature both heads have, in words ("" if none): the same groupings and
-    kind of gathering, and the same venue in the lead or the same numbered edition."""
-    if not a.signature or a.signature != b.signature:
-        return ""
-    places = sorted(set(_event_places(a)) & set(_event_places(b)))
-    ordinals = sorted(set(a.ordinals) & set(b.ordinals))
-    if not places and not ordinals:
-        return ""
-    kind, *rest = a.signature
-    orgs = ", ".join(o[4:] for o in rest if o.startswith("org:"))
-    partners = "".join(f"–{p[5:]}" for p in rest if p.startswith("with:"))
-    where = " in " + ", ".join(places) if places else ""
-    number = " no. " + ", ".join(o.split(":")[1] for o in ordinals) if ordinals else ""
-    return f"{kind[5:]} of {orgs}{partners}{number}{where}"
 
 
 def _other_meeting(a: StoryFeatures, b: StoryFeatures) -> str | None:
