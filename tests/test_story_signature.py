@@ -171,3 +171,27 @@ def test_xi_alone_names_xi_jinping_but_a_roman_eleven_does_not() -> None:
     talks = extract_features("Biden and Xi meet in Lima", "They held talks.", AT, "en")
     assert talks.pair == ("Biden", "Xi Jinping")
     assert "Xi Jinping" not in extract_features("XI саммит БРИКС", "", AT, "ru").entities
+
+
+def test_another_gathering_of_the_same_kind_counts_against() -> None:
+    """ASEAN's own summit and the East Asia Summit of the same week in one city."""
+    asean = extract_features(
+        "ASEAN Summit opens in Kuala Lumpur",
+        "Leaders of the member states opened the ASEAN Summit in Kuala Lumpur.",
+        AT,
+        "en",
+    )
+    eas = extract_features(
+        "East Asia Summit held in Kuala Lumpur",
+        "Leaders of ASEAN and its partners met at the East Asia Summit in Kuala Lumpur.",
+        AT,
+        "en",
+    )
+    assert asean.signature == ("kind:summit", "org:ASEAN")
+    assert eas.signature == ("kind:summit", "org:ASEAN", "org:East Asia Summit")
+    result = story_similarity(asean, eas)
+    assert (
+        "other gatherings of one kind: summit of ASEAN vs summit of ASEAN, East Asia Summit (x0.8)"
+        in result.reasons
+    )
+    assert not any(r.startswith("same event signature") for r in result.reasons)

@@ -114,9 +114,24 @@ def same_signature(a: Signed, b: Signed) -> str:
     ordinals = sorted(set(a.ordinals) & set(b.ordinals))
     if not places and not ordinals:
         return ""
-    kind, *rest = a.signature
-    orgs = ", ".join(o[4:] for o in rest if o.startswith("org:"))
-    partners = "".join(f"–{p[5:]}" for p in rest if p.startswith("with:"))
     where = " in " + ", ".join(places) if places else ""
     number = " no. " + ", ".join(o.split(":")[1] for o in ordinals) if ordinals else ""
-    return f"{kind[5:]} of {orgs}{partners}{number}{where}"
+    return f"{_words(a.signature)}{number}{where}"
+
+
+def other_signature(a: Signed, b: Signed) -> str:
+    """Why two heads name different gatherings of one kind, in words ("" if they do not):
+    a summit of ASEAN and a summit of ASEAN and the East Asia Summit, ASEAN-India and
+    ASEAN-Japan."""
+    if not a.signature or not b.signature or a.signature[0] != b.signature[0]:
+        return ""
+    if a.signature == b.signature:
+        return ""
+    return f"{_words(a.signature)} vs {_words(b.signature)}"
+
+
+def _words(signature: tuple[str, ...]) -> str:
+    kind, *rest = signature
+    orgs = ", ".join(o[4:] for o in rest if o.startswith("org:"))
+    partners = "".join(f"–{p[5:]}" for p in rest if p.startswith("with:"))
+    return f"{kind[5:]} of {orgs}{partners}"
