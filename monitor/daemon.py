@@ -256,13 +256,18 @@ class Daemon:
             # timeout; what it had to abort is retried by another node).
             await self.queue.close()
         if self.gate is not None and self.gate.held:
-            held = list(self.gate.held)
+            held, on_loop = list(self.gate.held), list(self.gate.held_on_loop)
             log.info(
-                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+                "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+                "loop_median_ms=%.2f loop_p99_ms=%.2f reused=%d redone=%d",
                 len(held),
                 1000 * percentile(held, 0.5),
                 1000 * percentile(held, 0.99),
                 1000 * max(held),
+                1000 * percentile(on_loop, 0.5),
+                1000 * percentile(on_loop, 0.99),
+                self.gate.reused,
+                self.gate.redone,
             )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background

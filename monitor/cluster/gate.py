@@ -1,28 +1,33 @@
 """The decision lock: one PostgreSQL advisory lock around every dedupe, story and tag decision
 of every node, after the node's indexes catch up with what the others stored. I/O: database.
 
-Each node keeps its own in-memory indexes (`DedupeIndex`). Inside the lock the node first
-replays the decisions logged since the last one it saw (`index_log`), then decides and inserts
-the item, whose transaction logs the decision in turn, then lets go. Two nodes deciding on
+Each node keeps its own in-memory indexes (`DedupeIndex`). A hold is one transaction on the
+gate's own connection: it takes the transaction-scoped lock, reads in one query the decisions
+logged since a given position (with the items they name and the corrections' state), replays
+those the node has not seen, then the body decides and inserts the item in the same
+transaction, whose commit logs the decision and lets go of the lock. Two nodes deciding on
 near-duplicates at the same moment are thereby ordered: the second sees the first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from monitor.cluster.foresight import Logged, Stale
 from monitor.errors import StoreError
-from monitor.store import Store
-from monitor.store.schema import DECISION_LOCK
+from monitor.store import Store, StoredSignature
+from monitor.store.schema import DECISION_LOCK, corrections, index_log, items, signatures, sources
 
 if TYPE_CHECKING:
     from monitor.pipeline.index import DedupeIndex
@@ -32,44 +37,86 @@ log = logging.getLogger("monitor.cluster")
 HOLD_SAMPLES = 100_000  # hold times kept for the median and p99 (a bounded window)
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Inside a hold: the transaction that holds the lock (the body's insert joins it), and
+    the rows logged after the position the hold was asked to read from."""
+
+    conn: sa.Connection
+    since: Sequence[Logged]
+
+
 class DecisionGate:
     """The decision lock of one node, with the node's place in the decision log."""
 
     def __init__(self, store: Store, *, observe: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.last_id = 0  # the last logged decision this node's indexes have seen
-        self.held: deque[float] = deque(maxlen=HOLD_SAMPLES)  # seconds per hold
+        # Seconds per hold, from the lock's grant to the commit that lets go of it, and from
+        # the moment the event loop resumed the hold (what was measured before the grant was).
+        self.held: deque[float] = deque(maxlen=HOLD_SAMPLES)
+        self.held_on_loop: deque[float] = deque(maxlen=HOLD_SAMPLES)
+        self.reused = 0  # decisions taken with every answer looked up before the lock
+        self.redone = 0  # decisions that looked something up again inside it
         self._observe = observe
         self._local: asyncio.Lock | None = None
         self._conn: sa.Connection | None = None
 
     @asynccontextmanager
-    async def hold(self, index: DedupeIndex, now: Callable[[], datetime]) -> AsyncIterator[None]:
-        """Hold the lock with `index` caught up. The body must not await: the node's other
+    async def hold(
+        self, index: DedupeIndex, now: Callable[[], datetime], *, since: int | None = None
+    ) -> AsyncIterator[Held]:
+        """Hold the lock with `index` caught up; the body gets the rows logged after `since`
+        (default: after what the index had seen). The body must not await: the node's other
         decisions wait on a local lock, and the database lock is taken in a thread so the
         event loop keeps serving the node's fetches while another node decides."""
         if self._local is None:
             self._local = asyncio.Lock()
         async with self._local:
-            await asyncio.to_thread(self._acquire)
-            started = time.perf_counter()
+            start = self.last_id if since is None else since
+            acquiring = asyncio.ensure_future(
+                asyncio.to_thread(self._acquire, min(start, self.last_id))
+            )
             try:
-                self._catch_up(index, now())
-                yield
-                self.last_id = self.store.last_index_log_id()
+                conn, granted, rows = await asyncio.shield(acquiring)
+            except asyncio.CancelledError:
+                # The thread takes the lock all the same: let go of it before another hold
+                # uses the connection (else every node would wait on this one for good).
+                with contextlib.suppress(Exception):
+                    self._end((await acquiring)[0], commit=False)
+                raise
+            resumed = time.perf_counter()
+            try:
+                logged = self._catch_up(rows, index, now(), start)
+                self.store.last_logged = 0
+                yield Held(conn, logged)
+                self.last_id = max(self.last_id, self.store.last_logged)
+                self._end(conn, commit=True)
+            except BaseException:
+                self._end(conn, commit=False)
+                raise
             finally:
-                self._release()
-                self._record(time.perf_counter() - started)
+                ended = time.perf_counter()
+                self._record(ended - granted, ended - resumed)
 
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Hold the lock from synchronous code (loading the indexes at start)."""
-        self._acquire()
+        conn = self._acquire()[0]
         try:
             yield
             self.last_id = self.store.last_index_log_id()
-        finally:
-            self._release()
+            self._end(conn, commit=True)
+        except BaseException:
+            self._end(conn, commit=False)
+            raise
+
+    def count(self, again: Stale) -> None:
+        """Note whether a decision reused every answer looked up before the lock."""
+        if again.none:
+            self.reused += 1
+        else:
+            self.redone += 1
 
     def close(self) -> None:
         if self._conn is not None:
@@ -78,39 +125,135 @@ class DecisionGate:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _catch_up(self, index: DedupeIndex, now: datetime) -> None:
-        logged = self.store.index_log_after(self.last_id)
-        if logged:
-            index.catch_up(self.store, logged, now)
-            self.last_id = logged[-1][0]
+    def _catch_up(
+        self, rows: Sequence[sa.Row[Any]], index: DedupeIndex, now: datetime, since: int
+    ) -> list[Logged]:
+        """Replay into `index` the rows read with the lock (`_acquire`) that it has not seen,
+        obey the corrections, and return the rows after `since`."""
+        state = (int(rows[0].last or 0), int(rows[0].undone or 0)) if rows else (0, 0)
+        logged = [_logged(r) for r in rows if r.id is not None]
+        fresh = [row for row in logged if row.log_id > self.last_id]
+        if fresh:
+            index.catch_up(
+                self.store,
+                [(row.log_id, row.item_id, row.kind) for row in fresh],
+                now,
+                rows=_signatures(fresh),
+            )
+            self.last_id = fresh[-1].log_id
+        index.obey_corrections(self.store, now, state=state)
+        return [row for row in logged if row.log_id > since]
 
-    def _connection(self) -> sa.Connection:
-        if self._conn is None:
-            # Autocommit: the lock belongs to the session, not to a transaction kept open.
-            self._conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return self._conn
-
-    def _acquire(self) -> None:
+    def _acquire(
+        self, after: int | None = None
+    ) -> tuple[sa.Connection, float, Sequence[sa.Row[Any]]]:
+        """In a thread: begin, take the lock, and (with `after`) read in one query the log
+        after it with the corrections' state, so the read overlaps the event loop's way back
+        to the hold. Returns the connection, when the lock was granted, and the rows."""
         try:
-            self._connection().execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": DECISION_LOCK})
+            if self._conn is None:
+                self._conn = self.store.engine.connect()
+            conn = self._conn
+            conn.begin()
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
+            granted = time.perf_counter()
+            rows = [] if after is None else conn.execute(_log_query(after)).all()
+            return conn, granted, rows
         except sa.exc.SQLAlchemyError as exc:
             self.close()  # a broken session: the next hold opens a new one
-            raise StoreError(f"cannot take the decision lock: {exc}") from exc
+            raise StoreError(f"cannot take the decision lock and read its log: {exc}") from exc
 
-    def _release(self) -> None:
+    def _end(self, conn: sa.Connection, *, commit: bool) -> None:
+        """Commit (or roll back) the hold's transaction, which lets go of the lock."""
         try:
-            self._connection().execute(
-                sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DECISION_LOCK}
-            )
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
         except sa.exc.SQLAlchemyError as exc:
             # The session is gone, and the lock with it: nothing is left to release.
-            log.warning("decision_lock_release_failed error=%s", exc)
             self.close()
+            if commit:
+                raise StoreError(f"cannot commit the decision: {exc}") from exc
+            log.warning("decision_lock_release_failed error=%s", exc)
 
-    def _record(self, seconds: float) -> None:
+    def _record(self, seconds: float, on_loop: float) -> None:
         self.held.append(seconds)
+        self.held_on_loop.append(on_loop)
         if self._observe is not None:
             self._observe(seconds)
+
+
+def _log_query(after: int) -> sa.Select[Any]:
+    """The corrections' state, joined to every row logged after `after` with its item's
+    keys and signature (none: one row of nulls beside the state)."""
+    state = sa.select(
+        sa.func.max(corrections.c.id).label("last"),
+        sa.func.count(corrections.c.undone_at).label("undone"),
+    ).subquery()
+    logged = (
+        sa.select(
+            index_log.c.id,
+            index_log.c.item_id,
+            index_log.c.kind,
+            sources.c.name.label("source"),
+            items.c.url,
+            items.c.canonical_url,
+            items.c.text_hash,
+            items.c.fetched_at,
+            items.c.story_id,
+            signatures.c.signature,
+            signatures.c.shingles,
+            signatures.c.features,
+        )
+        .select_from(
+            index_log.outerjoin(items, items.c.id == index_log.c.item_id)
+            .outerjoin(signatures, signatures.c.item_id == items.c.id)
+            .outerjoin(sources, sources.c.id == items.c.source_id)
+        )
+        .where(index_log.c.id > after)
+        .subquery()
+    )
+    return (
+        sa.select(state.c.last, state.c.undone, logged)
+        .select_from(state.outerjoin(logged, sa.true()))
+        .order_by(logged.c.id)
+    )
+
+
+def _signatures(logged: Sequence[Logged]) -> list[StoredSignature]:
+    """The signatures of the items inserted or changed, once each, in item id order (a
+    "moves" row may name an item too, and an item may be inserted and changed)."""
+    found = {
+        row.item_id: row.stored
+        for row in logged
+        if row.kind in ("insert", "update") and row.stored is not None
+    }
+    return [found[item_id] for item_id in sorted(found)]
+
+
+def _logged(row: sa.Row[Any]) -> Logged:
+    return Logged(
+        log_id=int(row.id),
+        item_id=int(row.item_id),
+        kind=str(row.kind),
+        source=row.source,
+        url=row.url,
+        canonical_url=row.canonical_url,
+        text_hash=row.text_hash,
+        stored=None
+        if row.signature is None or row.url is None
+        else StoredSignature(
+            row.item_id,
+            row.url,
+            row.source,
+            row.fetched_at,
+            row.signature,
+            row.shingles,
+            row.features,
+            row.story_id,
+        ),
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -85,9 +85,12 @@ MEETING_WORDS = """
 met meets meeting talks bilateral sidelines
 встреч встрет встретил переговор двусторон
 среща срещна двустранна зустріч зустрівся переговори двосторонн
-hội đàm gặp gỡ song phương bên lề
+gặp
 bertemu pertemuan bilateral sela
 """
+# Words of meeting that are phrases of several syllables (Vietnamese writes one syllable a
+# word: "hội" alone is in "hội nghị", any conference, so it is not a word of meeting).
+MEETING_PHRASES = ("hội đàm", "hội kiến", "gặp gỡ", "song phương", "bên lề", "tiếp kiến")
 
 MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(
@@ -133,6 +136,32 @@ EVENT_PHRASES: dict[str, str] = {
     "встреча на высшем уровне": "summit",
     "konferensi tingkat tinggi": "summit",
 }
+
+# Phrases naming the kind of gathering a headline or lead reports, in the languages the monitor
+# sees (matched latinised, as word prefixes: "саммит" also finds "саммита"). With the grouping
+# and the venue they make a report's event signature, which is the same in every language.
+MEETING_KINDS: dict[str, str] = {
+    "summit": "summit; leaders' meeting; leaders meeting; leaders' summit; leaders' week; "
+    "council of heads of state; economic leaders; совет глав; совета глав; "
+    "hội đồng nguyên thủ; các nhà lãnh đạo kinh tế; саммит; "
+    "встреча на высшем уровне; саміт; hội nghị cấp cao; hội nghị thượng đỉnh; thượng đỉnh; "
+    "tuần lễ cấp cao; ktt; konferensi tingkat tinggi; sommet; cumbre; cúpula; gipfel; vertice; "
+    "szczyt",
+    "bilateral": "bilateral; talks with; met with; meets with; meet with; hold talks; held talks; "
+    "переговоры; встреча с; встретился; встретятся; двусторонн; hội đàm; hội kiến; gặp; "
+    "bertemu; pertemuan bilateral",
+    "ministerial": "foreign ministers; foreign minister's meeting; ministerial; "
+    "министров иностранных дел; смид; совещание министров; bộ trưởng ngoại giao asean; "
+    "hội nghị bộ trưởng; pertemuan menteri; menteri luar negeri asean; "
+    "ministros de relaciones exteriores; ministres des affaires étrangères",
+}
+
+# The groupings whose meetings recur (the "org:" part of an event signature); other
+# organisations named in a headline (the UN, a university) say nothing about which meeting.
+GROUPINGS = frozenset(
+    ("ASEAN", "BRICS", "G20", "G7", "APEC", "SCO", "EAEU", "Quad", "GCC", "NATO",
+     "European Union", "East Asia Summit", "ASEAN Regional Forum", "African Union")
+)  # fmt: skip
 
 # Key names for Russia–ASEAN coverage: canonical name -> (kind, weight, aliases).
 # Weight: how much sharing the entity says about "same event"; ASEAN and Russia are in almost
@@ -207,7 +236,7 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
     "European Union": ("org", 0.8, ("European Union", "EU", "Евросоюз", "Европейский союз", "ЕС",
                                     "Liên minh châu Âu", "Uni Eropa")),
     "NATO": ("org", 0.8, ("NATO", "НАТО")),
-    "Xi Jinping": ("person", 1.5, ("Xi Jinping", "Си Цзиньпин", "Tập Cận Bình")),
+    "Xi Jinping": ("person", 1.5, ("Xi Jinping", "Xi", "Си Цзиньпин", "Tập Cận Bình")),
     "Wang Yi": ("person", 1.5, ("Wang Yi", "Ван И", "Vương Nghị")),
     "Li Qiang": ("person", 1.5, ("Li Qiang", "Ли Цян", "Lý Cường")),
     "Modi": ("person", 1.5, ("Narendra Modi", "Modi", "Моди", "Нарендра Моди")),
@@ -271,4 +300,45 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
                                     "Afrika Selatan")),
     "Kazakhstan": ("place", 0.8, ("Kazakhstan", "Казахстан")),
     "Uzbekistan": ("place", 0.8, ("Uzbekistan", "Узбекистан")),
+    # More groupings, leaders and venues, with their Russian, Vietnamese and Indonesian names.
+    "Quad": ("org", 0.8, ("Quad", "Quadrilateral Security Dialogue", "Четырехсторонний диалог",
+                          "Четверка", "QUAD", "Bộ Tứ")),
+    "GCC": ("org", 0.8, ("GCC", "Gulf Cooperation Council", "ССАГПЗ",
+                         "Совет сотрудничества арабских государств Персидского залива",
+                         "Hội đồng Hợp tác vùng Vịnh", "Dewan Kerja Sama Teluk")),
+    "African Union": ("org", 0.8, ("African Union", "Африканский союз", "Liên minh châu Phi",
+                                   "Uni Afrika")),
+    "Pham Minh Chinh": ("person", 1.5, ("Pham Minh Chinh", "Phạm Minh Chính", "Фам Минь Тинь",
+                                        "Фам Минь Чинь")),
+    "Vo Van Thuong": ("person", 1.5, ("Vo Van Thuong", "Võ Văn Thưởng", "Во Ван Тхыонг")),
+    "Luong Cuong": ("person", 1.5, ("Luong Cuong", "Lương Cường", "Лыонг Кыонг")),
+    "To Lam": ("person", 1.5, ("To Lam", "Tô Lâm", "То Лам")),
+    "Kishida": ("person", 1.5, ("Fumio Kishida", "Kishida", "Кисида", "Kishida Fumio")),
+    "Ishiba": ("person", 1.5, ("Shigeru Ishiba", "Ishiba", "Исиба")),
+    "Albanese": ("person", 1.5, ("Anthony Albanese", "Albanese", "Албаниз", "Албанезе")),
+    "Macron": ("person", 1.5, ("Emmanuel Macron", "Macron", "Макрон")),
+    "Scholz": ("person", 1.5, ("Olaf Scholz", "Scholz", "Шольц")),
+    "Meloni": ("person", 1.5, ("Giorgia Meloni", "Meloni", "Мелони")),
+    "Trudeau": ("person", 1.5, ("Justin Trudeau", "Trudeau", "Трюдо")),
+    "Carney": ("person", 1.5, ("Mark Carney", "Carney", "Карни")),
+    "Zelensky": ("person", 1.5, ("Zelensky", "Zelenskyy", "Зеленский", "Зеленський")),
+    "Lee Jae-myung": ("person", 1.5, ("Lee Jae-myung", "Lee Jae Myung", "Ли Чжэ Мён",
+                                      "Lee Jae-myung")),
+    "Yoon Suk Yeol": ("person", 1.5, ("Yoon Suk Yeol", "Yoon Suk-yeol", "Юн Сок Ёль")),
+    "Oreshkin": ("person", 1.5, ("Oreshkin", "Орешкин")),
+    "Sydney": ("place", 1.5, ("Sydney", "Сидней", "Xít-ni")),
+    "Melbourne": ("place", 1.5, ("Melbourne", "Мельбурн", "Men-bơn")),
+    "Ottawa": ("place", 1.5, ("Ottawa", "Оттава")),
+    "Lima": ("place", 1.5, ("Lima", "Лима")),
+    "San Francisco": ("place", 1.5, ("San Francisco", "Сан-Франциско", "Xan Phran-xi-xcô")),
+    "Gyeongju": ("place", 1.5, ("Gyeongju", "Кёнджу", "Кенджу", "Kyongju")),
+    "Labuan Bajo": ("place", 1.5, ("Labuan Bajo", "Лабуан-Баджо")),
+    "Canada": ("place", 0.8, ("Canada", "Канада")),
+    "Australia": ("place", 0.8, ("Australia", "Австралия", "Úc")),
+    "Peru": ("place", 0.8, ("Peru", "Перу", "Pê-ru")),
+    "Italy": ("place", 0.8, ("Italy", "Италия", "Italia")),
+    "France": ("place", 0.8, ("France", "Франция", "Pháp", "Prancis")),
+    "Germany": ("place", 0.8, ("Germany", "Германия", "Đức", "Jerman")),
+    "United Kingdom": ("place", 0.8, ("United Kingdom", "UK", "Britain", "Великобритания",
+                                      "Vương quốc Anh", "Inggris")),
 }  # fmt: skip

@@ -4,10 +4,11 @@ Two articles are in the same story when they report the same event, possibly in 
 words or languages. Signals that survive rewording and translation: title and lead overlap
 (same language only), shared names (a gazetteer with multilingual aliases plus capitalised
 words, Cyrillic transliterated: Лавров ~ Lavrov), shared specific numbers and day mentions,
-and publication dates within a window. Hard-negative guards come first: publication dates
-further apart than the window, different event years, or different numbers of the same
-kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same story",
-whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
+the event signature (grouping, partner and kind of gathering with the venue or edition:
+`signature`), and publication dates within a window. Hard-negative guards come first:
+publication dates further apart than the window, different event years, or different numbers
+of the same kind of event (the 16th vs the 17th Senior Officials' Meeting) mean "not the same
+story", whatever the words say. Thresholds and weights were chosen on the SemEval-2022 Task 8
 training split (docs/dedupe.md); the word lists are data, in `lexicon`.
 """
 
@@ -32,10 +33,17 @@ from monitor.dedupe.lexicon import (
     EVENT_NOUNS,
     EVENT_PHRASES,
     GAZETTEER,
+    MEETING_PHRASES,
     MEETING_WORDS,
     MONTHS,
     NOT_NAMES,
     STOPWORDS,
+)
+from monitor.dedupe.signature import (
+    SignatureReader,
+    dateline_end,
+    other_signature,
+    same_signature,
 )
 
 STEM = 6  # compare words by their first 6 letters: a crude stemmer that works across languages
@@ -46,6 +54,13 @@ WINDOW_DAYS = 7  # publication dates further apart than this are different stori
 W_TITLE, W_BODY, W_ENTITIES, W_FACTS = 0.35, 0.40, 0.20, 0.05
 X_BODY, X_ENTITIES, X_FACTS = 0.45, 0.45, 0.10
 PLACE_PENALTY = 0.5  # both leads name a place (gazetteer) and none is shared
+# Added when two heads have one event signature (the same groupings and kind of gathering)
+# and share the venue or the edition's number: what reports of one meeting share in any
+# language, when their words do not (docs/dedupe.md).
+SIGNATURE_BONUS = 0.15
+# Two heads name the same kind of gathering of other groupings or partners (an ASEAN Summit
+# and the East Asia Summit of the same week): the middle of the train optimum (0.8-0.9).
+SIGNATURE_PENALTY = 0.8
 # The link threshold: SemEval's training F1 maximum, and with MEAN_THRESHOLD the highest recall
 # with B-cubed precision >= 0.95 on the train split of the recurring-event set (docs/dedupe.md).
 STORY_THRESHOLD = 0.22
@@ -109,6 +124,9 @@ def _tokens(text: str) -> list[str]:
 _STOP = frozenset(t for t in _tokens(STOPWORDS))
 _NOT_NAMES = frozenset(t for t in _tokens(NOT_NAMES))
 _MEETING = frozenset(t[:STEM] for t in _tokens(MEETING_WORDS))
+_MEETING_PHRASE = re.compile(
+    r"\b(?:" + "|".join(" ".join(_tokens(p)) for p in MEETING_PHRASES) + r")\b"
+)
 _MONTHS = {latinise(k): v for k, v in MONTHS.items()}
 _EVENT_NOUNS = {latinise(k): v for k, v in EVENT_NOUNS.items()}
 
@@ -141,6 +159,9 @@ _GAZ_PLACES: frozenset[str] = frozenset(
 _GAZ_PEOPLE: frozenset[str] = frozenset(
     name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "person"
 )
+_GAZ_ORGS: frozenset[str] = frozenset(
+    name for name, (kind, _w, _a) in GAZETTEER.items() if kind == "org"
+)
 for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
     _GAZ_WEIGHT[_name] = _weight
     for _alias in (_name, *_aliases):
@@ -150,6 +171,7 @@ for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
             tuple(_skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 6))] for w in _words)
         )
 _GAZ_MAX = max(len(k) for k in _GAZ)
+_HEAD_NAMES = _GAZ_PLACES | _GAZ_PEOPLE | _GAZ_ORGS
 
 
 # -- features ---------------------------------------------------------------------------------
@@ -172,6 +194,13 @@ class StoryFeatures:
     entity_norm: float = 0.0  # weighted norm of `entities`, precomputed for the cosine
     people: tuple[str, ...] = ()  # gazetteer people named in title + lead
     pair: tuple[str, ...] = ()  # the two people whose meeting the lead reports, if it does
+    # The event signature of the head: the groupings it names ("org:G20") and the kind of
+    # gathering it names first ("kind:summit"); with places and ordinals, the same in every
+    # language (`_same_signature`).
+    signature: tuple[str, ...] = ()
+    # Places of `places` named only in the dateline ("JAKARTA, KOMPAS.com -", "МОСКВА, 2 сен -
+    # РИА Новости."): where the outlet is, which is no evidence of where the event is.
+    dateline: tuple[str, ...] = ()
 
 
 _ORDINAL_PATTERNS = (
@@ -211,6 +240,7 @@ def extract_features(
         terms=_interned(terms),
         entities=_interned(sorted(entities)),
         places=tuple(sorted(named & _GAZ_PLACES)),
+        dateline=_dateline_places(title, lead, named & _GAZ_PLACES),
         numbers=tuple(sorted(_numbers(full))),
         dates=tuple(sorted(dates)),
         ordinals=tuple(sorted(_ordinals(full))),
@@ -218,6 +248,7 @@ def extract_features(
         entity_norm=_entity_norm(entities),
         people=tuple(sorted(named & _GAZ_PEOPLE)),
         pair=_pair(title, text),
+        signature=_SIGNATURES.read(head, named),
     )
 
 
@@ -233,8 +264,26 @@ def _pair(title: str, text: str) -> tuple[str, ...]:
     people = named & _GAZ_PEOPLE
     if len(people) != 2:
         return ()
-    stems = {t[:STEM] for t in _tokens(headline)}
-    return tuple(sorted(people)) if stems & _MEETING else ()
+    tokens = _tokens(headline)
+    if {t[:STEM] for t in tokens} & _MEETING or _MEETING_PHRASE.search(" ".join(tokens)):
+        return tuple(sorted(people))
+    return ()
+
+
+def _gaz_lookup(words: list[str]) -> str | None:
+    return _GAZ.get(_gaz_key(words))
+
+
+_SIGNATURES = SignatureReader(latinise, _gaz_lookup)
+
+
+def _dateline_places(title: str, lead: str, places: set[str]) -> tuple[str, ...]:
+    """The places of the head that only its dateline names."""
+    end = dateline_end(lead) if places else None
+    if end is None:
+        return ()
+    rest, _ = _entities(f"{title}\n{lead[end:]}", len(title) + len(lead) + 1)
+    return tuple(sorted(places - rest))
 
 
 def features_to_json(features: StoryFeatures) -> str:
@@ -254,6 +303,8 @@ def features_to_json(features: StoryFeatures) -> str:
         "entity_norm": features.entity_norm,  # kept: recomputing may differ in the last bit
         "people": features.people,
         "pair": features.pair,
+        "signature": features.signature,
+        "dateline": features.dateline,
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -278,6 +329,8 @@ def features_from_json(text: str) -> StoryFeatures:
         entity_norm=float(data["entity_norm"]),
         people=tuple(data.get("people", ())),  # absent from features stored before it existed
         pair=tuple(data.get("pair", ())),
+        signature=tuple(data.get("signature", ())),
+        dateline=tuple(data.get("dateline", ())),
     )
 
 
@@ -311,11 +364,14 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
                 for alias in _GAZ_PREFIX[key]
             ):
                 name = None
-            # Short aliases ("UN", "Nga", "SOM") count only when written with a capital.
+            # Short aliases ("UN", "Nga", "SOM", "Xi") count only when written with a capital,
+            # and not as a Roman numeral in capitals ("XI саммит" is the 11th).
+            if name and n == 1 and _ROMAN_WORD.fullmatch(words[j][1]):
+                name = None
             if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
                 found.add(name)
                 used.update(range(j, j + n))
-                if words[j][0] < head_chars and (name in _GAZ_PLACES or name in _GAZ_PEOPLE):
+                if words[j][0] < head_chars and name in _HEAD_NAMES:
                     head_places.add(name)
                 j += n - 1
                 break
@@ -389,6 +445,7 @@ def _dates(text: str, tokens: list[str]) -> tuple[set[str], set[int]]:
     return dates, years
 
 
+_ROMAN_WORD = re.compile(r"[IVXLC]{2,7}")
 _ROMAN = re.compile(r"\b(?=[IVXLC]{2,7}\b)(C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})\b")
 _ROMAN_VALUE = {"C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 _PHRASES = [(re.compile(re.escape(k)), f" {v} ") for k, v in EVENT_PHRASES.items()]
@@ -532,6 +589,14 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
             f"different places in the lead: {', '.join(a.places)} vs {', '.join(b.places)} "
             f"(x{PLACE_PENALTY})"
         )
+    other = other_signature(a, b)
+    if other:
+        score *= SIGNATURE_PENALTY
+        reasons.append(f"other gatherings of one kind: {other} (x{SIGNATURE_PENALTY})")
+    signature = same_signature(a, b)
+    if signature:
+        score += SIGNATURE_BONUS
+        reasons.append(f"same event signature: {signature} (+{SIGNATURE_BONUS:.2f})")
     if same_language:
         reasons.append(f"title+lead overlap {title:.2f}, text overlap {body:.2f}")
     shown = sorted(e.lstrip("=") for e in common_ents)[:8]

@@ -9,6 +9,7 @@ Items first seen within `[dedupe] retention` go into the near-duplicate index an
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -42,9 +43,24 @@ from monitor.dedupe.story import (
 )
 from monitor.errors import CorpusError
 from monitor.models import DuplicateOf, Status
-from monitor.store import DedupeRecord, ItemSignature, SeedRecord, Store, StoryChange
+from monitor.store import (
+    DedupeRecord,
+    ItemSignature,
+    SeedRecord,
+    Store,
+    StoredSignature,
+    StoryChange,
+)
 
 log = logging.getLogger("monitor.dedupe")
+_SERIALS = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class NearLookup:
+    """The near layer's answer, looked up before the decision (cluster mode)."""
+
+    match: NearMatch | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,8 @@ class DedupeIndex:
         self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
         # The store's corrections as this index last obeyed them (`obey_corrections`).
         self.corrections_seen = (0, 0)
+        self.evictions = 0  # retention sweeps so far: answers looked up before one are stale
+        self.serial = next(_SERIALS)  # which index this is (a reload makes another)
 
     @classmethod
     def load(
@@ -113,44 +131,37 @@ class DedupeIndex:
         for row in store.signatures_since(min(near_since, story_since)):
             try:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
-                    self.near.add(
-                        row.url,
-                        signature_from_bytes(row.signature),
-                        kind="item",
-                        ref=row.url,
-                        source=row.source,
-                        at=row.fetched_at,
-                        size=row.shingles,
-                    )
+                    add_stored(self.near, row)
                 if row.fetched_at >= story_since and row.story_id is not None:
                     features = features_from_json(row.features)
                     self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
             except ValueError as exc:  # a row this version cannot read: skip it, say so
                 log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
 
-    def catch_up(self, store: Store, logged: Sequence[tuple[int, int, str]], now: datetime) -> None:
+    def catch_up(
+        self,
+        store: Store,
+        logged: Sequence[tuple[int, int, str]],
+        now: datetime,
+        *,
+        rows: Sequence[StoredSignature] | None = None,
+    ) -> None:
         """Apply decisions another node logged (cluster mode, under the decision lock): its new
         items join both indexes with the story it gave them, a changed item's new signature
         joins the near index, and when any decision moved earlier articles to other stories
-        the story index is rebuilt from the store, as a restart would build it."""
+        the story index is rebuilt from the store, as a restart would build it. `rows` are the
+        logged items' signatures when the caller read them with the log (in id order)."""
         inserted = {item_id for _, item_id, kind in logged if kind == "insert"}
         updated = {item_id for _, item_id, kind in logged if kind == "update"}
         moved = any(kind == "moves" for _, _, kind in logged)
         near_since = now - self.config.retention
         story_since = now - self.config.story_retention
-        for row in store.signatures_of(sorted(inserted | updated)):
+        if rows is None:
+            rows = store.signatures_of(sorted(inserted | updated))
+        for row in rows:
             try:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
-                    signature = signature_from_bytes(row.signature)
-                    self.near.add(
-                        row.url,
-                        signature,
-                        kind="item",
-                        ref=row.url,
-                        source=row.source,
-                        at=row.fetched_at,
-                        size=row.shingles,
-                    )
+                    add_stored(self.near, row)
                 if (
                     not moved
                     and row.item_id in inserted
@@ -164,11 +175,15 @@ class DedupeIndex:
         if moved:
             self.reload_stories(store, now)
 
-    def obey_corrections(self, store: Store, now: datetime) -> bool:
+    def obey_corrections(
+        self, store: Store, now: datetime, *, state: tuple[int, int] | None = None
+    ) -> bool:
         """Before a decision: when a correction was made or undone since the last look (by
         any process), rebuild the story index from the store, with the corrections'
-        constraints and past every story id they took. True when it did."""
-        state = store.corrections_state()
+        constraints and past every story id they took. True when it did. `state` is the
+        corrections' state when the caller has just read it."""
+        if state is None:
+            state = store.corrections_state()
         if state == self.corrections_seen:
             return False
         self.corrections_seen = state
@@ -310,14 +325,19 @@ class DedupeIndex:
         features: StoryFeatures,
         exact: tuple[Status, DuplicateOf | None],
         at: datetime,
+        near_match: NearLookup | None = None,
     ) -> Decision:
-        """Near-duplicate layer (unless the exact layer already found a duplicate), then the
-        story layer, which also indexes the article's features under `key` (its URL)."""
+        """Near-duplicate layer (unless the exact layer already found a duplicate; its answer
+        is `near_match` when it was looked up ahead), then the story layer, which also
+        indexes the article's features under `key` (its URL)."""
         status, dup = exact
         match: NearMatch | None = None
         near: dict[str, Any] | None = None
         if dup is None:
-            match = self.near.query(signature, source=source, size=shingles)
+            if near_match is None:
+                match = self.near.query(signature, source=source, size=shingles)
+            else:
+                match = near_match.match
             near = near_record(match, shingles, len(self.near))
             if match is not None:
                 status = "known" if match.kind == "seed" else "duplicate"
@@ -333,10 +353,24 @@ class DedupeIndex:
 
     def evict(self, now: datetime) -> tuple[int, int]:
         """Drop items past the retention windows (never seeds); returns (near, story) counts."""
+        self.evictions += 1
         return (
             self.near.evict_before(now - self.config.retention),
             self.stories.evict_before(now - self.config.story_retention),
         )
+
+
+def add_stored(near: NearIndex, row: StoredSignature) -> None:
+    """Index a stored item's signature; ValueError when this version cannot read it."""
+    near.add(
+        row.url,
+        signature_from_bytes(row.signature),
+        kind="item",
+        ref=row.url,
+        source=row.source,
+        at=row.fetched_at,
+        size=row.shingles,
+    )
 
 
 def near_record(match: NearMatch | None, shingles: int, indexed: int) -> dict[str, Any]:

@@ -30,9 +30,12 @@ from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
 from monitor.topics import TopicRules
 
 if TYPE_CHECKING:  # datasketch (numpy, scipy) and the tagger load when an article needs them
+    from sqlalchemy import Connection
+
+    from monitor.cluster.foresight import Foresight
     from monitor.cluster.gate import DecisionGate
     from monitor.pipeline.batch import Pending
-    from monitor.pipeline.index import DedupeIndex
+    from monitor.pipeline.index import DedupeIndex, NearLookup
     from monitor.tag import Tags, Taxonomy
 
 log = logging.getLogger("monitor.pipeline")
@@ -515,12 +518,57 @@ class Poller:
                 return
             self._decide(source, entry, existing_id, outcome, cutoff, done)
             return
-        # Cluster mode: the same step under the lock every node decides under (DESIGN §7).
-        async with self.gate.hold(self.index, self.clock):
-            if existing_id is None and self._stored(source, entry):
+        # Cluster mode: the same step under the lock every node decides under (DESIGN §7),
+        # with what can be looked up ahead looked up before it (`monitor.cluster.foresight`).
+        if existing_id is not None:
+            async with self.gate.hold(self.index, self.clock):
+                self._decide(source, entry, existing_id, outcome, cutoff, done)
+            return
+        from monitor.cluster.foresight import stale
+        from monitor.pipeline.index import NearLookup
+
+        article = _article(source, entry, done)
+        seen = self._foresee(source, entry, article, done)
+        async with self.gate.hold(self.index, self.clock, since=seen.position) as held:
+            again = stale(
+                seen,
+                held.since,
+                generation=(self.index.serial, self.index.evictions),
+                source=source.name,
+                url=entry.url,
+                canonical=article.canonical_url,
+                text_hash=article.text_hash,
+                shingles=done.shingles,
+            )
+            self.gate.count(again)
+            if seen.stored or (again.stored and self._stored(source, entry)):
                 outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
                 return
-            self._decide(source, entry, existing_id, outcome, cutoff, done)
+            exact = self._classify(source, entry, article) if again.exact else seen.exact
+            looked = not again.exact and seen.exact[1] is None and not again.near
+            near = NearLookup(seen.near) if looked else None
+            self._decide(
+                source, entry, None, outcome, cutoff, done, exact=exact, near=near, conn=held.conn
+            )
+
+    def _foresee(
+        self, source: Source, entry: Entry, article: Article, done: _Extracted
+    ) -> Foresight:
+        """Cluster mode, before the decision lock: whether the article is stored, and what the
+        exact and near layers say, at the log position the node's index has reached."""
+        from monitor.cluster.foresight import Foresight
+        from monitor.dedupe.near import signature_from_bytes
+
+        index = self.index
+        assert self.gate is not None
+        position = self.gate.last_id
+        signature = signature_from_bytes(done.signature)
+        stored = self._stored(source, entry)
+        exact = self._classify(source, entry, article)
+        near = None
+        if exact[1] is None:
+            near = index.near.query(signature, source=source.name, size=done.shingles)
+        return Foresight(position, (index.serial, index.evictions), stored, exact, near, signature)
 
     async def _decide_later(
         self,
@@ -593,10 +641,16 @@ class Poller:
         outcome: PollOutcome,
         cutoff: datetime | None,
         done: _Extracted,
+        *,
+        exact: tuple[Literal["new", "known", "duplicate"], DuplicateOf | None] | None = None,
+        near: NearLookup | None = None,
+        conn: Connection | None = None,
     ) -> None:
         """Dedupe, story and store one extracted article. No await in here: the dedupe
         lookups, the index updates and the insert are one atomic step, so two copies of one
-        article in a poll cannot both be "new"."""
+        article in a poll cannot both be "new". In cluster mode the decision lock's hold has
+        obeyed the corrections, `exact` and `near` may be answers looked up before it, and the
+        insert joins the hold's transaction `conn`."""
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()
@@ -622,15 +676,17 @@ class Poller:
             article.published_at is None or article.published_at < cutoff
         )
         while True:
-            self.index.obey_corrections(self.store, now)  # made by any process, before deciding
+            if self.gate is None:  # corrections made by any process, before deciding
+                self.index.obey_corrections(self.store, now)
             decision = self.index.decide(
                 key=article.url,
                 source=source.name,
                 signature=signature,
                 shingles=done.shingles,
                 features=features_from_json(done.features),
-                exact=self._classify(source, entry, article),
+                exact=self._classify(source, entry, article) if exact is None else exact,
                 at=now,
+                near_match=near,
             )
             try:
                 item_id = self.store.insert_item(
@@ -644,6 +700,7 @@ class Poller:
                     # Without the cluster's lock another process may record a correction
                     # between the catch-up and the insert: then decide again (issue 16).
                     corrections_seen=None if self.gate else self.index.corrections_seen,
+                    conn=conn,
                 )
                 break
             except CorrectionsChanged:

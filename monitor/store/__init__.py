@@ -41,6 +41,7 @@ from monitor.store.rows import (
     create_engine,
     dup_values,
     health_from_row,
+    insert_tags,
     item_from_row,
     item_query,
     replace_tags,
@@ -55,7 +56,6 @@ from monitor.store.schema import (
     digest_items,
     digests,
     fetch_log,
-    index_log,
     item_revisions,
     item_topics,
     items,
@@ -344,61 +344,77 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         tags: Tags | None = None,
         dedupe: DedupeRecord | None = None,
         corrections_seen: tuple[int, int] | None = None,
+        conn: sa.Connection | None = None,
     ) -> int:
         """Store a new item with its tags, signature, story and dedupe decisions in one
         transaction (an item never exists without its signature); returns its id. With
         `corrections_seen`, raises CorrectionsChanged (and stores nothing) when corrections
-        changed since the deciding index saw them (`check_corrections`)."""
+        changed since the deciding index saw them (`check_corrections`); with `conn`, see
+        `insert_items`."""
         new = NewItem(article, fetched_at, status, baseline, duplicate_of, tags, dedupe)
-        return self.insert_items([new], corrections_seen=corrections_seen)[0]
+        return self.insert_items([new], corrections_seen=corrections_seen, conn=conn)[0]
 
     def insert_items(
-        self, batch: Sequence[NewItem], *, corrections_seen: tuple[int, int] | None = None
+        self,
+        batch: Sequence[NewItem],
+        *,
+        corrections_seen: tuple[int, int] | None = None,
+        conn: sa.Connection | None = None,
     ) -> list[int]:
         """`insert_item` for several items in ONE transaction, in order: all are stored or
-        none (a crash or CorrectionsChanged stores nothing of the batch); returns their ids."""
+        none (a crash or CorrectionsChanged stores nothing of the batch); returns their ids.
+        With `conn`, the items join that connection's open transaction (the decision lock's,
+        in cluster mode), which its owner commits."""
+        if conn is not None:
+            try:
+                return [self._insert_in(conn, new) for new in batch]
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"database error: {exc}") from exc
         with self._begin() as conn:
             ids = [self._insert_in(conn, new) for new in batch]
             if corrections_seen is not None:
                 check_corrections(conn, corrections_seen)
             return ids
 
-    def _insert_in(self, conn: sa.Connection, new: NewItem) -> int:
+    def _item_values(self, new: NewItem) -> dict[str, Any]:
+        """The `items` row of a new item."""
         article, dedupe = new.article, new.dedupe
-        result = conn.execute(
-            items.insert().values(
-                source_id=self.source_id(article.source),
-                guid=article.guid,
-                url=article.url,
-                canonical_url=article.canonical_url,
-                title=article.title,
-                summary=article.summary,
-                text=article.text,
-                text_hash=article.text_hash,
-                text_chars=len(article.text),
-                language=article.language,
-                extraction=article.extraction,
-                status=new.status,
-                baseline=new.baseline,
-                published_at=article.published_at,
-                fetched_at=new.fetched_at,
-                updated_at=new.fetched_at,
-                story_id=None if dedupe is None else dedupe.story_id,
-                **dup_values(new.duplicate_of),
-            )
-        )
+        return {
+            "source_id": self.source_id(article.source),
+            "guid": article.guid,
+            "url": article.url,
+            "canonical_url": article.canonical_url,
+            "title": article.title,
+            "summary": article.summary,
+            "text": article.text,
+            "text_hash": article.text_hash,
+            "text_chars": len(article.text),
+            "language": article.language,
+            "extraction": article.extraction,
+            "status": new.status,
+            "baseline": new.baseline,
+            "published_at": article.published_at,
+            "fetched_at": new.fetched_at,
+            "updated_at": new.fetched_at,
+            "story_id": None if dedupe is None else dedupe.story_id,
+            **dup_values(new.duplicate_of),
+        }
+
+    def _insert_in(self, conn: sa.Connection, new: NewItem) -> int:
+        dedupe = new.dedupe
+        result = conn.execute(items.insert().values(**self._item_values(new)))
         key = result.inserted_primary_key
         assert key is not None
         item_id = int(key[0])
         if new.tags is not None:
-            replace_tags(conn, item_id, new.tags)
+            insert_tags(conn, item_id, new.tags)
         if dedupe is not None:
             insert_dedupe(conn, item_id, dedupe)
         if self.log_decisions:
             logged = [{"item_id": item_id, "kind": "insert"}]
             if dedupe is not None and dedupe.changes:
                 logged.append({"item_id": item_id, "kind": "moves"})
-            conn.execute(index_log.insert(), logged)
+            self.log_index(conn, logged)
         return item_id
 
     def find_exact(
@@ -467,7 +483,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             if signature is not None:
                 replace_signature(conn, item_id, signature)
                 if self.log_decisions:
-                    conn.execute(index_log.insert().values(item_id=item_id, kind="update"))
+                    self.log_index(conn, [{"item_id": item_id, "kind": "update"}])
             return True
 
     def revisions(self, item_id: int) -> list[dict[str, Any]]:

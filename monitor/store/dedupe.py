@@ -152,7 +152,7 @@ class DedupeStore(StoreBase):
             with self._begin() as conn:
                 apply_story_changes(conn, changes)
                 if self.log_decisions:
-                    conn.execute(index_log.insert().values(item_id=0, kind="moves"))
+                    self.log_index(conn, [{"item_id": 0, "kind": "moves"}])
 
     def delete_seeds(self, names: Sequence[str]) -> None:
         """Forget seeds whose files left the corpus."""
@@ -207,6 +207,12 @@ class DedupeStore(StoreBase):
         )
         with self._begin() as conn:
             return [(int(a), int(b), str(c)) for a, b, c in conn.execute(query)]
+
+    def log_index(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Log decisions for the other nodes (in the deciding transaction); their highest id
+        is kept in `last_logged`, so the deciding node need not ask for it."""
+        ids = conn.execute(index_log.insert().returning(index_log.c.id), list(rows)).scalars()
+        self.last_logged = max(self.last_logged, *ids)
 
     def last_index_log_id(self) -> int:
         with self._begin() as conn:
@@ -321,14 +327,25 @@ def _signature_query() -> sa.Select[Any]:
 def insert_dedupe(conn: Connection, item_id: int, record: DedupeRecord) -> None:
     """An item's signature and decisions, inside the transaction that inserts the item."""
     _insert_signature(conn, item_id, record.signature)
-    conn.execute(
-        decisions.insert().values(
-            item_id=item_id,
-            near=None if record.near is None else json.dumps(record.near, ensure_ascii=False),
-            story=json.dumps(record.story, ensure_ascii=False),
-        )
-    )
+    conn.execute(decisions.insert().values(item_id=item_id, **decision_values(record)))
     apply_story_changes(conn, record.changes)
+
+
+def decision_values(record: DedupeRecord) -> dict[str, Any]:
+    """An item's `decisions` row, without the item id."""
+    return {
+        "near": None if record.near is None else json.dumps(record.near, ensure_ascii=False),
+        "story": json.dumps(record.story, ensure_ascii=False),
+    }
+
+
+def signature_values(signature: ItemSignature) -> dict[str, Any]:
+    """An item's `signatures` row, without the item id."""
+    return {
+        "signature": signature.signature,
+        "shingles": signature.shingles,
+        "features": signature.features,
+    }
 
 
 def apply_story_changes(conn: Connection, changes: Sequence[StoryChange]) -> None:
@@ -357,11 +374,4 @@ def replace_signature(conn: Connection, item_id: int, signature: ItemSignature) 
 
 
 def _insert_signature(conn: Connection, item_id: int, signature: ItemSignature) -> None:
-    conn.execute(
-        signatures.insert().values(
-            item_id=item_id,
-            signature=signature.signature,
-            shingles=signature.shingles,
-            features=signature.features,
-        )
-    )
+    conn.execute(signatures.insert().values(item_id=item_id, **signature_values(signature)))

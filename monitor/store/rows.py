@@ -77,6 +77,7 @@ class StoreBase:
         self._source_ids: dict[str, int] = {}
         # Cluster mode: write each decision to `index_log` for the other nodes to replay.
         self.log_decisions = False
+        self.last_logged = 0  # the highest `index_log` id this store wrote (`log_index`)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -115,26 +116,31 @@ def item_query() -> sa.Select[Any]:
 def replace_tags(conn: Connection, item_id: int, tags: Tags) -> None:
     conn.execute(item_topics.delete().where(item_topics.c.item_id == item_id))
     conn.execute(item_facets.delete().where(item_facets.c.item_id == item_id))
-    if tags.topics:
-        conn.execute(
-            item_topics.insert(),
-            [
-                {
-                    "item_id": item_id,
-                    "topic_id": t.id,
-                    "score": t.score,
-                    "threshold": t.threshold,
-                    "evidence": json.dumps([list(e) for e in t.evidence], ensure_ascii=False),
-                }
-                for t in tags.topics
-            ],
-        )
+    insert_tags(conn, item_id, tags)
+
+
+def insert_tags(conn: Connection, item_id: int, tags: Tags) -> None:
+    """The tags of an item that has none yet (a new one: nothing to delete first)."""
+    topics, facets = tag_rows(tags)
+    if topics:
+        conn.execute(item_topics.insert(), [{"item_id": item_id, **t} for t in topics])
+    if facets:
+        conn.execute(item_facets.insert(), [{"item_id": item_id, **f} for f in facets])
+
+
+def tag_rows(tags: Tags) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An item's `item_topics` and `item_facets` rows, without the item id."""
+    topics = [
+        {
+            "topic_id": t.id,
+            "score": t.score,
+            "threshold": t.threshold,
+            "evidence": json.dumps([list(e) for e in t.evidence], ensure_ascii=False),
+        }
+        for t in tags.topics
+    ]
     values = sorted({(kind, v) for kind, vs in tags.facets.items() for v in vs})
-    if values:
-        conn.execute(
-            item_facets.insert(),
-            [{"item_id": item_id, "kind": kind, "value": v} for kind, v in values],
-        )
+    return topics, [{"kind": kind, "value": v} for kind, v in values]
 
 
 def with_tags(conn: Connection, found: list[Item]) -> list[Item]:
