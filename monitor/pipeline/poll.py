@@ -41,8 +41,9 @@ MAX_CHILD_SITEMAPS = 5
 MAX_TITLE = 1000  # characters stored of a title; a feed's 1 MB "title" is not one
 # Successful polls `poll_all` writes per transaction. One transaction per 304 cost more than
 # the request itself; a crash loses at most this many records of unchanged polls, which the
-# next poll simply repeats (new items wait at most `[poll] decide_window_ms` in a batch,
-# `batch.py`; one not stored is fetched again by the next poll).
+# next poll simply repeats (new items wait in a batch until no other article is in flight,
+# at most `[poll] decide_window_ms`, `batch.py`; one not stored is fetched again by the next
+# poll, as its source's validators are recorded only after it is stored).
 SUCCESS_BATCH = 100
 
 
