@@ -802,7 +802,7 @@ def test_news_set_is_big_enough_real_and_split() -> None:
     langs = [i.lang for i in items]
     assert len(items) >= 400
     assert (langs.count("ru"), langs.count("vi"), langs.count("id")) >= (120, 60, 60)
-    assert {i.split for i in items} == {"train", "dev", "test1", "test2"}
+    assert {i.split for i in items} == {"train", "dev", "test1", "train2", "test2"}
     assert all(set(i.topics) <= set(EXPECTED_IDS) for i in items)
     assert len({i.url for i in items}) == len(items)
 
@@ -815,9 +815,11 @@ def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
 
 
 # Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
-# train, dev and test1 (docs/tagging.md); a regression below the floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.85
+# train, dev, test1 and train2 (docs/tagging.md: macro-F1 0.889, micro P 0.933; micro-F1
+# ru 0.881, vi 0.832, id 0.971); a regression below a floor fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.87
 NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
+NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.80, "id": 0.93}
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
@@ -825,6 +827,8 @@ def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
     report = module.evaluate(shipped, [i for i in load_news() if i.split == "test2"])
     assert report.macro.f1 >= NEWS_TEST_MACRO_F1_FLOOR
     assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
+    for lang, floor in NEWS_TEST_LANGUAGE_F1_FLOORS.items():
+        assert report.per_language[lang][0].f1 >= floor, lang
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:
@@ -857,16 +861,22 @@ def test_tagging_modules_are_pure(module: str) -> None:
 
 # --- Russian inflection rule: a word written without `*` that ends in a consonant ----------
 
-INFLECTED = """
+# A one-topic rule file ("words") whose terms each tag alone: for matching rules per language.
+WORDS = """
 [settings]
 threshold = 4
 min_terms = 1
 
 [topics.words]
-terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
+"""
+
+INFLECTED = (
+    WORDS
+    + """terms.ru = [{ term = "мид", weight = 3 }, { term = "газ", weight = 3 },
             { term = "рис", weight = 3 }, { term = "риса", weight = 3 },
             { term = "главы МИД", weight = 3 }]
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -899,7 +909,7 @@ def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     module = _load_eval()
-    assert module._splits("tune") == {"train", "dev", "test1"}
+    assert module._splits("tune") == {"train", "dev", "test1", "train2"}
     assert module._splits("train+dev") == {"train", "dev"}
     module.main(["--split", "test2", "--errors", "5"])
     fresh = capsys.readouterr().out
@@ -907,3 +917,128 @@ def test_tuning_covers_train_dev_and_test1_and_never_lists_test2_errors(
     assert "errors" not in fresh
     module.main(["--split", "tune", "--errors", "5"])
     assert "### tune errors" in capsys.readouterr().out
+
+
+# --- Indonesian affixes and Vietnamese joined syllables (fourth round) ----------------------
+
+AFFIXED = (
+    WORDS
+    + """terms.id = [{ term = "ekspor", weight = 3 }, { term = "wisata", weight = 3 },
+            { term = "magnitudo", weight = 3 }, { term = "bencana", weight = 3 },
+            { term = "kerja sama", weight = 3 }, { term = "ekonomi", weight = 3 },
+            { term = "bom", weight = 3 }, { term = "kesehatan", weight = 3 },
+            { term = "impor", weight = 3 }, { term = "mengimpor", weight = 3 }]
+terms.vi = [{ term = "Hà Nội", weight = 3 }, { term = "Bộ trưởng Ngoại giao", weight = 3 }]
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def affixed() -> Taxonomy:
+    return parse_taxonomy(AFFIXED, file="affixed.toml")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "term"),
+    [
+        # the sentences are from news.jsonl tuning texts (news-id-001, -007, -030, -028, -021, -002)
+        ("Sebaliknya, Rusia mengekspor gandum dan potasium ke Indonesia.", "ekspor"),
+        ("banyaknya warga Rusia yang datang hanya karena merasa nyaman untuk berwisata", "wisata"),
+        ("Gempa bumi bermagnitudo 6,1 memporak-porandakan Kabupaten Malang", "magnitudo"),
+        ("Kepala Pusat Data, Informasi, dan Komunikasi Kebencanaan BNPB", "bencana"),
+        ("berkomitmen untuk terbuka dalam bekerja sama dengan siapapun", "kerja sama"),
+        ("masih melihat situasi dan kondisi perekonomian dunia", "ekonomi"),
+        ("gandum yang diekspor ke Indonesia", "ekspor"),
+        ("para pengekspor kopi", "ekspor"),
+        ("pengeboman di Surabaya", "bom"),
+        ("perekonomiannya tumbuh", "ekonomi"),  # an affixed form takes an enclitic too
+    ],
+    ids=["meN", "ber", "ber-number", "ke-an", "be-head", "per-an", "di", "peN", "penge-an", "nya"],
+)
+def test_indonesian_affixed_forms_count_for_the_term_as_written(
+    affixed: Taxonomy, sentence: str, term: str
+) -> None:
+    """The Indonesian affix rule: meN-/di-/ter- (-kan/-i), ber-, peN-, peN-/per-/ke-...-an of
+    the form written; the evidence names the term as written."""
+    assert _evidence(affixed, "words", sentence, "id") == {term: 1}
+    assert _evidence(affixed, "words", sentence, "en") == {}  # only Indonesian terms get it
+
+
+def test_indonesian_affix_rule_never_reduces_a_term_to_its_root(affixed: Taxonomy) -> None:
+    # "kesehatan" (health) does not match "sehat" (healthy) nor a longer unrelated word
+    assert _evidence(affixed, "words", "warga hidup sehat", "id") == {}
+    assert _evidence(affixed, "words", "ekspornya naik, bukan eksportir", "id") == {"ekspor": 1}
+
+
+def test_an_affixed_form_listed_by_hand_is_the_evidence(affixed: Taxonomy) -> None:
+    # news-id-040: "mengimpor" is written in the rules, and "impor" would also match it now
+    text = "menugaskan Perum Bulog untuk mengimpor 2 juta ton beras; impor itu"
+    assert _evidence(affixed, "words", text, "id") == {"mengimpor": 1, "impor": 1}
+
+
+def test_affixed_forms_are_one_piece_of_evidence_with_their_term(affixed: Taxonomy) -> None:
+    scores, _ = score_article(
+        affixed, title="", text="Rusia mengekspor gandum. Gandum diekspor lagi.", language="id"
+    )
+    assert [(s.evidence, s.score) for s in scores] == [((("ekspor", "id", 2),), 9.0)]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hà Nội trước thềm Hội nghị G20.",  # news-vi-029
+        "Ngoai truong Nga Sergei Lavrov se tham Ha Noi truoc them Hoi nghi G20.",
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hanoi trước thềm Hội nghị G20.",
+        "Ngoai truong Nga Sergei Lavrov se tham HaNoi truoc them Hoi nghi G20.",
+        "Ngoại trưởng Nga Sergei Lavrov sẽ thăm Hà-Nội trước thềm Hội nghị G20.",
+    ],
+    ids=["diacritics", "plain", "joined", "joined-plain", "hyphen"],
+)
+def test_vietnamese_syllables_with_and_without_diacritics_spaces_or_hyphens(
+    affixed: Taxonomy, sentence: str
+) -> None:
+    assert _evidence(affixed, "words", sentence, "vi") == {"Hà Nội": 1}
+
+
+def test_vietnamese_long_terms_are_not_joined(affixed: Taxonomy) -> None:
+    # four syllables: written together they are not a spelling in use
+    assert _evidence(affixed, "words", "Botruongngoaigiao", "vi") == {}
+
+
+def test_a_not_phrase_hides_the_topic_terms_inside_it(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """news-en-215 (train2): "crude palm oil" is food; energy's "crude" and "oil" inside it
+    are no evidence, and the palm oil still counts for agriculture-food."""
+    item = news["news-en-215"]
+    sentence = "direct trade with Indonesia in wheat commodities and crude palm oil (CPO)"
+    assert sentence in item.text
+    assert _evidence(shipped, "energy", sentence, "en") == {}
+    assert "palm oil" in _evidence(shipped, "agriculture-food", sentence, "en")
+    assert _evidence(shipped, "energy", "crude oil and palm oil exports", "en") == {
+        "crude": 1,
+        "oil": 1,
+    }
+    assert "energy" not in _tags_of(shipped, item)
+
+
+def test_a_broken_not_phrase_is_reported() -> None:
+    rules = '[topics.energy]\nterms.en = [{ term = "oil", weight = 2 }]\nnot = ["palm oil", ""]\n'
+    with pytest.raises(ConfigError) as error:
+        parse_taxonomy(rules, file="bad.toml")
+    assert "topics.energy.not[1]" in str(error.value)
+
+
+def test_folding_in_one_pass_equals_the_table_applied_to_every_character() -> None:
+    """normalise_text replaces only the characters its table changes (for speed); on every
+    real text that is the table applied to every character, and the i/y rule as written."""
+    import re
+
+    from monitor.tagging import normalise
+
+    vi_y = re.compile(r"\b(qu|[hklmstv])y\b")
+    for item in load_news():
+        raw = item.title + "\n" + item.text
+        folded = unicodedata.normalize("NFKC", raw).casefold().translate(normalise._TABLE)
+        expected = " ".join(vi_y.sub(r"\1i", folded).split())
+        assert normalise_text(raw) == expected, item.id

@@ -18,7 +18,7 @@ from monitor.tagging.normalise import TermPattern, is_word_char, normalise_text
 ANY_LANGUAGE = "any"
 FACET_KINDS = ("countries", "organisations", "officials")
 
-Role = Literal["weighted", "all", "none", "near", "facet"]
+Role = Literal["weighted", "all", "none", "near", "facet", "mask"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,9 @@ class Term:
     slot: int = 0  # all-group index, or near-rule index / part index packed by the caller
     part: int = 0  # near rule: which part of the rule
     weight: float = 0.0
+    # An affixed form the language's rule adds (`morphology.term_forms`): the index of the
+    # term as written, whose evidence its matches count as; -1 for a term as written.
+    base: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,18 @@ def _drop_covered(indexes: list[int], hits: Hits, terms: tuple[Term, ...]) -> Hi
     return kept
 
 
+def _as_written(hits: Hits, terms: tuple[Term, ...]) -> Hits:
+    """Matches of an affixed form (`Term.base`) moved to the term as written, in order;
+    matches of `not` phrases dropped."""
+    for index in [i for i in hits if terms[i].role == "mask"]:
+        del hits[index]
+    moved = [i for i in hits if terms[i].base >= 0]
+    for index in moved:
+        hits.setdefault(terms[index].base, []).extend(hits.pop(index))
+        hits[terms[index].base].sort()
+    return hits
+
+
 def _word_numbers(text: str, offsets: Iterable[int]) -> dict[int, int]:
     """Offset -> word number for match offsets; one scan of the text."""
     numbers: dict[int, int] = {}
@@ -349,13 +364,20 @@ def score_article(
             if term.role == "near":
                 near_terms.append(index)
     # Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
+    # An affixed form's matches then count as its term's (`Term.base`).
     kept: dict[int, tuple[Hits, Hits]] = {}
     for owner, indexes in per_topic.items():
-        weighted = [i for i in indexes if taxonomy.terms[i].role == "weighted"]
+        # A `not` phrase (role "mask") takes part in the longest match and is then dropped:
+        # "oil" inside "palm oil" is no evidence for energy.
+        weighted = [i for i in indexes if taxonomy.terms[i].role in ("weighted", "mask")]
         kept[owner] = (
-            _drop_covered(weighted, title_hits, taxonomy.terms),
-            _drop_covered(weighted, text_hits, taxonomy.terms),
+            _as_written(_drop_covered(weighted, title_hits, taxonomy.terms), taxonomy.terms),
+            _as_written(_drop_covered(weighted, text_hits, taxonomy.terms), taxonomy.terms),
         )
+        bases = [taxonomy.terms[i].base for i in indexes]
+        if any(b >= 0 for b in bases):
+            written = {b if b >= 0 else i for i, b in zip(indexes, bases, strict=True)}
+            per_topic[owner] = sorted(written)
     if near_terms:
         near_terms += facet_terms
     title_words = _word_numbers(
@@ -446,6 +468,8 @@ def _score_topic(
             evidence.append((0.0, term.text, term.lang, in_title + in_text, 0, False, False))
         elif term.role == "none":
             excluded.append(term.text)
+        elif term.role == "mask":
+            continue  # a `not` phrase: it only hides the topic's terms inside it
         else:  # near: collect word numbers per part, scored below
             t_parts, b_parts = near_parts.setdefault(term.slot, ({}, {}))
             t_words = (title[0][o] for o, _ in title[1].get(index, ()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from dataclasses import replace
 from typing import Any
 
 from monitor.errors import ConfigError, Problem
@@ -18,7 +19,8 @@ from monitor.tagging.engine import (
     Topic,
     build_automaton,
 )
-from monitor.tagging.normalise import TermPattern, compile_term
+from monitor.tagging.morphology import term_forms
+from monitor.tagging.normalise import TermPattern, compile_term, normalise_text
 
 _TOP_KEYS = {"settings", "sets", "topics", "facets"}
 _SETTINGS_KEYS = {
@@ -41,7 +43,7 @@ _SETTINGS_KEYS = {
 _WHOLE_SETTINGS = {"max_count", "max_suffix", "min_terms", "lead_words", "context_words"}
 _WHOLE_SETTINGS |= {"list_words", "list_topics", "list_separators"}
 _SHORT_MAX = 20  # a chip label must fit a phone screen three times over
-_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "near"}
+_TOPIC_KEYS = {"label", "short", "threshold", "weight", "terms", "all", "none", "not", "near"}
 _NEAR_KEYS = {"terms", "within", "weight", "lang", "scope"}
 _SCOPES = ("text", "lead")  # where a near rule's first part counts: anywhere, or title + lead
 _FACET_NAMES = {"countries": "country", "organisations": "organisation", "officials": "official"}
@@ -99,6 +101,16 @@ class _Collector:
             self.problem(key, compiled)
             return None
         return compiled
+
+    def forms(self, raw: str, lang: str) -> list[TermPattern]:
+        """The affixed forms of a valid term that its language's rule adds (morphology.py),
+        compiled; a form's ending is supplied by a rule, so the term as written wins a tie."""
+        max_suffix = self.settings.max_suffix
+        compiled = (
+            compile_term(form, max_suffix=max_suffix, lang=lang)
+            for form in term_forms(normalise_text(raw), lang)
+        )
+        return [replace(c, inflected=True) for c in compiled if isinstance(c, TermPattern)]
 
     def language(self, lang: Any, key: str) -> bool:
         if lang == ANY_LANGUAGE or lang in self.settings.languages:
@@ -231,6 +243,7 @@ def _topic(topic_id: str, body: dict[str, Any], owner: int, out: _Collector) -> 
     weighted = _weighted_terms(body.get("terms"), where, owner, default or 1.0, limit, out)
     groups = _groups(body.get("all", []), f"{where}.all", owner, "all", out)
     _groups(body.get("none", []), f"{where}.none", owner, "none", out)
+    _groups(body.get("not", []), f"{where}.not", owner, "mask", out)
     near = _near_rules(body.get("near", []), f"{where}.near", owner, default or 1.0, limit, out)
     if weighted == 0 and not near:
         out.problem(f"{where}.terms", "a topic needs at least one weighted term")
@@ -284,13 +297,18 @@ def _weighted_terms(
                 out.problem(item, f"duplicate term {raw_term!r}")
                 continue
             seen.add(str(raw_term))
+            base = len(out.terms)
             out.terms.append(Term(str(raw_term), lang, pattern, "weighted", owner, weight=weight))
+            for form in out.forms(str(raw_term), lang):
+                out.terms.append(
+                    Term(str(raw_term), lang, form, "weighted", owner, weight=weight, base=base)
+                )
             count += 1
     return count
 
 
 def _groups(raw: Any, key: str, owner: int, role: Any, out: _Collector) -> int:
-    """`all` / `none`: a list whose items are a term or a list of alternative terms."""
+    """`all` / `none` / `not`: a list whose items are a term or a list of alternative terms."""
     if not isinstance(raw, list):
         out.problem(key, "must be a list of terms or of lists of alternative terms")
         return 0

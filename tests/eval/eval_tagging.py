@@ -40,7 +40,7 @@ from tests.topics_data import (  # noqa: E402
     load_news,
 )
 
-TUNING_SPLITS = ("train", "dev", "test1")
+TUNING_SPLITS = ("train", "dev", "test1", "train2")
 REPORT_SPLITS = ("test", "test2")  # never tuned on: no errors are listed for them
 
 
@@ -239,7 +239,7 @@ def _splits(name: str) -> set[str]:
 
 
 def _split_order(split: str) -> tuple[int, str]:
-    order = {"train": 0, "dev": 1, "test": 2, "test1": 2, "test2": 3}
+    order = {"train": 0, "dev": 1, "test": 2, "test1": 2, "train2": 3, "test2": 4}
     return (order.get(split, 3), split)
 
 

@@ -99,7 +99,10 @@ def _term_coverage(taxonomy: Taxonomy, docs: list[object], lang: str) -> list[st
         for t in taxonomy.terms
         if t.lang == lang and t.role == "weighted" and " " not in t.pattern.prefix
     ]
-    hits = {t.text: {w for w in words if _matches(t.pattern, w)} for t in terms}
+    # A term's affixed forms (`Term.base`) are entries of their own with the same text.
+    hits: dict[str, set[str]] = {}
+    for t in terms:
+        hits.setdefault(t.text, set()).update(w for w in words if _matches(t.pattern, w))
     lemmas = {
         w: str(simplemma.lemmatize(w, lang=lang)).casefold() for ws in hits.values() for w in ws
     }
@@ -124,7 +127,7 @@ def _term_coverage(taxonomy: Taxonomy, docs: list[object], lang: str) -> list[st
         missed += [f"{lemma} → {f}" for f in sorted(family - ok)[:2]]
     share = covered / total if total else 1.0
     return [
-        f"{lang}: {len([t for t in terms if hits[t.text]])} one-word terms matched words of "
+        f"{lang}: {len([ws for ws in hits.values() if ws])} one-word terms matched words of "
         f"{len(wanted)} lemmas; each topic's one-word terms match {covered:,} of the "
         f"{total:,} dictionary forms of its matched lemmas ({share:.1%}). "
         f"Missed, e.g.: {'; '.join(missed[:14])}"
