@@ -446,14 +446,17 @@ class MonitorTool:
         *,
         variant: str | None = None,
         poll: dict[str, str] | None = None,
+        pythonpath: str | None = None,
     ) -> None:
         """None leaves a key out of the config: monitor's default, what a user gets. A
-        `variant` is the same monitor with more `[poll]` keys (`poll`), in a row of its own:
-        a before/after of a setting side by side in one run."""
+        `variant` is the same monitor with more `[poll]` keys (`poll`), or another version of
+        its code (`pythonpath`: a source tree exported from an earlier commit, imported
+        first), in a row of its own: a before/after side by side in one run."""
         self.per_host = per_host
         self.concurrency = concurrency
         self.parallel_sources = parallel_sources
         self.poll = dict(poll or {})
+        self.pythonpath = pythonpath
         if variant:
             self.name = f"monitor ({variant})"
 
@@ -494,7 +497,10 @@ dir = "corpus"
         return [str(MONITOR), "--config", str(state / "monitor.toml"), "poll"]
 
     def env(self, state: Path) -> dict[str, str] | None:
-        return {**os.environ, "MONITOR_DATA_DIR": str(state / "data")}
+        env = {**os.environ, "MONITOR_DATA_DIR": str(state / "data")}
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        return env
 
     def summarize(self, output: str) -> str:
         counts: Counter[str] = Counter()
@@ -937,7 +943,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="also run monitor with these [poll] keys, as row 'monitor (NAME)' "
-        "(e.g. one-by-one:decide_batch=1); repeatable",
+        "(e.g. one-by-one:decide_batch=1; the key pythonpath=DIR runs the code exported "
+        "in DIR instead, e.g. by git archive of an earlier commit); repeatable",
     )
     parser.add_argument("--venvs", type=Path, default=Path("/tmp/bench-venvs"))
     parser.add_argument("--corpus", type=Path, default=CORPUS)
@@ -980,9 +987,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         for spec in args.monitor_variant:
             name, _, keys = spec.partition(":")
             poll = dict(pair.split("=", 1) for pair in keys.split(",") if pair)
+            pythonpath = poll.pop("pythonpath", None)
             tools.append(
                 MonitorTool(
-                    args.per_host, args.concurrency, args.parallel_sources, variant=name, poll=poll
+                    args.per_host,
+                    args.concurrency,
+                    args.parallel_sources,
+                    variant=name,
+                    poll=poll,
+                    pythonpath=pythonpath,
                 )
             )
     if "bare" in wanted and args.cold_feeds:
