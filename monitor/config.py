@@ -65,9 +65,10 @@ class PollConfig:
     # Sources polled at once (their pages share the HTTP limits); by default [http] concurrency.
     parallel_sources: int = 32
     # New articles decided together, in date order, and stored in one transaction: at most
-    # this many, waiting at most `decide_window_ms` for more (1 = each on its own; issue 14).
-    decide_batch: int = 32
-    decide_window_ms: int = 50
+    # this many, decided as soon as no other article is being fetched or extracted, else
+    # after waiting at most `decide_window_ms` for more (1 = each on its own; issue 14).
+    decide_batch: int = 2000
+    decide_window_ms: int = 300000
 
 
 @dataclass(frozen=True, slots=True)

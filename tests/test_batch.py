@@ -28,8 +28,10 @@ from monitor.store.schema import item_topics
 from tests.daemon_process import DaemonProcess, query
 from tests.servers import LocalServer
 from tests.test_daemon import feed, pages, stored_urls, write_config
-from tests.test_pipeline import NO_CORPUS, PAGES, START, TAXONOMY, Clock
+from tests.test_pipeline import NO_CORPUS, PAGES, START, TAXONOMY, Clock, page_url, poll, rss
 
+SLOW_FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>S</title>ITEMS</channel>\
+</rss>'
 SOURCES = [Source("A", "http://127.0.0.1:9/a.xml"), Source("B", "http://127.0.0.1:9/b.xml")]
 
 
@@ -223,22 +225,31 @@ def test_poll_killed_while_a_batch_waits_loses_nothing_stored_and_stores_it_next
     http_server: LocalServer, tmp_path: Path
 ) -> None:
     """A real `monitor run` killed with SIGKILL while a batch of new articles waits for its
-    window: what was stored before is intact, nothing of the batch is, and the next start
-    fetches and stores it, each article once."""
+    window (another source's page is still being fetched, so the batch is not decided yet):
+    what was stored before is intact, nothing of the batch is, and the next start fetches
+    and stores it, each article once."""
     pages(http_server)
     url = feed(http_server, ["som", "vte"])
-    config = write_config(tmp_path, {"ASEAN Secretariat": url}, digests=False)
+    slow_feed = http_server.add("/slow.xml", SLOW_FEED.replace(b"ITEMS", b""))
+    http_server.add("/slow.html", b"<html><body><p>Late.</p></body></html>", delay=120)
+    sources = {"ASEAN Secretariat": url, "Slow": slow_feed}
+    config = write_config(tmp_path, sources, digests=False)
     text = config.read_text("utf-8")
     with DaemonProcess(config) as daemon:
         daemon.wait_for("two items", lambda: len(stored_urls(tmp_path)) == 2, timeout=60)
         assert daemon.stop() == 0
     before = sorted(stored_urls(tmp_path))
 
-    # A batch that waits ten minutes for more articles: the kill lands while it waits.
+    # A batch that waits ten minutes for more articles while the slow page is in flight: the
+    # kill lands while it waits.
     config.write_text(text.replace("[poll]\n", "[poll]\ndecide_window_ms = 600000\n"), "utf-8")
+    item = f"<item><title>Late</title><link>{http_server.url('/slow.html')}</link></item>"
+    http_server.add("/slow.xml", SLOW_FEED.replace(b"ITEMS", item.encode()))
     feed(http_server, ["som", "vte", "moscow"])
+    pages(http_server, delay=2.0)  # the slow page is requested before this one is extracted
     with DaemonProcess(config, log_name="daemon2.log") as daemon:
         daemon.wait_for("the new page", lambda: http_server.requests_for("/moscow.html"), 60)
+        daemon.wait_for("the slow page", lambda: http_server.requests_for("/slow.html"), 60)
         time.sleep(3)  # extracted and waiting in the batch
         assert daemon.process.poll() is None
         daemon.signal(signal.SIGKILL)
@@ -247,6 +258,8 @@ def test_poll_killed_while_a_batch_waits_loses_nothing_stored_and_stores_it_next
     assert query(tmp_path / "monitor.db", "PRAGMA integrity_check") == [("ok",)]
 
     config.write_text(text, "utf-8")
+    http_server.add("/slow.xml", SLOW_FEED.replace(b"ITEMS", b""))
+    pages(http_server)
     with DaemonProcess(config, log_name="daemon3.log") as daemon:
         daemon.wait_for("the third item", lambda: len(stored_urls(tmp_path)) == 3, timeout=60)
         assert daemon.stop() == 0
@@ -254,3 +267,65 @@ def test_poll_killed_while_a_batch_waits_loses_nothing_stored_and_stores_it_next
     assert sorted(set(urls)) == sorted(urls)
     assert set(before) < set(urls)
     assert any(u.endswith("/moscow.html") for u in urls)
+
+
+def batches(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The sizes of the batches decided, from the `batch_decided` log lines."""
+    return [
+        int(r.getMessage().split("count=")[1].split()[0])
+        for r in caplog.records
+        if r.getMessage().startswith("batch_decided ")
+    ]
+
+
+def test_a_batch_is_decided_when_nothing_else_is_in_flight_not_after_its_window(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a 30-second window, a poll's articles are stored as soon as the last one is
+    extracted: no article is left to join the batch."""
+    caplog.set_level("INFO", logger="monitor.pipeline")
+    names = ["aljazeera.com.helicopter.html", "chron.com.esper-vietnam.html"]
+    entries = [{"title": n, "link": page_url(http_server, n), "guid": n} for n in names]
+    url = http_server.add("/feed.xml", rss(entries))
+    store = open_store(tmp_path / "monitor.db")
+    started = time.monotonic()
+    outcomes = poll(
+        store,
+        [Source("A", url)],
+        Clock(),
+        HttpConfig(),
+        config=PollConfig(decide_window_ms=30_000),
+    )
+    assert time.monotonic() - started < 20
+    assert outcomes["A"].new == 2
+    assert store.count_items() == 2
+    assert batches(caplog) == [2]
+    store.close()
+
+
+def test_a_source_waiting_for_its_batch_gives_its_slot_to_the_next_source(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two sources at a time: A's article waits for its batch while B's slow page is in
+    flight. A gives up its slot meanwhile, so C is polled too and its article joins the
+    same batch: one batch of three, each article stored once."""
+    caplog.set_level("INFO", logger="monitor.pipeline")
+    names = {
+        "A": "aljazeera.com.helicopter.html",
+        "B": "chron.com.esper-vietnam.html",
+        "C": "rt.com.morales.html",
+    }
+    http_server.add(
+        "/slow/esper.html", (PAGES / names["B"]).read_bytes(), content_type="text/html", delay=3
+    )
+    sources = []
+    for name, page in names.items():
+        link = http_server.url("/slow/esper.html") if name == "B" else page_url(http_server, page)
+        url = http_server.add(f"/{name}.xml", rss([{"title": page, "link": link, "guid": page}]))
+        sources.append(Source(name, url))
+    store = open_store(tmp_path / "monitor.db")
+    outcomes = poll(store, sources, Clock(), HttpConfig(), config=PollConfig(parallel_sources=2))
+    assert [outcomes[s.name].new for s in sources] == [1, 1, 1]
+    assert batches(caplog) == [3]
+    assert store.count_items() == 3
+    store.close()

@@ -3,10 +3,12 @@
 A poll's articles arrive in whatever order their pages answer. The story layer's decisions do
 not depend on that order, but an arrival dated earlier than articles already decided makes
 it look at them again (issue 14: about half the main process's time in a cold poll, whose
-feeds list the newest first). `Poller` therefore holds new articles for a short window
-(`[poll] decide_batch` articles or `decide_window_ms`, whichever comes first) and decides them
-here by effective date (published, else first seen), then URL: one exact-layer query for the
-whole batch, one transaction for all its inserts. The result is what deciding the same
+feeds list the newest first, and as much again between batches when a batch is earlier than
+what the batches before it stored). `Poller` therefore holds new articles until no other
+article is being fetched or extracted (so a cold poll's articles are one batch), or for at
+most `[poll] decide_batch` articles or `decide_window_ms`, and decides them here by effective
+date (published, else first seen), then URL: one exact-layer query for the whole batch, one
+transaction for all its inserts. The result is what deciding the same
 articles one by one in that order stores (tests/test_batch.py); a crash during the batch
 stores none of it, and the next poll fetches those articles again, as they are not stored.
 """

@@ -45,8 +45,9 @@ MAX_CHILD_SITEMAPS = 5
 MAX_TITLE = 1000  # characters stored of a title; a feed's 1 MB "title" is not one
 # Successful polls `poll_all` writes per transaction. One transaction per 304 cost more than
 # the request itself; a crash loses at most this many records of unchanged polls, which the
-# next poll simply repeats (new items wait at most `[poll] decide_window_ms` in a batch,
-# `batch.py`; one not stored is fetched again by the next poll).
+# next poll simply repeats (new items wait in a batch until no other article is in flight,
+# at most `[poll] decide_window_ms`, `batch.py`; one not stored is fetched again by the next
+# poll, as its source's validators are recorded only after it is stored).
 SUCCESS_BATCH = 100
 
 
@@ -283,6 +284,7 @@ class Poller:
         # poll awaits.
         self._pending: list[tuple[Pending, PollOutcome, asyncio.Future[int]]] = []
         self._pending_timer: asyncio.TimerHandle | None = None
+        self._in_flight = 0  # articles being fetched or extracted (`_decide_if_idle`)
 
     @property
     def index(self) -> DedupeIndex:
@@ -347,24 +349,34 @@ class Poller:
         A bug hit by this source's content is recorded as the source's failure ("internal
         error, please report it"), so the caller and the other sources go on. A `StoreError`
         or a `BrokenProcessPool` still raises: neither is the source's doing."""
-        async with self._source_slots:
-            try:
-                if state is None:
-                    state = self.store.source_health(source.name)
-                return await self._poll_source(
-                    source, state, due_only=due_only, force=force, slack=slack
-                )
-            except (StoreError, BrokenProcessPool):
-                raise
-            except Exception as exc:
-                log.critical("poll_bug source=%r", source.name, exc_info=True)
-                internal = ParseError(
-                    source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
-                )
-                return self._failed(source, internal, self.clock(), state)
+        slot = _Slot(self._source_slots)
+        await slot.take()
+        try:
+            if state is None:
+                state = self.store.source_health(source.name)
+            return await self._poll_source(
+                source, state, due_only=due_only, force=force, slack=slack, slot=slot
+            )
+        except (StoreError, BrokenProcessPool):
+            raise
+        except Exception as exc:
+            log.critical("poll_bug source=%r", source.name, exc_info=True)
+            internal = ParseError(
+                source.url, f"internal error, please report it: {type(exc).__name__}: {exc}"
+            )
+            return self._failed(source, internal, self.clock(), state)
+        finally:
+            slot.give()
 
     async def _poll_source(
-        self, source: Source, state: SourceHealth, *, due_only: bool, force: bool, slack: timedelta
+        self,
+        source: Source,
+        state: SourceHealth,
+        *,
+        due_only: bool,
+        force: bool,
+        slack: timedelta,
+        slot: _Slot | None = None,
     ) -> PollOutcome:
         now = self.clock()
         if not force and state.retry_after_until and now < state.retry_after_until:
@@ -383,7 +395,7 @@ class Poller:
             return self._failed(source, exc, now, state)
         outcome = PollOutcome(source.name, "ok")
         cutoff = now - self.config.backfill if first_poll else None
-        if not await self._ingest(source, entries, outcome, cutoff):
+        if not await self._ingest(source, entries, outcome, cutoff, slot):
             # Entries were left for the next poll: keep no validators, or that poll would get
             # a 304 and never see them until the feed changes.
             result = replace(result, etag=None, last_modified=None)
@@ -419,9 +431,11 @@ class Poller:
         entries: Sequence[Entry],
         outcome: PollOutcome,
         cutoff: datetime | None,
+        slot: _Slot | None = None,
     ) -> bool:
         """Store what is new or changed, at most `max_pages_per_poll` of it; False when
-        entries were left for the next poll."""
+        entries were left for the next poll. While its new articles wait for their batch,
+        the source gives up its `slot` to another source."""
         fresh: list[tuple[Entry, int | None]] = []
         for entry in entries:
             seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
@@ -460,7 +474,10 @@ class Poller:
                 log.info("articles_deferred source=%r count=%d", source.name, len(budget))
             return len(budget) == len(fresh)
         for batch in (firsts, twins):
-            await asyncio.gather(*(self._article(source, e, i, outcome, cutoff) for e, i in batch))
+            waiting = await asyncio.gather(
+                *(self._article(source, e, i, outcome, cutoff) for e, i in batch)
+            )
+            await _wait_stored([w for w in waiting if w is not None], slot)
         return len(budget) == len(fresh)
 
     async def ingest(
@@ -477,7 +494,9 @@ class Poller:
             if existing is None and self._stored(source, entry):
                 outcome.unchanged += 1
                 continue
-            await self._article(source, entry, existing, outcome, cutoff)
+            waiting = await self._article(source, entry, existing, outcome, cutoff)
+            if waiting is not None:
+                await _wait_stored([waiting], None)
         return outcome
 
     async def _article(
@@ -487,7 +506,31 @@ class Poller:
         existing_id: int | None,
         outcome: PollOutcome,
         cutoff: datetime | None,
-    ) -> None:
+    ) -> asyncio.Future[int] | None:
+        """Fetch, extract, decide and store one article. A new article decided in a batch
+        returns the future of its stored id (`_decide_later`); the others are stored on
+        return."""
+        batched = self.gate is None and existing_id is None and self.config.decide_batch > 1
+        self._in_flight += 1
+        try:
+            done = await self._extract(source, entry, outcome)
+        except BaseException:
+            self._in_flight -= 1
+            self._decide_if_idle()  # this one will not join the waiting batch
+            raise
+        self._in_flight -= 1
+        outcome.extract_seconds.append(done.seconds)
+        if batched:
+            return self._decide_later(source, entry, outcome, cutoff, done)
+        self._decide_if_idle()
+        if self.gate is None:
+            self._decide(source, entry, existing_id, outcome, cutoff, done)
+            return None
+        await self._decide_held(source, entry, existing_id, outcome, cutoff, done)
+        return None
+
+    async def _extract(self, source: Source, entry: Entry, outcome: PollOutcome) -> _Extracted:
+        """The article's page (when it has one) through a worker's `_extract_job`."""
         async with self._page_slots:
             body: bytes | None = None
             page_url = entry.url
@@ -500,7 +543,7 @@ class Poller:
                 log.info("page_failed source=%r url=%s error=%s", source.name, entry.url, exc)
             hint = entry.language or source.language
             loop = asyncio.get_running_loop()
-            done = await loop.run_in_executor(
+            return await loop.run_in_executor(
                 self.executor,
                 _extract_job,
                 entry.title,
@@ -511,15 +554,20 @@ class Poller:
                 self.config.fast_extraction,
                 entry.published_at,
             )
-        outcome.extract_seconds.append(done.seconds)
-        if self.gate is None:
-            if existing_id is None and self.config.decide_batch > 1:
-                await self._decide_later(source, entry, outcome, cutoff, done)
-                return
-            self._decide(source, entry, existing_id, outcome, cutoff, done)
-            return
-        # Cluster mode: the same step under the lock every node decides under (DESIGN §7),
-        # with what can be looked up ahead looked up before it (`monitor.cluster.foresight`).
+
+    async def _decide_held(
+        self,
+        source: Source,
+        entry: Entry,
+        existing_id: int | None,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+    ) -> None:
+        """Cluster mode: decide and store one article under the lock every node decides
+        under (DESIGN §7), with what can be looked up ahead looked up before it
+        (`monitor.cluster.foresight`)."""
+        assert self.gate is not None
         if existing_id is not None:
             async with self.gate.hold(self.index, self.clock):
                 self._decide(source, entry, existing_id, outcome, cutoff, done)
@@ -570,16 +618,23 @@ class Poller:
             near = index.near.query(signature, source=source.name, size=done.shingles)
         return Foresight(position, (index.serial, index.evictions), stored, exact, near, signature)
 
-    async def _decide_later(
+    def _decide_if_idle(self) -> None:
+        """Decide the waiting articles now when no other article is being fetched or
+        extracted: none could join their batch before its window ends."""
+        if self._pending and self._in_flight == 0:
+            self._decide_pending()
+
+    def _decide_later(
         self,
         source: Source,
         entry: Entry,
         outcome: PollOutcome,
         cutoff: datetime | None,
         done: _Extracted,
-    ) -> None:
-        """Queue a new article for the next batch (`batch.decide_batch`) and wait until it is
-        stored: the batch is decided when it is full or its window has passed."""
+    ) -> asyncio.Future[int]:
+        """Queue a new article for the next batch (`batch.decide_batch`); returns the future
+        of its stored id. The batch is decided when it is full, when no other article is in
+        flight, or when its window has passed, whichever comes first."""
         from monitor.pipeline.batch import Pending
 
         article = _article(source, entry, done)
@@ -590,12 +645,12 @@ class Poller:
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[int] = loop.create_future()
         self._pending.append((Pending(article, done.tags, signature, baseline), outcome, stored))
-        if len(self._pending) >= self.config.decide_batch:
+        if len(self._pending) >= self.config.decide_batch or self._in_flight == 0:
             self._decide_pending()
         elif self._pending_timer is None:
             window = self.config.decide_window_ms / 1000
             self._pending_timer = loop.call_later(window, self._decide_pending)
-        await stored
+        return stored
 
     def _decide_pending(self) -> None:
         """Decide and store the waiting articles; their polls learn the outcome (an error
@@ -608,6 +663,7 @@ class Poller:
         waiting, self._pending = self._pending, []
         if not waiting:
             return
+        log.info("batch_decided count=%d in_flight=%d", len(waiting), self._in_flight)
         try:
             decided = decide_batch(self.store, self.index, [p for p, _, _ in waiting], self.clock())
         except Exception as exc:
@@ -814,6 +870,42 @@ class Poller:
             next_check_at=next_check,
             elapsed_ms=elapsed,
         )
+
+
+class _Slot:
+    """A source's place among the sources polled at once, which it can give up while it
+    only waits (its articles waiting for their batch) and take again."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def take(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+
+    def give(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
+async def _wait_stored(waiting: Sequence[asyncio.Future[int]], slot: _Slot | None) -> None:
+    """Wait until these articles' batches are stored, giving `slot` to another source
+    meanwhile; the first error of a batch is raised (none of that batch was stored)."""
+    if not waiting:
+        return
+    if slot is not None:
+        slot.give()
+    try:
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+    finally:
+        if slot is not None:
+            await slot.take()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _article(source: Source, entry: Entry, done: _Extracted) -> Article:

@@ -446,18 +446,18 @@ class MonitorTool:
         *,
         variant: str | None = None,
         poll: dict[str, str] | None = None,
-        source: Path | None = None,
+        pythonpath: str | None = None,
     ) -> None:
         """None leaves a key out of the config: monitor's default, what a user gets. A
         `variant` is the same monitor with more config keys (`poll`: `[poll]` keys, or
-        `table.key` for another table), or the monitor of another source tree (`source`, an
-        export of an earlier commit, run with this venv's packages), in a row of its own: a
+        `table.key` for another table), or another version of its code (`pythonpath`: a
+        source tree exported from an earlier commit, imported first), in a row of its own: a
         before/after side by side in one run."""
         self.per_host = per_host
         self.concurrency = concurrency
         self.parallel_sources = parallel_sources
         self.poll = dict(poll or {})
-        self.source = source
+        self.pythonpath = pythonpath
         if variant:
             self.name = f"monitor ({variant})"
 
@@ -497,15 +497,12 @@ dir = "corpus"
         )
 
     def command(self, state: Path) -> list[str]:
-        if self.source is not None:
-            python = MONITOR.parent / "python"
-            return [str(python), "-m", "monitor", "--config", str(state / "monitor.toml"), "poll"]
         return [str(MONITOR), "--config", str(state / "monitor.toml"), "poll"]
 
     def env(self, state: Path) -> dict[str, str] | None:
         env = {**os.environ, "MONITOR_DATA_DIR": str(state / "data")}
-        if self.source is not None:
-            env["PYTHONPATH"] = str(self.source)
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
         return env
 
     def summarize(self, output: str) -> str:
@@ -949,7 +946,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="also run monitor with these [poll] keys, as row 'monitor (NAME)' "
-        "(e.g. one-by-one:decide_batch=1); repeatable",
+        "(e.g. one-by-one:decide_batch=1; the key pythonpath=DIR runs the code exported "
+        "in DIR instead, e.g. by git archive of an earlier commit); repeatable",
     )
     parser.add_argument(
         "--monitor-source",
@@ -1000,9 +998,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         for spec in args.monitor_variant:
             name, _, keys = spec.partition(":")
             poll = dict(pair.split("=", 1) for pair in keys.split(",") if pair)
+            pythonpath = poll.pop("pythonpath", None)
             tools.append(
                 MonitorTool(
-                    args.per_host, args.concurrency, args.parallel_sources, variant=name, poll=poll
+                    args.per_host,
+                    args.concurrency,
+                    args.parallel_sources,
+                    variant=name,
+                    poll=poll,
+                    pythonpath=pythonpath,
                 )
             )
         for spec in args.monitor_source:
@@ -1013,7 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.concurrency,
                     args.parallel_sources,
                     variant=name,
-                    source=Path(path).resolve(),
+                    pythonpath=str(Path(path).resolve()),
                 )
             )
     if "bare" in wanted and args.cold_feeds:
