@@ -995,7 +995,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     tools: list[Tool] = []
     if "monitor" in wanted:
         tools.append(MonitorTool(args.per_host, args.concurrency, args.parallel_sources))
-        for spec in args.monitor_variant:
+        sources = (spec.partition("=") for spec in args.monitor_source)
+        variants = [f"{name}:pythonpath={Path(path).resolve()}" for name, _, path in sources]
+        for spec in [*args.monitor_variant, *variants]:
             name, _, keys = spec.partition(":")
             poll = dict(pair.split("=", 1) for pair in keys.split(",") if pair)
             pythonpath = poll.pop("pythonpath", None)
@@ -1007,17 +1009,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     variant=name,
                     poll=poll,
                     pythonpath=pythonpath,
-                )
-            )
-        for spec in args.monitor_source:
-            name, _, path = spec.partition("=")
-            tools.append(
-                MonitorTool(
-                    args.per_host,
-                    args.concurrency,
-                    args.parallel_sources,
-                    variant=name,
-                    pythonpath=str(Path(path).resolve()),
                 )
             )
     if "bare" in wanted and args.cold_feeds:
