@@ -10,17 +10,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Problem
 from monitor.models import HttpConfig, Source
-from monitor.resources import default_config_dir, user_data_dir
-from monitor.schedule import cron_trigger
+from monitor.resources import default_config_dir, user_cache_dir, user_data_dir
 from monitor.sources import parse_sources
-from monitor.tag import Taxonomy, parse_taxonomy
+from monitor.topics import TopicRules, check_rules
+
+if TYPE_CHECKING:
+    from monitor.tag import Taxonomy
 
 SECURITY = ("none", "starttls", "ssl")
 FORMATS = ("markdown", "email")
@@ -156,7 +158,7 @@ class Config:
     topics_file: Path
     corpus_dir: Path
     data_dir: Path
-    taxonomy: Taxonomy
+    rules: TopicRules  # `taxonomy` parses them when first asked for
     poll: PollConfig = field(default_factory=PollConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -165,6 +167,10 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     digests: tuple[DigestConfig, ...] = ()
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.rules.taxonomy
 
     def source(self, name: str) -> Source | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -239,7 +245,7 @@ class _Reader:
         sources = self._load_sources(sources_file, poll.min_interval)
         topics_sec = self._section(data, "topics", {"file": str})
         topics_file = self.base / topics_sec.get("file", "topics.toml")
-        taxonomy = self._load_taxonomy(topics_file)
+        rules = self._load_rules(topics_file, user_cache_dir(self.env))
         corpus_sec = self._section(data, "corpus", {"dir": str})
         corpus_dir = self.base / corpus_sec.get("dir", "corpus")
         if "dir" in corpus_sec and not corpus_dir.is_dir():
@@ -256,7 +262,7 @@ class _Reader:
         daemon = self._daemon(data)
         digests = self._digests(data, data_dir)
         cluster = self._cluster(data, storage_url)
-        if self.problems or taxonomy is None:  # no taxonomy always comes with a problem
+        if self.problems or rules is None:  # no rules always come with a problem
             raise ConfigError(self.problems)
         return Config(
             path=self.path,
@@ -266,7 +272,7 @@ class _Reader:
             topics_file=topics_file,
             corpus_dir=corpus_dir,
             data_dir=data_dir,
-            taxonomy=taxonomy,
+            rules=rules,
             poll=poll,
             dedupe=dedupe,
             http=http,
@@ -357,14 +363,14 @@ class _Reader:
             self.problems.extend(exc.problems)
             return []
 
-    def _load_taxonomy(self, path: Path) -> Taxonomy | None:
+    def _load_rules(self, path: Path, cache_dir: Path) -> TopicRules | None:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             self.problem("topics.file", f"cannot read {path}: {exc.strerror or exc}")
             return None
         try:
-            return parse_taxonomy(text, file=str(path))
+            return check_rules(path, text, cache_dir)
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return None
@@ -614,6 +620,8 @@ class _Reader:
         schedule = values.get("schedule")
         if schedule is None:
             return
+        from monitor.schedule import cron_trigger  # APScheduler: only with a digest
+
         try:
             cron_trigger(schedule, timezone)
         except ValueError as exc:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
-
-from cssselect import SelectorError
-from lxml import etree, html
-from lxml.cssselect import CSSSelector
-from lxml.etree import XPathEvalError
 
 from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.parse import absolute_http_url, iso_datetime, language_code, strip_entity_declarations
+
+if TYPE_CHECKING:  # lxml loads with the first sitemap or page: a warm poll needs neither
+    from lxml import etree, html
 
 MAX_SITEMAP_BYTES = 50_000_000  # decompressed; the sitemap protocol's own limit is 50 MB
 MAX_SITEMAP_URLS = 50_000  # the protocol's limit per sitemap file
@@ -67,6 +66,8 @@ def parse_sitemap(body: bytes, *, url: str) -> tuple[list[Entry], list[str]]:
         raise ParseError(url, "empty sitemap", error_class="parse")
     if not head.startswith(b"<"):
         return _text_sitemap(head, base=url), []
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=True
     )
@@ -146,6 +147,8 @@ def _child_text(node: etree._Element, name: str) -> str | None:
 
 
 def _local(node: etree._Element) -> str:
+    from lxml import etree
+
     return str(etree.QName(node).localname).lower()
 
 
@@ -160,6 +163,8 @@ def discover_links(body: bytes, *, url: str, selector: str | None = None) -> lis
     """
     if not body.strip():
         return []
+    from lxml import etree, html
+
     try:
         root = html.document_fromstring(body, parser=html.HTMLParser(no_network=True))
     except (etree.ParserError, ValueError):
@@ -200,6 +205,10 @@ def discover_links(body: bytes, *, url: str, selector: str | None = None) -> lis
 
 
 def _selected_anchors(root: html.HtmlElement, selector: str, *, url: str) -> list[html.HtmlElement]:
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+    from lxml.etree import XPathEvalError
+
     try:
         selected = CSSSelector(selector)(root)
     except (SelectorError, XPathEvalError) as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import socket
 import ssl
 import time
 import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 
@@ -75,6 +77,24 @@ async def _refuse_bad_redirects(response: httpx.Response) -> None:
         raise _RedirectRefused(location, response.status_code, "a non-http(s) URL")
 
 
+class _CookieJar(http.cookiejar.CookieJar):
+    """Cookies as httpx keeps them, looked for only in responses that set one.
+
+    httpx hands every response to its jar, wrapped so that the jar can read the headers
+    as an `email.message.Message`, which it builds from all of them, twice per response,
+    for a Set-Cookie a feed rarely sends: two objects and a dozen calls fewer per 304
+    (issue 14).
+    """
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        wrapped = getattr(response, "response", None)  # httpx's wrapper keeps the Response
+        if isinstance(wrapped, httpx.Response) and not any(
+            name in wrapped.headers for name in ("set-cookie", "set-cookie2")
+        ):
+            return
+        super().extract_cookies(response, request)
+
+
 def make_client(config: HttpConfig) -> httpx.AsyncClient:
     """The one shared HTTP client: our User-Agent, per-read timeouts, connection limits.
 
@@ -87,6 +107,7 @@ def make_client(config: HttpConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=None if proxied else HostPools(config.per_host),
         event_hooks={"response": [_refuse_bad_redirects]},
+        cookies=_CookieJar(),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": _ACCEPT_ENCODING},
         timeout=httpx.Timeout(config.timeout),
         limits=httpx.Limits(
@@ -217,15 +238,16 @@ class Fetcher:
             # A 304 has no body, but the connection returns to the pool only once the
             # response was read to its end: unread, every 304 cost a new connection.
             await response.aread()
+            headers = _lower_headers(response)
             return FetchResult(
                 url=url,
                 final_url=str(response.url),
                 status=304,
-                headers=_lower_headers(response),
+                headers=headers,
                 not_modified=True,
-                etag=response.headers.get("etag") or etag,
-                last_modified=response.headers.get("last-modified") or last_modified,
-                max_age=_parse_max_age(response.headers.get("cache-control")),
+                etag=headers.get("etag") or etag,
+                last_modified=headers.get("last-modified") or last_modified,
+                max_age=_parse_max_age(headers.get("cache-control")),
                 bytes_received=response.num_bytes_downloaded,
                 elapsed_ms=_elapsed_ms(started),
             )

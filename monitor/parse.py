@@ -14,8 +14,6 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
 from monitor.dedupe.exact import ENTRY_FRAGMENT
 from monitor.errors import ParseError
 from monitor.models import Entry
@@ -45,8 +43,6 @@ _FEED_LINK = re.compile(
     rb"<link\b[^>]*\btype=[\"']?application/(?:rss|atom|feed)\+(?:xml|json)[^>]*>", re.IGNORECASE
 )
 _HREF = re.compile(rb"\bhref=(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.IGNORECASE)
-# Bozo reasons that say nothing about the document itself (missing or conflicting headers).
-_SOFT_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _EMAIL_AND_NAME = re.compile(r"^\s*[^\s@()]+@[^\s@()]+\s*\((.+)\)\s*$")  # RSS: "a@b.c (Name)"
 _ID_ELEMENT = re.compile(
     rb"<(?:[\w.-]+:)?(?:id|guid)\b[^>]*>\s*(?:<!\[CDATA\[)?([^<\]]*?)(?:\]\]>)?\s*</",
@@ -89,6 +85,8 @@ def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = Non
         raise ParseError(url, _html_detail(body), error_class="not_a_feed")
 
     response_headers = {**lowered, "content-location": url}
+    import feedparser  # only a changed feed needs it: a warm poll never does (issue 14)
+
     parsed = feedparser.parse(strip_entity_declarations(body), response_headers=response_headers)
     entries = parsed.get("entries", [])
     if not entries:
@@ -97,7 +95,10 @@ def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = Non
         if b"<html" in head[:4096].lower() or b"<body" in head[:4096].lower():
             raise ParseError(url, _html_detail(body), error_class="not_a_feed")
         problem = parsed.get("bozo_exception")
-        if problem is not None and not isinstance(problem, _SOFT_BOZO):
+        # Bozo reasons that say nothing about the document itself (missing or conflicting
+        # headers).
+        soft = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+        if problem is not None and not isinstance(problem, soft):
             raise ParseError(url, f"unparseable feed: {problem}", error_class="parse")
         root = _root_name(head)
         raise ParseError(

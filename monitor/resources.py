@@ -40,3 +40,13 @@ def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_data_dir("monitor", appauthor=False))
+
+
+def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where what can be rebuilt at any time is kept: MONITOR_CACHE_DIR or the platform's
+    per-user cache directory (~/.cache/monitor on Linux)."""
+    env = os.environ if env is None else env
+    override = env.get("MONITOR_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_cache_dir("monitor", appauthor=False))

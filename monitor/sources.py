@@ -9,8 +9,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
-from lxml import etree
-
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError, Problem
 from monitor.models import Source, SourceKind
@@ -147,6 +145,8 @@ def _toml_str(value: str) -> str:
 
 def parse_opml(body: bytes, *, file: str) -> list[Source]:
     """OPML outlines with an xmlUrl become feed sources (nested folders are flattened)."""
+    from lxml import etree  # OPML only: loading the sources file never needs it
+
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
         root = etree.fromstring(body, parser=parser)

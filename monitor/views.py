@@ -9,22 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from monitor.config import Config
 from monitor.dedupe.explain import DedupeFacts, explain_dedupe
+from monitor.durations import iso
 from monitor.models import Item, SourceHealth, rank_tags
 from monitor.store import Store, StoryInfo
 from monitor.tag import FACET_KINDS, explain_scores, explain_tag, score_article
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 UTC with a `Z`, as every JSON output writes times."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
 
 # -- items --json -------------------------------------------------------------------------------
 

@@ -413,6 +413,39 @@ def test_redirect_is_followed_and_final_url_reported(
     assert result.etag == '"m"'
 
 
+def test_a_cookie_set_on_a_redirect_is_sent_to_its_target(
+    http_server: LocalServer, http_config: HttpConfig
+) -> None:
+    """A cookie check (set a cookie, redirect, expect it back), as some sites do; and a
+    response that sets none leaves the jar as it was."""
+
+    def check(handler: BaseHTTPRequestHandler) -> None:
+        target = http_server.url("/cookie-target")
+        send_body(handler, 302, b"", headers={"Location": target, "Set-Cookie": "seen=1"})
+
+    def target(handler: BaseHTTPRequestHandler) -> None:
+        seen = "seen=1" in (handler.headers.get("Cookie") or "")
+        send_body(handler, 200 if seen else 403, SMALL_FEED if seen else b"no cookie")
+
+    url = http_server.add_handler("/cookie-check", check)
+    http_server.add_handler("/cookie-target", target)
+    plain = http_server.add("/plain.xml", SMALL_FEED)
+
+    async def go() -> tuple[FetchResult, int, FetchResult, int]:
+        async with make_client(http_config) as client:
+            fetcher = Fetcher(client, http_config)
+            checked = await fetcher.fetch(url)
+            jar = len(client.cookies.jar)
+            other = await fetcher.fetch(plain)
+            return checked, jar, other, len(client.cookies.jar)
+
+    checked, jar, other, after = asyncio.run(go())
+    assert checked.body == SMALL_FEED
+    assert jar == 1
+    assert other.body == SMALL_FEED
+    assert after == 1
+
+
 def test_redirect_chain_within_limit_works(
     http_server: LocalServer, http_config: HttpConfig
 ) -> None:

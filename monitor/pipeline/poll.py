@@ -27,15 +27,16 @@ from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
-from monitor.tag import Tags, Taxonomy
+from monitor.topics import TopicRules
 
-if TYPE_CHECKING:  # datasketch (numpy, scipy) loads when the first article needs it
+if TYPE_CHECKING:  # datasketch (numpy, scipy) and the tagger load when an article needs them
     from sqlalchemy import Connection
 
     from monitor.cluster.foresight import Foresight
     from monitor.cluster.gate import DecisionGate
     from monitor.pipeline.batch import Pending
     from monitor.pipeline.index import DedupeIndex, NearLookup
+    from monitor.tag import Tags, Taxonomy
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -105,7 +106,7 @@ def init_worker(taxonomy: Taxonomy) -> None:
     signing.use_taxonomy(taxonomy)
 
 
-def _init_process_worker(taxonomy: Taxonomy, parent: int) -> None:
+def _init_process_worker(taxonomy: Taxonomy | TopicRules, parent: int) -> None:
     """`init_worker` for a worker process of `parent`. It leaves when its parent is gone (the
     watch starts first: a parent killed during the warm-up must not leave it behind). It
     ignores SIGINT and SIGTERM: a Ctrl-C or a supervisor signals the whole process group, and
@@ -116,7 +117,7 @@ def _init_process_worker(taxonomy: Taxonomy, parent: int) -> None:
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    init_worker(taxonomy)
+    init_worker(taxonomy.taxonomy if isinstance(taxonomy, TopicRules) else taxonomy)
     warm_up()
 
 
@@ -127,9 +128,11 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def make_pool(workers: int, taxonomy: Taxonomy) -> ProcessPoolExecutor:
+def make_pool(workers: int, taxonomy: Taxonomy | TopicRules) -> ProcessPoolExecutor:
     """The extraction process pool, each worker holding the topic rules and the extractor.
-    The parent never loads trafilatura or the language model: only workers use them."""
+    The parent never loads trafilatura or the language model: only workers use them, and
+    given `TopicRules` unparsed, only workers parse them (a poll of unchanged feeds starts
+    no worker)."""
     return ProcessPoolExecutor(
         max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy, os.getpid())
     )
@@ -223,7 +226,7 @@ def poll_once(
             return DedupeIndex.load(store, config.corpus_dir, config.dedupe, clock())
 
     async def go() -> list[PollOutcome]:
-        with make_pool(workers, config.taxonomy) as pool:
+        with make_pool(workers, config.rules) as pool:
             async with make_client(config.http) as client:
                 fetcher = Fetcher(client, config.http)
                 poller = Poller(

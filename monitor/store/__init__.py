@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -63,7 +63,9 @@ from monitor.store.schema import (
     schema_version,
     sources,
 )
-from monitor.tag import Tags
+
+if TYPE_CHECKING:  # the tagger's modules load only where articles are tagged
+    from monitor.tag import Tags
 
 __all__ = [
     "MIGRATIONS",
@@ -150,7 +152,10 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         with self._begin() as conn:
             if conn.dialect.name == "postgresql":  # nodes starting at once: one at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-            rows = {r.name: r for r in conn.execute(sa.select(sources))}
+            # Only the columns compared: reading every row's times cost a start of 1,000
+            # sources about 20 ms (issue 14).
+            columns = (sources.c.id, sources.c.name, sources.c.url, sources.c.kind)
+            rows = {r.name: r for r in conn.execute(sa.select(*columns, sources.c.priority))}
             for s in configured:
                 row = rows.get(s.name)
                 if row is None:

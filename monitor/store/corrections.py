@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,7 +28,9 @@ from monitor.store.schema import (
     items,
     seeds,
 )
-from monitor.tag import Tags
+
+if TYPE_CHECKING:  # the tagger (its rules engine) loads only where articles are tagged
+    from monitor.tag import Tags
 
 LOCK_TIMEOUT = "10s"  # a correction waits this long for a node's decision, then says so
 
@@ -244,6 +246,8 @@ def without_topics(tags: Tags, removed: set[str]) -> Tags:
     """`tags` without the topics corrections removed."""
     if not removed:
         return tags
+    from monitor.tag import Tags
+
     return Tags(tuple(t for t in tags.topics if t.id not in removed), tags.facets)
 
 

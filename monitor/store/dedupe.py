@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,7 +27,9 @@ from monitor.store.schema import (
     signatures,
     sources,
 )
-from monitor.tag import Tags
+
+if TYPE_CHECKING:  # the tagger (its rules engine) loads only where articles are tagged
+    from monitor.tag import Tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 from monitor.errors import StoreError
 from monitor.models import DuplicateOf, Item, SourceHealth, TopicTag, rank_tags
 from monitor.store.schema import item_facets, item_topics, items, sources
-from monitor.tag import Tags
+
+if TYPE_CHECKING:  # the tagger (its rules engine) loads only where articles are tagged
+    from monitor.tag import Tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import markupsafe
 from monitor.config import Config
 from monitor.digest.model import format_datetime
 from monitor.digest.text import neutral, safe_url
+from monitor.durations import iso
 from monitor.errors import CorrectionError
 from monitor.models import rank_tags
 from monitor.pipeline.corrections import remove_tag, split_item
@@ -36,7 +37,7 @@ from monitor.server import (
     token_matches,
 )
 from monitor.store import Store
-from monitor.views import explain_item, iso, source_health, story_page
+from monitor.views import explain_item, source_health, story_page
 from monitor.web.links import LinkMaker
 from monitor.web.sign import LinkClaim, LinkError, verify_link
 

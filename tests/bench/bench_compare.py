@@ -37,7 +37,7 @@ per feed; cold: <= 1.5x the bare extraction).
     .venv/bin/python tests/bench/bench_compare.py [--feeds 1000] [--cold-feeds N]
         [--items-per-feed 5] [--hosts 50] [--latency 20] [--rounds 3] [--reader-workers 20,100]
         [--per-host N] [--concurrency N] [--parallel-sources N] [--bare-workers N]
-        [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]...
+        [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]... [--monitor-source NAME=PATH]...
         [--tools monitor,bare,rss2email,reader] [--venvs /tmp/bench-venvs] [--json PATH] [--keep]
 """
 
@@ -449,9 +449,10 @@ class MonitorTool:
         pythonpath: str | None = None,
     ) -> None:
         """None leaves a key out of the config: monitor's default, what a user gets. A
-        `variant` is the same monitor with more `[poll]` keys (`poll`), or another version of
-        its code (`pythonpath`: a source tree exported from an earlier commit, imported
-        first), in a row of its own: a before/after side by side in one run."""
+        `variant` is the same monitor with more config keys (`poll`: `[poll]` keys, or
+        `table.key` for another table), or another version of its code (`pythonpath`: a
+        source tree exported from an earlier commit, imported first), in a row of its own: a
+        before/after side by side in one run."""
         self.per_host = per_host
         self.concurrency = concurrency
         self.parallel_sources = parallel_sources
@@ -478,7 +479,9 @@ class MonitorTool:
             if value is not None:
                 tables[table] = tables.get(table, f"[{table}]\n") + f"{key} = {value}\n"
         for key, text in self.poll.items():
-            tables["poll"] = tables.get("poll", "[poll]\n") + f"{key} = {text}\n"
+            table, _, name = key.rpartition(".")
+            table = table or "poll"
+            tables[table] = tables.get(table, f"[{table}]\n") + f"{name} = {text}\n"
         tuning = "".join(tables.values())
         (state / "monitor.toml").write_text(
             f"""[storage]
@@ -946,6 +949,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(e.g. one-by-one:decide_batch=1; the key pythonpath=DIR runs the code exported "
         "in DIR instead, e.g. by git archive of an earlier commit); repeatable",
     )
+    parser.add_argument(
+        "--monitor-source",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also run the monitor of the source tree PATH (e.g. `git archive` of an earlier "
+        "commit, unpacked) with this venv's packages, as row 'monitor (NAME)'; repeatable",
+    )
     parser.add_argument("--venvs", type=Path, default=Path("/tmp/bench-venvs"))
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument(
@@ -984,7 +995,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     tools: list[Tool] = []
     if "monitor" in wanted:
         tools.append(MonitorTool(args.per_host, args.concurrency, args.parallel_sources))
-        for spec in args.monitor_variant:
+        sources = (spec.partition("=") for spec in args.monitor_source)
+        variants = [f"{name}:pythonpath={Path(path).resolve()}" for name, _, path in sources]
+        for spec in [*args.monitor_variant, *variants]:
             name, _, keys = spec.partition(":")
             poll = dict(pair.split("=", 1) for pair in keys.split(",") if pair)
             pythonpath = poll.pop("pythonpath", None)

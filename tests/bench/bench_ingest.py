@@ -35,7 +35,7 @@ from monitor.models import HttpConfig, Source  # noqa: E402
 from monitor.pipeline import Poller, PollOutcome, make_pool, poll_once  # noqa: E402
 from monitor.pipeline.index import DedupeIndex  # noqa: E402
 from monitor.store import Store  # noqa: E402
-from monitor.tag import parse_taxonomy  # noqa: E402
+from monitor.topics import TopicRules  # noqa: E402
 
 TOPICS = ROOT / "config" / "topics.toml"
 WARM_PAGES = 4
@@ -114,7 +114,7 @@ def make_config(tmp: str, feed: str, workers: int, expected: int) -> Config:
         topics_file=TOPICS,
         corpus_dir=Path(tmp),
         data_dir=Path(tmp),
-        taxonomy=parse_taxonomy(TOPICS.read_text("utf-8"), file=str(TOPICS)),
+        rules=TopicRules(TOPICS, TOPICS.read_text("utf-8")),
         poll=PollConfig(
             workers=workers, backfill=timedelta(days=36500), max_pages_per_poll=expected
         ),
