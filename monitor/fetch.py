@@ -16,7 +16,7 @@ import httpx
 
 from monitor.errors import FetchError
 from monitor.models import FetchResult, HttpConfig
-from monitor.transport import HostPools
+from monitor.transport import HostPools, Proxied
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -100,20 +100,25 @@ def make_client(config: HttpConfig) -> httpx.AsyncClient:
 
     Redirects are off because `Fetcher` follows them itself (to cap, loop-check and
     scheme-check each hop); HTTP/2 is off. Each host has a connection pool of its own
-    (`HostPools`), unless a proxy is configured in the environment (httpx then routes through
-    it, over one pool); `Fetcher` holds requests in flight to `config.concurrency`.
+    (`HostPools`); behind a proxy configured in the environment, requests to the hosts that
+    `NO_PROXY` exempts still go that way and the others through the proxy, over one pool
+    (`Proxied`); `Fetcher` holds requests in flight to `config.concurrency`.
     """
-    proxied = bool(urllib.request.getproxies())
+    limits = httpx.Limits(
+        max_connections=None,
+        max_keepalive_connections=max(config.concurrency, KEEPALIVE_CONNECTIONS),
+    )
+    transport: httpx.AsyncBaseTransport = HostPools(config.per_host)
+    proxies = urllib.request.getproxies()
+    if proxies:
+        transport = Proxied(HostPools(config.per_host), proxies, limits)
     return httpx.AsyncClient(
-        transport=None if proxied else HostPools(config.per_host),
+        transport=transport,
         event_hooks={"response": [_refuse_bad_redirects]},
         cookies=_CookieJar(),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": _ACCEPT_ENCODING},
         timeout=httpx.Timeout(config.timeout),
-        limits=httpx.Limits(
-            max_connections=None,
-            max_keepalive_connections=max(config.concurrency, KEEPALIVE_CONNECTIONS),
-        ),
+        limits=limits,
         follow_redirects=False,
         http2=False,
     )

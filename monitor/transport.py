@@ -24,6 +24,7 @@ import asyncio
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -191,6 +192,30 @@ class HostPools(httpx.AsyncBaseTransport):
             for connection in host.idle:
                 connection.close()
             host.idle.clear()
+
+
+class Proxied(httpx.AsyncBaseTransport):
+    """Behind proxies from the environment: a request to a host that `NO_PROXY` names goes
+    direct, through `HostPools`; the others go through httpx's own proxy transport."""
+
+    def __init__(self, direct: HostPools, proxies: dict[str, str], limits: httpx.Limits) -> None:
+        self._direct = direct
+        self._via: dict[str, httpx.AsyncHTTPTransport] = {}
+        for scheme in ("http", "https"):
+            proxy = proxies.get(scheme) or proxies.get("all")
+            if proxy:
+                self._via[scheme] = httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        via = self._via.get(request.url.scheme)
+        if via is None or urllib.request.proxy_bypass(request.url.host):
+            return await self._direct.handle_async_request(request)
+        return await via.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._direct.aclose()
+        for via in self._via.values():
+            await via.aclose()
 
 
 class _Stale(Exception):

@@ -20,6 +20,7 @@ import pytest
 from monitor.errors import FetchError
 from monitor.fetch import FEED_ACCEPT, PAGE_ACCEPT, Fetcher, make_client
 from monitor.models import FetchResult, HttpConfig
+from monitor.transport import Proxied
 from tests.servers import SMALL_FEED, LocalServer, gzip_bomb, redirect_to, send_body
 
 LAST_MODIFIED = "Mon, 01 Jul 2024 08:00:00 GMT"
@@ -547,6 +548,29 @@ def test_tls_to_a_plain_http_port_is_tls_error(
     url = http_server.url("/feed.xml").replace("http://", "https://")
     error = fetch_error(http_config, url)
     assert error.error_class == "tls"
+
+
+def test_behind_a_proxy_no_proxy_hosts_go_direct_and_the_others_through_it(
+    http_server: LocalServer, http_config: HttpConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = LocalServer()  # answers 404 to whatever it is asked for
+    try:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url(""))
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "127.0.0.1")
+        client = make_client(http_config)
+        assert isinstance(client._transport, Proxied)  # ours, and httpx's only via the proxy
+        url = http_server.add("/feed.xml", SMALL_FEED)
+        assert fetch(http_config, url).body == SMALL_FEED
+        elsewhere = "http://feed.monitor-tests.invalid/feed.xml"
+        error = fetch_error(http_config, elsewhere, client)
+        assert (error.error_class, error.status) == ("http", 404)  # the proxy's answer
+        asked = [(r.path, r.headers["host"]) for r in proxy.requests]
+        assert asked == [("/feed.xml", "feed.monitor-tests.invalid")]
+        assert [r.path for r in http_server.requests] == ["/feed.xml"]
+    finally:
+        proxy.close()
 
 
 def test_unresolvable_host_is_dns_error(http_config: HttpConfig) -> None:
