@@ -375,12 +375,8 @@ class _Body(httpx.AsyncByteStream):
                 async for piece in self._chunks():
                     yield piece
             elif self._length is not None:
-                remaining = self._length
-                while remaining:
-                    piece = await self._read(min(remaining, _PIECE))
-                    if not piece:
-                        _broken("peer closed connection without sending complete message body")
-                    remaining -= len(piece)
+                cut = "peer closed connection without sending complete message body"
+                async for piece in self._exactly(self._length, cut):
                     yield piece
             else:
                 while piece := await self._read(_PIECE):
@@ -388,6 +384,16 @@ class _Body(httpx.AsyncByteStream):
             self._done = True
         except OSError as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def _exactly(self, count: int, cut: str) -> AsyncIterator[bytes]:
+        """The next `count` bytes, as they arrive; `cut` says what a peer that closed early
+        left unfinished."""
+        while count:
+            piece = await self._read(min(count, _PIECE))
+            if not piece:
+                _broken(cut)
+            count -= len(piece)
+            yield piece
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while True:
@@ -403,11 +409,7 @@ class _Body(httpx.AsyncByteStream):
                 while (await self._line()).strip():  # trailer fields, ignored
                     pass
                 return
-            while size:
-                piece = await self._read(min(size, _PIECE))
-                if not piece:
-                    _broken("peer closed connection inside a chunk")
-                size -= len(piece)
+            async for piece in self._exactly(size, "peer closed connection inside a chunk"):
                 yield piece
             if (await self._line()).strip():
                 _broken("chunk not followed by CRLF")
