@@ -259,7 +259,8 @@ class Daemon:
             held, on_loop = list(self.gate.held), list(self.gate.held_on_loop)
             log.info(
                 "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f "
-                "loop_median_ms=%.2f loop_p99_ms=%.2f reused=%d redone=%d kept=%d undone=%d",
+                "loop_median_ms=%.2f loop_p99_ms=%.2f reused=%d redone=%d kept=%d undone=%d "
+                "retried=%d",
                 len(held),
                 1000 * percentile(held, 0.5),
                 1000 * percentile(held, 0.99),
@@ -270,6 +271,7 @@ class Daemon:
                 self.gate.redone,
                 self.gate.kept,
                 self.gate.undone,
+                self.gate.retried,
             )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background

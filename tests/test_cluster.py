@@ -261,12 +261,14 @@ def test_two_nodes_deciding_near_duplicates_both_ahead_of_the_lock_one_new_one_d
     pg_url: str, http_server: LocalServer, http_config: HttpConfig
 ) -> None:
     """Both decide their story ahead against an index without the other's article: the one
-    that takes the lock second must take its trial back and decide again."""
+    that takes the lock second must take its trial back and decide again, ahead of the lock
+    from its new position."""
     a = serve(http_server, "a", VNA_TALKS, "Talks in Moscow", [])
     b = serve(http_server, "b", VNA_TALKS, "Talks in Moscow (reprint)", ["Reprinted from VNA"])
     outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [a, b], http_config)
     assert sorted((o.new, o.duplicate) for o in outcomes.values()) == [(0, 1), (1, 0)]
-    assert sorted((g.kept, g.undone) for g in gates) == [(0, 1), (1, 0)]
+    # The second let go of the lock having written nothing and decided ahead again.
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 1, 1)]
     store = Store.open(pg_url, now=START)
     try:
         items = store.list_items()
@@ -286,8 +288,9 @@ def test_two_nodes_deciding_one_event_both_ahead_of_the_lock_put_both_in_one_sto
     vna = serve(http_server, "vna", VNA_TALKS, "Lim Jock Hoi in Moscow", [])
     outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [mfa, vna], http_config)
     assert [o.new for o in outcomes.values()] == [1, 1]
-    # Each node's trial made a story of its own; the second's is taken back and joins the first.
-    assert sorted((g.kept, g.undone) for g in gates) == [(0, 1), (1, 0)]
+    # Each node's trial made a story of its own; the second's is taken back, and decided
+    # ahead again it joins the first's.
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 1, 1)]
     store = Store.open(pg_url, now=START)
     try:
         assert len({i.story_id for i in store.list_items()}) == 1
@@ -315,7 +318,7 @@ def test_a_trial_no_row_logged_since_could_change_stands_with_its_story_renumber
     other = Source("other", http_server.url("/other.xml"))
     outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [vna, other], http_config)
     assert [o.new for o in outcomes.values()] == [1, 1]
-    assert sorted((g.kept, g.undone) for g in gates) == [(1, 0), (1, 0)]
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 0, 0)]
     store = Store.open(pg_url, now=START)
     try:
         assert sorted(i.story_id for i in store.list_items()) == [1, 2]

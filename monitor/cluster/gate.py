@@ -77,7 +77,8 @@ class DecisionGate:
         self.reused = 0  # decisions taken with every answer looked up before the lock
         self.redone = 0  # decisions that looked something up again inside it
         self.kept = 0  # stories decided ahead of the lock that stood
-        self.undone = 0  # stories decided ahead, taken back and decided again inside it
+        self.undone = 0  # stories decided ahead that did not stand, taken back
+        self.retried = 0  # holds let go of with nothing written, to decide ahead again
         self._observe = observe
         self._local: asyncio.Lock | None = None
         self._conn: sa.Connection | None = None

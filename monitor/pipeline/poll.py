@@ -54,6 +54,13 @@ PARSE_ON_LOOP_BYTES = 256 * 1024
 # at most `[poll] decide_window_ms`, `batch.py`; one not stored is fetched again by the next
 # poll, as its source's validators are recorded only after it is stored).
 SUCCESS_BATCH = 100
+# Cluster mode: how many times a node decides ahead of the decision lock before it decides a
+# story inside it (each attempt that does not stand lets go of the lock having written nothing).
+AHEAD_ATTEMPTS = 3
+
+
+class _TryAgain(Exception):
+    """A decision taken ahead of the lock did not stand: decide ahead again."""
 
 
 @dataclass(slots=True)
@@ -595,12 +602,11 @@ class Poller:
     ) -> None:
         """On the gate's thread: what can be looked up ahead of the lock is looked up
         (`monitor.cluster.foresight`), a dated article's story is decided ahead as a trial;
-        then, holding the lock, the trial stands when nothing logged since could change it
-        (else it is taken back and the story decided again), the answers the rows logged
-        since can change are looked up again, and the item is inserted and committed."""
-        from monitor.cluster.foresight import keep_ahead, stale
-        from monitor.pipeline.index import NearLookup
-
+        then, holding the lock, the trial stands when nothing logged since could change it,
+        the answers the rows logged since can change are looked up again, and the item is
+        inserted and committed. A trial that does not stand is taken back and everything is
+        done ahead again from the new position, at most `AHEAD_ATTEMPTS` times in all; the
+        last time the story is decided inside the lock."""
         gate = self.gate
         assert gate is not None
         if existing_id is not None:
@@ -609,54 +615,103 @@ class Poller:
                 self._decide(source, entry, existing_id, outcome, cutoff, done)
             return
         article = _article(source, entry, done)
-        seen = self._foresee(source, entry, article, done)
-        if seen.stored:
-            outcome.unchanged += 1  # another node stored it (a retried job)
-            return
-        ahead = self._decide_ahead(source, article, seen, done)
-        with gate.locked(seen.position) as held:
-            again = stale(
-                seen,
-                held.since,
-                generation=(self.index.serial, self.index.evictions),
-                source=source.name,
-                url=entry.url,
-                canonical=article.canonical_url,
-                text_hash=article.text_hash,
-                shingles=done.shingles,
-            )
-            gate.count(again)
-            decision = None
-            if ahead is not None:
-                decision = keep_ahead(
-                    self.index.stories,
-                    *ahead,
-                    held.since,
-                    again=again,
-                    corrections_changed=held.corrections != self.index.corrections_seen,
-                )
-                gate.story_kept(decision is not None)
-                if decision is None:
-                    self.index.stories.undo_trial(ahead[1])
-            gate.catch_up(held, self.index, self.clock())
-            if again.stored and self._stored(source, entry):
-                outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+        for attempt in range(1, AHEAD_ATTEMPTS + 1):
+            seen = self._foresee(source, entry, article, done)
+            if seen.stored:
+                outcome.unchanged += 1  # another node stored it (a retried job)
                 return
-            exact = self._classify(source, entry, article) if again.exact else seen.exact
-            looked = not again.exact and seen.exact[1] is None and not again.near
-            near = NearLookup(seen.near) if looked else None
-            self._decide(
-                source,
-                entry,
-                None,
-                outcome,
-                cutoff,
-                done,
-                exact=exact,
-                near=near,
-                conn=held.conn,
-                decision=decision,
-            )
+            ahead = self._decide_ahead(source, article, seen, done)
+            try:
+                self._decide_in_lock(
+                    source,
+                    entry,
+                    article,
+                    outcome,
+                    cutoff,
+                    done,
+                    seen,
+                    ahead,
+                    retry=attempt < AHEAD_ATTEMPTS,
+                )
+                return
+            except _TryAgain:
+                gate.retried += 1
+
+    def _decide_in_lock(
+        self,
+        source: Source,
+        entry: Entry,
+        article: Article,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+        seen: Foresight,
+        ahead: tuple[Decision, StoryTrial] | None,
+        *,
+        retry: bool,
+    ) -> None:
+        """Hold the lock and decide with what was looked up and decided ahead (`seen`,
+        `ahead`). A trial that does not stand is taken back; with `retry`, the node then
+        catches up and lets go of the lock with nothing written (`_TryAgain`), to decide
+        ahead again from the new position, else it decides the story inside the lock."""
+        from monitor.cluster.foresight import keep_ahead, stale
+        from monitor.pipeline.index import NearLookup
+
+        gate = self.gate
+        assert gate is not None
+        settled = ahead is None  # a trial is kept or taken back once the lock is held
+        try:
+            with gate.locked(seen.position) as held:
+                again = stale(
+                    seen,
+                    held.since,
+                    generation=(self.index.serial, self.index.evictions),
+                    source=source.name,
+                    url=entry.url,
+                    canonical=article.canonical_url,
+                    text_hash=article.text_hash,
+                    shingles=done.shingles,
+                )
+                gate.count(again)
+                decision = None
+                if ahead is not None:
+                    decision = keep_ahead(
+                        self.index.stories,
+                        *ahead,
+                        held.since,
+                        again=again,
+                        corrections_changed=held.corrections != self.index.corrections_seen,
+                    )
+                    settled = True
+                    gate.story_kept(decision is not None)
+                    if decision is None:
+                        self.index.stories.undo_trial(ahead[1])
+                        if retry:  # catch up, let go of the lock, decide ahead again
+                            gate.catch_up(held, self.index, self.clock())
+                            raise _TryAgain
+                gate.catch_up(held, self.index, self.clock())
+                if again.stored and self._stored(source, entry):
+                    outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+                    return
+                exact = self._classify(source, entry, article) if again.exact else seen.exact
+                looked = not again.exact and seen.exact[1] is None and not again.near
+                near = NearLookup(seen.near) if looked else None
+                self._decide(
+                    source,
+                    entry,
+                    None,
+                    outcome,
+                    cutoff,
+                    done,
+                    exact=exact,
+                    near=near,
+                    conn=held.conn,
+                    decision=decision,
+                )
+        except BaseException:
+            if ahead is not None and not settled:  # nothing stored: the trial must not stay
+                self.index.stories.undo_trial(ahead[1])
+            raise
 
     def _decide_ahead(
         self, source: Source, article: Article, seen: Foresight, done: _Extracted

@@ -245,6 +245,9 @@ def run_nodes(
             kept = sum(int(h["kept"]) for h in tried)
             undone = sum(int(h["undone"]) for h in tried)
             out["kept_share"] = kept / max(1, kept + undone)
+        retried = [h for h in holds if h["retried"]]
+        if retried:  # holds let go of to decide ahead again, per article
+            out["retries_per_page"] = sum(int(h["retried"]) for h in retried) / total
     return out
 
 
@@ -253,7 +256,7 @@ HOLDS = re.compile(
     r"decision_lock holds=(?P<holds>\d+) median_ms=(?P<median>[\d.]+) p99_ms=(?P<p99>[\d.]+)"
     r"(?: max_ms=[\d.]+)?(?: loop_median_ms=(?P<loop_median>[\d.]+) "
     r"loop_p99_ms=(?P<loop_p99>[\d.]+))?(?: reused=(?P<reused>\d+) redone=(?P<redone>\d+))?"
-    r"(?: kept=(?P<kept>\d+) undone=(?P<undone>\d+))?"
+    r"(?: kept=(?P<kept>\d+) undone=(?P<undone>\d+))?(?: retried=(?P<retried>\d+))?"
 )
 
 
