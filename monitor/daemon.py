@@ -628,7 +628,10 @@ class Daemon:
         self.store.sync_sources(new.sources, self.clock())
         stamp = _corpus_stamp(new)
         if stamp != self._corpus_stamp or new.dedupe != old.dedupe:
-            self.index = self._load_index(new)  # in cluster mode, under the decision lock
+            if self.gate is None:
+                self.index = self._load_index(new)
+            else:  # under the decision lock, and after the node's decision in progress
+                self.index = await self.gate.run(lambda: self._load_index(new))
             self._corpus_stamp = stamp
             log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
         retired, self.runtime = self.runtime, self._new_runtime(new, self.index)
