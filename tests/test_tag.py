@@ -1170,3 +1170,19 @@ def test_vietnamese_russian_visitors_with_and_without_diacritics(
     shipped: Taxonomy, sentence: str
 ) -> None:
     assert _evidence(shipped, "culture-tourism", sentence, "vi") == {"khách nga": 1}
+
+
+def test_a_word_is_evidence_for_one_term_of_a_topic_only(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """news-vi-006 (test1), a tourism report: "dịch Covid-19" is one mention of the pandemic
+    as background; `dịch covid` and `COVID 19` overlap on "Covid", so only the first counts."""
+    item = news["news-vi-006"]
+    sentence = "Nhưng do ảnh hưởng dịch Covid-19 và bất ổn chính trị nên các chuyến bay từ Nga"
+    assert sentence in item.text
+    assert _evidence(shipped, "health", sentence, "vi") == {"dịch covid": 1}
+    assert "health" not in _tags_of(shipped, item)
+    # news-ru-038 (train): "вице-премьер-министр" is one official, not two
+    assert _evidence(shipped, "diplomacy", "первый вице-премьер-министр России", "ru") == {
+        "вице премьер*": 1
+    }
