@@ -815,11 +815,13 @@ def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
 
 
 # Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
-# train, dev, test1 and train2 (docs/tagging.md: macro-F1 0.889, micro P 0.933; micro-F1
-# ru 0.881, vi 0.832, id 0.971); a regression below a floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.87
+# train, dev, test1 and train2 (docs/tagging.md, fifth round: macro-F1 0.917, micro P 0.942;
+# micro-F1 ru 0.881, vi 0.879, id 0.986; lowest topic with at least 5 positives 0.833); the
+# floors are the targets, and a regression below one fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.90
 NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
-NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.80, "id": 0.93}
+NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.85, "id": 0.85}
+NEWS_TEST_TOPIC_F1_FLOOR = 0.75  # every topic with at least 5 test2 positives
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
@@ -829,6 +831,9 @@ def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
     assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
     for lang, floor in NEWS_TEST_LANGUAGE_F1_FLOORS.items():
         assert report.per_language[lang][0].f1 >= floor, lang
+    for topic, scores in report.per_topic.items():
+        if scores.support >= 5:
+            assert scores.f1 >= NEWS_TEST_TOPIC_F1_FLOOR, topic
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:
