@@ -36,8 +36,8 @@ class HttpConfig:
     max_redirects: int = 5
     per_host: int = 2  # concurrent requests to one host
     # Concurrent requests overall: the pool size httpx and aiohttp default to. It only caps a
-    # poll spread over many hosts (`per_host` caps each one): at 32, a poll of 1,000 feeds on
-    # 50 hosts spent half its time waiting with connections idle (issue 14).
+    # poll spread over many hosts (`per_host` caps each one): at 32, a warm poll of 1,000 feeds
+    # on 50 hosts waited with connections to spare (issue 14).
     concurrency: int = 100
 
 
