@@ -27,6 +27,7 @@ from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
+from monitor.sources import interleave_hosts
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
 from monitor.topics import TopicRules
 
@@ -306,8 +307,9 @@ class Poller:
     ) -> list[PollOutcome]:
         """Poll every source concurrently; one failing source never stops the others.
 
-        The sources' stored state is read in one query, and their successful polls are
-        written `SUCCESS_BATCH` to a transaction."""
+        The sources start dealt over their hosts (`interleave_hosts`); the outcomes come in
+        the order given. The sources' stored state is read in one query, and their
+        successful polls are written `SUCCESS_BATCH` to a transaction."""
         states = {h.name: h for h in self.store.list_source_health()}
 
         async def one(source: Source) -> PollOutcome:
@@ -327,7 +329,12 @@ class Poller:
 
         self._successes = []
         try:
-            return list(await asyncio.gather(*(one(s) for s in sources)))
+            order = interleave_hosts([s.url for s in sources])
+            done = await asyncio.gather(*(one(sources[i]) for i in order))
+            outcomes = list(done)
+            for position, outcome in zip(order, done, strict=True):
+                outcomes[position] = outcome
+            return outcomes
         finally:
             self._flush_successes()
             self._successes = None
