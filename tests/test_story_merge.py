@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.dedupe.merge import Member, MergeRules, merge_component, whole_link
+from monitor.dedupe.merge import Member, MergeRules, merge_component, unnamed, whole_link
 from monitor.dedupe.story import StoryFeatures, StoryIndex, extract_features
 
 EVENTS = Path(__file__).resolve().parent / "data" / "stories" / "recurring.jsonl"
@@ -200,3 +200,25 @@ def test_a_story_only_this_index_numbers_gives_its_id_to_another_process_story()
     assert index.story_of("elsewhere") == hidden
     assert {index.story_of(r["id"]) for r in rows} == {merged}
     assert stored == {r["id"]: index.story_of(r["id"]) for r in rows}
+
+
+def test_a_report_naming_a_grouping_no_report_of_the_story_names_starts_its_own() -> None:
+    """The East Asia Summit's report names the ASEAN Summit of the same week too; the ASEAN
+    Summit's reports never name the East Asia Summit: it is not filed under their story."""
+    rows = _rows("asean-summit-2025-10-kuala-lumpur")
+    eas = next(r for r in _rows("east-asia-summit-2025-kuala-lumpur") if r["id"].endswith("-2"))
+    index, stored = _index([*rows, eas], list(range(len(rows) + 1)))
+    assert stored[eas["id"]] not in {stored[r["id"]] for r in rows}
+    row = index._rows[eas["id"]]
+    match = index._entries[row].match
+    assert match is not None
+    assert any("names East Asia Summit" in rule for rule in match.refused)
+
+
+def test_unnamed_reads_the_article_head_against_every_member() -> None:
+    eas = {"signature": ("kind:summit", "org:East Asia Summit"), "entities": ("East Asia Summit",)}
+    article = _member(1, "x", 100, **eas)
+    story = [_member(2, "a", 100, entities=("ASEAN",)), _member(3, "b", 100)]
+    assert unnamed(article, story) == "East Asia Summit"
+    assert unnamed(article, [*story, _member(4, "c", 100, **eas)]) is None
+    assert unnamed(_member(5, "y", 100), story) is None  # nothing agreed: nothing to name

@@ -93,12 +93,22 @@ def _agreed(members: Sequence[Member]) -> set[str]:
     return out
 
 
-def _disagree(a: Sequence[Member], b: Sequence[Member]) -> str | None:
+def disagree(a: Sequence[Member], b: Sequence[Member]) -> str | None:
     """A name one story agrees on that most of the other's members do not name."""
     for one, other in ((a, b), (b, a)):
         for name in sorted(_agreed(one)):
             if 2 * sum(name in m.features.entities for m in other) < len(other):
                 return name
+    return None
+
+
+def unnamed(article: Member, story: Sequence[Member]) -> str | None:
+    """A grouping, partner or meeting pair the article's head names that no member of the
+    story names: the ASEAN Summit's reports never name the East Asia Summit of the same
+    week, whose report names both (the first step's check; issue 12)."""
+    for name in sorted(_agreed([article])):
+        if not any(name in m.features.entities for m in story):
+            return name
     return None
 
 
@@ -125,7 +135,7 @@ def whole_link(
     keys_b = {m.key for m in b}
     if any(keys_b.intersection(apart(m.key)) for m in a):
         return None
-    if _disagree(a, b):
+    if disagree(a, b):
         return None
     sa, sb = _sample(a), _sample(b)
     best_a = dict.fromkeys(range(len(sa)), 0.0)

@@ -39,7 +39,7 @@ from monitor.dedupe.lexicon import (
     NOT_NAMES,
     STOPWORDS,
 )
-from monitor.dedupe.merge import Member, MergeRules, StoryMerger
+from monitor.dedupe.merge import Member, MergeRules, StoryMerger, unnamed
 from monitor.dedupe.signature import (
     SignatureReader,
     dateline_end,
@@ -1416,6 +1416,8 @@ class StoryIndex:
                 f"matches one member ({best_score:.2f}) but not the story as a whole: only "
                 f"{supported} of {len(results)} members score {SUPPORT_FLOOR:.2f} or more"
             )
+        elif (name := _unnamed(entry, [self._entries[r] for r in compared])) is not None:
+            judgement.rule = f"its head names {name}, which none of the story's reports name"
         else:
             judgement.ok = True
         return judgement
@@ -1446,6 +1448,11 @@ def _with_story(match: StoryMatch, story_id: int, seed_refs: tuple[str, ...]) ->
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _unnamed(entry: _Entry, members: list[_Entry]) -> str | None:
+    one = Member(0, entry.key, entry.when, entry.features, entry.seed_ref is not None)
+    return unnamed(one, [Member(0, e.key, e.when, e.features, False) for e in members])
 
 
 def _merge_names(member: Member) -> list[str]:
