@@ -22,6 +22,8 @@ step's stories, best mean first (ties by the members' keys), each checked again 
 against the merged story; a component's result depends on its stories only, so the merged
 partition does not depend on arrival order when the first step's does not. A merged story
 takes the lowest id of the stories it joins; the others keep theirs inside the index.
+
+`unnamed` is the first step's check of the same kind, for one article against a story.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ class MergeRules:
     max_span_days: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Link:
-    mean: float
+    mean: float  # over the pairs compared
     pairs: int
 
 
