@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from monitor.dedupe.story import StoryFeatures
 
 _DAY = 86400.0
+MIN_SHARED = 2  # profile names two stories share before they are compared
 SAMPLE = 8  # members of a large story compared: the first and last four in story order
 
 
@@ -325,7 +326,8 @@ class StoryMerger:
             return []
         lo, hi = self._span[story_id]
         limit = self.rules.max_span_days * _DAY
-        found = sorted({t for n in names for t in self._by_name.get(n, ()) if t != story_id})
+        shared = Counter(t for n in names for t in self._by_name.get(n, ()) if t != story_id)
+        found = sorted(t for t, c in shared.items() if c >= MIN_SHARED)
         mine = self._members(story_id)
         out = []
         for t in found:
