@@ -724,10 +724,14 @@ class Poller:
         now = self.clock()
         stored_signature = ItemSignature(done.signature, done.shingles, done.features)
         from monitor.dedupe.near import signature_from_bytes
-        from monitor.dedupe.story import features_from_json
 
         signature = signature_from_bytes(done.signature)
         if existing_id is not None:
+            original = self.index.followers.original(article.url)
+            if original is not None:  # an exact duplicate changed: it still follows
+                from monitor.dedupe.follow import follow_marker
+
+                stored_signature = replace(stored_signature, features=follow_marker(original))
             if self.store.update_item(existing_id, article, now, tags, stored_signature):
                 self.index.remember(
                     article.url,
@@ -751,7 +755,7 @@ class Poller:
                 source=source.name,
                 signature=signature,
                 shingles=done.shingles,
-                features=features_from_json(done.features),
+                features=done.features,
                 exact=self._classify(source, entry, article) if exact is None else exact,
                 at=now,
                 near_match=near,
