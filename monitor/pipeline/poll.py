@@ -155,30 +155,29 @@ def _extract_job(
     MinHash signature, story features; the last three once per text, `signing`)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
-    from monitor.dedupe.story import features_to_json
-    from monitor.extract import build_text, detect_language, extract_page
+    from monitor.extract import build_text, extract_page
     from monitor.pipeline import signing
 
     started = time.perf_counter()
     page = extract_page(body, url=url, fast=fast) if body else None
     title = entry_title or (page.title if page else None) or url
     text, extraction = build_text(page, summary)
-    language = detect_language(text, hint=(page.language if page else None) or hint)
+    language = signing.language(text, (page.language if page else None) or hint)
     tags = signing.tags(title, text, language)
     signature, shingles = signing.signature(text)
     published = page.published_at if page else None
-    features = signing.features(title, text, published_at or published, language)
+    features = signing.features_json(title, text, published_at or published, language)
     return _Extracted(
         replace(page, text="") if page else None,  # its text is `text`: do not send it twice
         title,
         text,
         extraction,
         language,
-        text_fingerprint(text),
+        signing.fingerprint(text),
         tags,
         signature,
         shingles,
-        features_to_json(features),
+        features,
         time.perf_counter() - started,
     )
 
