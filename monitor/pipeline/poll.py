@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
-from monitor.dedupe.exact import canonical_url, text_fingerprint
+from monitor.dedupe.exact import canonical_url
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
@@ -448,8 +448,8 @@ class Poller:
         entries were left for the next poll. While its new articles wait for their batch,
         the source gives up its `slot` to another source."""
         fresh: list[tuple[Entry, int | None]] = []
-        for entry in entries:
-            seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+        keys = [(entry.guid, canonical_url(entry.url)) for entry in entries]
+        for entry, seen in zip(entries, self.store.find_items(source.name, keys), strict=True):
             if seen is None:
                 fresh.append((entry, None))
             elif seen.source == source.name and (
