@@ -465,19 +465,20 @@ class Poller:
             else:
                 fresh.append((entry, None))  # a canonical twin: stored as a duplicate below
         budget = fresh[: self.config.max_pages_per_poll]
+        canonical = {entry.url: key for entry, (_, key) in zip(entries, keys, strict=True)}
         # A canonical twin of an earlier entry of this feed (an AMP or tracking-URL variant)
         # waits for it, so the feed's first listing is the one stored as the original.
         firsts: list[tuple[Entry, int | None]] = []
         twins: list[tuple[Entry, int | None]] = []
         seen_urls: set[str] = set()
         for entry, existing in budget:
-            key = canonical_url(entry.url)
+            key = canonical[entry.url]
             (twins if key in seen_urls and existing is None else firsts).append((entry, existing))
             seen_urls.add(key)
         if self.defer is not None:
             groups: dict[str, list[tuple[Entry, int | None]]] = {}
             for entry, existing in firsts + twins:  # a twin goes after its first, in one job
-                groups.setdefault(canonical_url(entry.url), []).append((entry, existing))
+                groups.setdefault(canonical[entry.url], []).append((entry, existing))
             for group in groups.values():
                 await self.defer(source, group, cutoff)
             outcome.deferred += len(budget)

@@ -330,14 +330,14 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
         found: list[tuple[ExistingItem, str]] = []
         for start in range(0, len(entries), 500):
             chunk = entries[start : start + 500]
-            canonicals = sorted({c for _, c in chunk})
-            guids = sorted({g for g, _ in chunk if g})
-            cond: sa.ColumnElement[bool] = items.c.canonical_url.in_(canonicals)
-            if guids:
-                cond = sa.or_(cond, sa.and_(items.c.source_id == sid, items.c.guid.in_(guids)))
-            query = _existing_query(items.c.canonical_url).where(cond)
+            params = {
+                "canonicals": sorted({c for _, c in chunk}),
+                "sid": sid,
+                "guids": sorted({g for g, _ in chunk if g}),
+            }
             with self._begin() as conn:
-                found += [(ExistingItem(*row[:7]), row[7]) for row in conn.execute(query)]
+                rows = conn.execute(_FIND_ITEMS, params)
+                found += [(ExistingItem(*row[:7]), row[7]) for row in rows]
         by_canonical: dict[str, list[ExistingItem]] = {}
         by_guid: dict[str, list[ExistingItem]] = {}
         for item, item_canonical in found:
@@ -628,3 +628,15 @@ def _existing_query(*more: sa.ColumnElement[Any]) -> sa.Select[Any]:
     columns = (items.c.id, sources.c.name, items.c.url, items.c.guid, items.c.title)
     query = sa.select(*columns, items.c.text_hash, items.c.updated_at, *more)
     return query.join(sources, sources.c.id == items.c.source_id)
+
+
+# `find_items`: built once (building it for each feed was most of its cost).
+_FIND_ITEMS = _existing_query(items.c.canonical_url).where(
+    sa.or_(
+        items.c.canonical_url.in_(sa.bindparam("canonicals", expanding=True)),
+        sa.and_(
+            items.c.source_id == sa.bindparam("sid"),
+            items.c.guid.in_(sa.bindparam("guids", expanding=True)),
+        ),
+    )
+)
