@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from monitor.config import DedupeConfig
+from monitor.config import DedupeConfig, PollConfig
 from monitor.dedupe.follow import Followers, follow_marker, follow_match, followed
 from monitor.dedupe.story import StoryMove
 from monitor.models import HttpConfig, Item, Source
@@ -410,3 +410,53 @@ def test_followers_move_with_their_originals_and_the_stories_do_not_depend_on_ar
         assert got == expected
         moves += moved
     assert moves > 0  # copies were moved with their originals
+
+
+def test_once_the_workers_run_they_parse_the_feeds_and_parse_errors_keep_their_class(
+    http_server: LocalServer, http_config: HttpConfig, tmp_path: Path
+) -> None:
+    """With the worker processes started (a cold poll), feeds are parsed in them: a feed's
+    entries are stored as before, and a page that is not a feed or a broken feed fails
+    with the same error class and message as when parsed in the polling process."""
+    import asyncio
+
+    from monitor.errors import ParseError
+    from monitor.fetch import Fetcher, make_client
+    from monitor.parse import parse_feed
+    from monitor.pipeline import Poller, make_pool
+    from monitor.pipeline.poll import _started
+    from tests.test_pipeline import TAXONOMY, three_articles
+
+    http_server.add("/feed.xml", rss(three_articles(http_server)[:2]))
+    bodies = {
+        "page": (b"<html><body><p>A page.</p></body></html>", "text/html"),
+        "note": (b'<?xml version="1.0"?><note><to>x</to></note>', "application/xml"),
+    }
+    for name, (body, kind) in bodies.items():
+        http_server.add(f"/{name}.xml", body, content_type=kind)
+    sources = [Source(n, http_server.url(f"/{n}.xml")) for n in ("feed", *bodies)]
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}", now=START)
+    store.sync_sources(sources, START)
+    index = DedupeIndex.load(store, NO_CORPUS, DedupeConfig(), START)
+
+    async def go() -> dict[str, Any]:
+        with make_pool(1, TAXONOMY) as pool:
+            pool.submit(int).result()  # the workers start, as the first extraction starts them
+            assert _started(pool)
+            async with make_client(http_config) as client:
+                fetcher = Fetcher(client, http_config)
+                poller = Poller(store, fetcher, pool, PollConfig(), index=index, clock=Clock())
+                return {o.source: o for o in await poller.poll_all(sources)}
+
+    outcomes = asyncio.run(go())
+    assert (outcomes["feed"].outcome, outcomes["feed"].new) == ("ok", 2)
+    health = {h.name: h for h in store.list_source_health()}
+    for name, (body, kind) in bodies.items():
+        url = http_server.url(f"/{name}.xml")
+        with pytest.raises(ParseError) as here:
+            parse_feed(body, url=url, headers={"content-type": kind})
+        assert outcomes[name].outcome == "failed"
+        assert outcomes[name].error == str(here.value)
+        assert health[name].last_error_class == here.value.error_class
+    assert {health[n].last_error_class for n in bodies} == {"not_a_feed"}
+    store.close()

@@ -10,8 +10,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -410,6 +410,21 @@ class Poller:
             # a busy machine), and a large feed takes as long to parse (10,000 entries: about
             # 1.5 s): both in a thread, so the loop keeps serving the requests in flight,
             # whose timeouts would otherwise count that time.
+            if _started(self.executor):
+                # Workers are running (a cold poll extracting pages): they parse too, and
+                # the loop keeps to the requests and the decisions (issue 14: parsing was
+                # the largest part of a cold poll's main process).
+                loop = asyncio.get_running_loop()
+                try:
+                    parsed = await loop.run_in_executor(
+                        self.executor, _parse_job, result.body, result.final_url, result.headers
+                    )
+                except BrokenExecutor:
+                    parsed = None  # the workers died: parse here, as before they started
+                if isinstance(parsed, _ParseFailure):
+                    raise ParseError(parsed.url, parsed.detail, error_class=parsed.error_class)
+                if parsed is not None:
+                    return parsed
             if "feedparser" in sys.modules and len(result.body) < PARSE_ON_LOOP_BYTES:
                 return parse_feed(result.body, url=result.final_url, headers=result.headers)
             return await asyncio.to_thread(
@@ -960,6 +975,30 @@ def _same_site(a: str, b: str) -> bool:
 def _newest_first(entry: Entry) -> tuple[int, float]:
     at = entry.published_at or entry.updated_at
     return (0, -at.timestamp()) if at else (1, 0.0)
+
+
+def _started(executor: Executor) -> bool:
+    """Whether the executor's worker processes are running: a poll that extracted nothing
+    yet starts none just to parse a feed (a worker takes about a second to start)."""
+    return bool(getattr(executor, "_processes", None))
+
+
+@dataclass(frozen=True, slots=True)
+class _ParseFailure:
+    """A ParseError on its way back from a worker (raised again by the poll)."""
+
+    url: str
+    detail: str
+    error_class: str
+
+
+def _parse_job(body: bytes, url: str, headers: Mapping[str, str]) -> list[Entry] | _ParseFailure:
+    """Runs in a worker: `parse_feed`, a ParseError returned as a value (an exception's
+    own arguments would not survive the way back)."""
+    try:
+        return parse_feed(body, url=url, headers=headers)
+    except ParseError as exc:
+        return _ParseFailure(exc.url, exc.detail, exc.error_class)
 
 
 def _workers(executor: Executor) -> int:
