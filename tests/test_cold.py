@@ -460,3 +460,22 @@ def test_once_the_workers_run_they_parse_the_feeds_and_parse_errors_keep_their_c
         assert health[name].last_error_class == here.value.error_class
     assert {health[n].last_error_class for n in bodies} == {"not_a_feed"}
     store.close()
+
+
+def test_the_near_layer_loads_minhash_without_the_rest_of_datasketch() -> None:
+    """In a fresh interpreter: signing a text imports neither datasketch's package nor scipy,
+    and a later `import datasketch` gives the very same classes."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from monitor.dedupe.near import LeanMinHash, MinHash, sign_text
+        sign_text("one two three four five six seven eight nine ten eleven twelve")
+        print(sorted(m for m in ("scipy", "datasketch", "datasketch.lsh") if m in sys.modules))
+        import datasketch
+        print(datasketch.LeanMinHash is LeanMinHash and datasketch.MinHash is MinHash)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out == ["[]", "True"]

@@ -18,11 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from datasketch import LeanMinHash
-
 from monitor.config import DedupeConfig
 from monitor.corpus import corpus_files, read_sidecar, seed_from_bytes, seed_hash
 from monitor.dedupe.follow import Followers, follow_marker, follow_match, followed, kept_apart
+from monitor.dedupe.minhash import LeanMinHash
 from monitor.dedupe.near import (
     CONTAINMENT_THRESHOLD,
     JACCARD_THRESHOLD,
