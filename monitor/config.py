@@ -63,7 +63,7 @@ class PollConfig:
     max_pages_per_poll: int = 100  # article pages fetched per source per poll
     min_interval: timedelta = timedelta(minutes=1)  # the shortest source interval accepted
     # Sources polled at once (their pages share the HTTP limits); by default [http] concurrency.
-    parallel_sources: int = 32
+    parallel_sources: int = 100
     # New articles decided together, in date order, and stored in one transaction: at most
     # this many, decided as soon as no other article is being fetched or extracted, else
     # after waiting at most `decide_window_ms` for more (1 = each on its own; issue 14).

@@ -116,6 +116,24 @@ def _duplicate_names(sources: Sequence[Source], file: str) -> Iterable[Problem]:
         seen.add(source.name)
 
 
+def interleave_hosts(urls: Sequence[str]) -> list[int]:
+    """The positions of `urls` dealt round-robin over their hosts: each host's in their
+    order, hosts in the order they first appear.
+
+    A poll starts its sources in this order, so the sources in flight at once spread over
+    the hosts: in the listed order, a run of feeds from one site filled the
+    `parallel_sources` slots with polls waiting for that site's `per_host` connections
+    while the connections to other sites stayed idle (issue 14).
+    """
+    hosts: dict[str, list[int]] = {}
+    for position, url in enumerate(urls):
+        hosts.setdefault((urlsplit(url).hostname or "").lower(), []).append(position)
+    if len(hosts) < 2:
+        return list(range(len(urls)))
+    queues = list(hosts.values())
+    return [q[turn] for turn in range(max(map(len, queues))) for q in queues if turn < len(q)]
+
+
 def is_http_url(url: str) -> bool:
     parts = urlsplit(url.strip())
     return parts.scheme in ("http", "https") and bool(parts.hostname)

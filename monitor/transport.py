@@ -120,12 +120,14 @@ class HostPools(httpx.AsyncBaseTransport):
         except BaseException:
             host.in_flight -= 1
             raise
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=body,
-            extensions={"http_version": b"HTTP/1." + version, "reason_phrase": reason},
-        )
+        extensions = {"http_version": b"HTTP/1." + version, "reason_phrase": reason}
+        if status == 304:
+            # No body (RFC 9110 §15.4.5): the connection goes back now and the response is
+            # born read, sparing each 304 of a warm poll httpx's chain of body iterators
+            # (issue 14). Other responses stream, to be read raw (`Fetcher` caps bodies).
+            await body.aclose()
+            return httpx.Response(status, headers=headers, content=b"", extensions=extensions)
+        return httpx.Response(status, headers=headers, stream=body, extensions=extensions)
 
     def _idle(self, host: _Host, now: float) -> tuple[_Connection | None, bool]:
         while host.idle:

@@ -115,12 +115,16 @@ def stored(store: Store) -> list[tuple[Any, ...]]:
 
 
 def one_by_one(
-    store: Store, extracted: list[tuple[Source, Entry, Any]], order: list[int]
+    store: Store,
+    extracted: list[tuple[Source, Entry, Any]],
+    order: list[int],
+    index: DedupeIndex | None = None,
 ) -> list[PollOutcome]:
     """The unbatched path (`decide_batch = 1`): `Poller._decide` for each article in turn,
-    in `order`."""
+    in `order` (with a live `index`, else one loaded from the store)."""
     clock = Clock()
-    index = DedupeIndex.load(store, NO_CORPUS, DedupeConfig(), clock())
+    if index is None:
+        index = DedupeIndex.load(store, NO_CORPUS, DedupeConfig(), clock())
     outcomes = []
 
     async def go() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,6 +63,19 @@ def test_example_config_documents_every_key_and_loads() -> None:
     assert config.digests[0].formats == ("markdown", "email")
     assert config.dedupe.retention == timedelta(days=90)
     assert config.dedupe.story_retention == timedelta(days=30)
+
+
+def test_example_config_states_the_request_limits_the_code_defaults_to(tmp_path: Path) -> None:
+    """The limits a user gets without an [http] table are the ones the example documents:
+    100 requests in all, 2 to one host (issue 14), and as many sources in flight."""
+    text = (CONFIG_DIR / "monitor.example.toml").read_text("utf-8")
+    http = tomllib.loads(text)["http"]
+    commented = re.search(r"(?m)^# parallel_sources = (\d+) ", text)
+    assert commented is not None
+    defaults = load_config(write(tmp_path, ""), {})
+    assert (http["per_host"], http["concurrency"], int(commented.group(1))) == (2, 100, 100)
+    assert (defaults.http.per_host, defaults.http.concurrency) == (2, 100)
+    assert defaults.poll.parallel_sources == 100
 
 
 def test_design_keys_are_accepted_and_relative_paths_follow_the_file(tmp_path: Path) -> None:
@@ -189,9 +204,9 @@ def test_dedupe_retention_windows_are_read_and_checked(tmp_path: Path) -> None:
 
 
 def test_parallel_sources_follows_http_concurrency_unless_set(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, ""), {}).poll.parallel_sources == 32
-    wide = load_config(write(tmp_path, "[http]\nconcurrency = 100\n"), {})
-    assert (wide.http.concurrency, wide.poll.parallel_sources) == (100, 100)
+    assert load_config(write(tmp_path, ""), {}).poll.parallel_sources == 100
+    narrow = load_config(write(tmp_path, "[http]\nconcurrency = 16\n"), {})
+    assert (narrow.http.concurrency, narrow.poll.parallel_sources) == (16, 16)
     pinned = write(tmp_path, "[http]\nconcurrency = 100\n[poll]\nparallel_sources = 8\n")
     assert load_config(pinned, {}).poll.parallel_sources == 8
     keys = [key for _f, key, _r in problems_of(write(tmp_path, "[poll]\nparallel_sources = 0\n"))]

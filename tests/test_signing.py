@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import DedupeConfig, PollConfig
+from monitor.dedupe.follow import follow_marker
 from monitor.dedupe.near import sign_text, signature_to_bytes
 from monitor.dedupe.story import extract_features, features_to_json
 from monitor.fetch import Fetcher, make_client
@@ -51,7 +52,8 @@ def test_a_known_text_skips_the_signature_but_still_records_the_item(
     http_server: LocalServer, http_config: HttpConfig, tmp_path: Path
 ) -> None:
     """Two URLs serving the same page: its signature and features are computed once, both
-    items are stored (the second a duplicate by text hash) with the very same signature."""
+    items are stored (the second a duplicate by text hash) with the very same signature, and
+    the second takes the first's story, undecided, storing no features of its own."""
     page = (PAGES / "chron.com.esper-vietnam.html").read_bytes()
     links = [http_server.add(f"/same/{n}.html", page, content_type="text/html") for n in (1, 2)]
     feed = rss(
@@ -80,8 +82,14 @@ def test_a_known_text_skips_the_signature_but_still_records_the_item(
     asyncio.run(go())
     stored = list(store.signatures_since(START))
     statuses = sorted(i.status for i in store.list_items())
+    stories = {i.url: i.story_id for i in store.list_items()}
     store.close()
     assert statuses == ["duplicate", "new"]  # both recorded
+    # The second takes the first's story without a story decision or features of its own.
+    assert stories[stored[1].url] == stories[stored[0].url] is not None
+    assert stored[1].features == follow_marker(stored[0].url)
+    assert index.stories.story_of(stored[1].url) is None
+    assert signing.features_json.cache_info().hits == 1
     assert signing.signature.cache_info().misses == 1  # signed once ...
     assert signing.signature.cache_info().hits == 1  # ... and the second time remembered
     assert len(stored) == 2

@@ -7,7 +7,13 @@ from datetime import timedelta
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.sources import parse_opml, parse_sources, render_opml, render_sources
+from monitor.sources import (
+    interleave_hosts,
+    parse_opml,
+    parse_sources,
+    render_opml,
+    render_sources,
+)
 
 GOOD = """
 [[sources]]
@@ -111,3 +117,22 @@ def test_opml_external_entities_are_refused() -> None:
 <opml><body><outline text="&xxe;" xmlUrl="https://a.org/feed"/></body></opml>"""
     with pytest.raises(ConfigError, match="external entity"):
         parse_opml(attack, file="x.opml")
+
+
+@pytest.mark.parametrize(
+    ("urls", "expected"),
+    [
+        ([], []),
+        (["http://a/1", "http://a/2", "http://a/3"], [0, 1, 2]),
+        (
+            ["http://a/1", "http://a/2", "http://a/3", "http://b/1", "https://B:8443/2"],
+            [0, 3, 1, 4, 2],
+        ),
+        (["http://b/1", "http://a/1", "http://b/2", "http://c/1"], [0, 1, 3, 2]),
+    ],
+    ids=["none", "one-host-keeps-its-order", "runs-of-one-site-dealt-out", "first-seen-first"],
+)
+def test_sources_are_dealt_round_robin_over_their_hosts(
+    urls: list[str], expected: list[int]
+) -> None:
+    assert interleave_hosts(urls) == expected

@@ -544,7 +544,7 @@ def test_russian_inflected_forms_in_a_real_report(shipped: Taxonomy, news: dict[
     assert item.split == "train"
     assert _evidence(shipped, "maritime-security", item.title, "ru") == {
         "тихоокеанск* флот*": 1,  # Тихоокеанского флота
-        "корабл*": 1,  # кораблей
+        "отряд* корабл*": 1,  # Отряд кораблей (a naval detachment, fifth round)
     }
     tags = _tags_of(shipped, item)
     assert set(tags) == {"maritime-security"}
@@ -815,11 +815,13 @@ def test_the_fresh_test_split_is_big_enough_and_in_each_language() -> None:
 
 
 # Measured on the news.jsonl test2 split (the fresh batch, never tuned on) after tuning on
-# train, dev, test1 and train2 (docs/tagging.md: macro-F1 0.889, micro P 0.933; micro-F1
-# ru 0.881, vi 0.832, id 0.971); a regression below a floor fails.
-NEWS_TEST_MACRO_F1_FLOOR = 0.87
+# train, dev, test1 and train2 (docs/tagging.md, fifth round: macro-F1 0.917, micro P 0.942;
+# micro-F1 ru 0.881, vi 0.879, id 0.986; lowest topic with at least 5 positives 0.833); the
+# floors are the issue's targets, and a regression below one fails.
+NEWS_TEST_MACRO_F1_FLOOR = 0.90
 NEWS_TEST_MICRO_PRECISION_FLOOR = 0.90
-NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.80, "id": 0.93}
+NEWS_TEST_LANGUAGE_F1_FLOORS = {"ru": 0.85, "vi": 0.85, "id": 0.85}
+NEWS_TEST_TOPIC_F1_FLOOR = 0.75  # every topic with at least 5 test2 positives
 
 
 def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
@@ -829,6 +831,9 @@ def test_news_test_split_stays_above_the_floors(shipped: Taxonomy) -> None:
     assert report.micro.precision >= NEWS_TEST_MICRO_PRECISION_FLOOR
     for lang, floor in NEWS_TEST_LANGUAGE_F1_FLOORS.items():
         assert report.per_language[lang][0].f1 >= floor, lang
+    for topic, scores in report.per_topic.items():
+        if scores.support >= 5:
+            assert scores.f1 >= NEWS_TEST_TOPIC_F1_FLOOR, topic
 
 
 def test_macro_f1_on_the_test_split_stays_above_the_floor(shipped: Taxonomy) -> None:
@@ -1042,3 +1047,147 @@ def test_folding_in_one_pass_equals_the_table_applied_to_every_character() -> No
         folded = unicodedata.normalize("NFKC", raw).casefold().translate(normalise._TABLE)
         expected = " ".join(vi_y.sub(r"\1i", folded).split())
         assert normalise_text(raw) == expected, item.id
+
+
+# --- fifth round: more specific terms win ties, degrees, recall vocabulary per language -----
+
+
+def test_of_two_terms_matching_the_same_words_the_longer_spelling_wins() -> None:
+    """news-en-047 (test1): "farmers" is evidence for `farmer*` (weight 2), not for `farm*`
+    (weight 1), although both match the same word."""
+    rules = WORDS + (
+        'terms.en = [{ term = "farm*", weight = 1 }, { term = "farmer*", weight = 2 }]'
+    )
+    taxonomy = parse_taxonomy(rules, file="farm.toml")
+    sentence = "They said, ‘The farmers can’t handle it.’"
+    assert _evidence(taxonomy, "words", sentence, "en") == {"farmer*": 1}
+    assert _evidence(taxonomy, "words", "farm products", "en") == {"farm*": 1}
+
+
+def test_the_shipped_rules_count_farmers_for_the_heavier_term(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    item = news["news-en-047"]
+    assert "The farmers can’t handle it." in item.text
+    found = _evidence(shipped, "agriculture-food", "The farmers can’t handle it.", "en")
+    assert found == {"farmer*": 1}
+
+
+def test_an_academic_degree_is_no_evidence_for_science(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """news-ru-073 (train): "доктор наук" (Doctor of Sciences) in a person's title is a
+    `not` phrase of science-education; the article is about nuclear energy."""
+    item = news["news-ru-073"]
+    sentence = "директор Вьетнамского института атомной энергии, доктор наук Чан Чи Тхань"
+    assert sentence in item.text
+    assert _evidence(shipped, "science-education", sentence, "ru") == {}
+    assert _evidence(shipped, "science-education", "развитие фундаментальной науки", "ru") == {
+        "наук*": 1
+    }
+    assert set(_tags_of(shipped, item)) == {"energy"}
+
+
+@pytest.mark.parametrize(
+    ("item_id", "topic", "sentence", "evidence"),
+    [
+        # dative of a word written without `*` (the consonant rule): террор -> террору
+        (
+            "news-ru-110",
+            "counter-terrorism",
+            "Открывается встреча Регионального форума АСЕАН по противодействию террору",
+            {"террор": 1},
+        ),
+        (
+            "news-ru-087",
+            "culture-tourism",
+            "Россия возобновила прямые полеты на Бали впервые с 2020 года.",
+            {"прям* полет*": 1},
+        ),
+        (
+            "news-ru-051",
+            "maritime-security",
+            "Несмотря на это, одно филиппинское судно протаранило катер УБО.",
+            {"судн*": 1, "протаранил*": 1, "катер*": 1},
+        ),
+    ],
+    ids=["terror-dative", "direct-flights-plural", "vessel-rammed-boat"],
+)
+def test_russian_inflected_forms_of_the_fifth_round_terms(
+    shipped: Taxonomy,
+    news: dict[str, Any],
+    item_id: str,
+    topic: str,
+    sentence: str,
+    evidence: dict[str, int],
+) -> None:
+    item = news[item_id]
+    assert item.split != "test2"
+    assert sentence in item.title + item.text
+    assert _evidence(shipped, topic, sentence, "ru") == evidence
+    assert topic in _tags_of(shipped, item)
+
+
+# news-vi-129 (train2): a paragraph on fishermen whose boat was nearly sunk, and its lead,
+# which names the fishermen once
+VI_PARAGRAPH = (
+    "Như tin đã đưa, tối 21/5, Tàu cá QNg 90917 TS cùng 15 ngư dân hành trình từ Hoàng Sa về "
+    "Quảng Ngãi đã bị tàu có sơn chữ China quyết liệt cản đường, uy hiếp và suýt bị đâm chìm "
+    "trên biển. Những ngư dân đã may mắn thoát nạn nhưng con tàu trở về với nhiều vết thương "
+    "trên thân tàu, thiệt hại hàng trăm triệu đồng."
+)
+VI_PASSING = (
+    "Nếu chúng ta không có giải pháp, Trung Quốc ắt sẽ được đằng chân lân đằng đầu và còn gây "
+    "ra nhiều rắc rối, nguy hiểm cho bà con ngư dân ta."
+)
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["diacritics", "plain"])
+def test_vietnamese_fishermen_paragraph_tags_and_a_passing_line_does_not(
+    shipped: Taxonomy, news: dict[str, Any], plain: bool
+) -> None:
+    item = news["news-vi-129"]
+    assert VI_PARAGRAPH in item.text
+    assert VI_PASSING in item.text
+    paragraph = _strip_diacritics(VI_PARAGRAPH) if plain else VI_PARAGRAPH
+    passing = _strip_diacritics(VI_PASSING) if plain else VI_PASSING
+    assert _evidence(shipped, "maritime-security", paragraph, "vi") == {
+        "ngư dân": 2,
+        "tàu cá": 1,
+        "hoàng sa": 1,
+        "đâm chìm": 1,
+    }
+    assert "maritime-security" in _tagged(shipped, paragraph, "vi")
+    assert _evidence(shipped, "maritime-security", passing, "vi") == {"ngư dân": 1}
+    assert "maritime-security" not in _tagged(shipped, passing, "vi")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # news-vi-004 (test1)
+        "2 tháng gần đây, khách Nga đến Nha Trang – Khánh Hòa đã bắt đầu tăng trở lại.",
+        "2 thang gan day, khach Nga den Nha Trang - Khanh Hoa da bat dau tang tro lai.",
+    ],
+    ids=["diacritics", "plain"],
+)
+def test_vietnamese_russian_visitors_with_and_without_diacritics(
+    shipped: Taxonomy, sentence: str
+) -> None:
+    assert _evidence(shipped, "culture-tourism", sentence, "vi") == {"khách nga": 1}
+
+
+def test_a_word_is_evidence_for_one_term_of_a_topic_only(
+    shipped: Taxonomy, news: dict[str, Any]
+) -> None:
+    """news-vi-006 (test1), a tourism report: "dịch Covid-19" is one mention of the pandemic
+    as background; `dịch covid` and `COVID 19` overlap on "Covid", so only the first counts."""
+    item = news["news-vi-006"]
+    sentence = "Nhưng do ảnh hưởng dịch Covid-19 và bất ổn chính trị nên các chuyến bay từ Nga"
+    assert sentence in item.text
+    assert _evidence(shipped, "health", sentence, "vi") == {"dịch covid": 1}
+    assert "health" not in _tags_of(shipped, item)
+    # news-ru-038 (train): "вице-премьер-министр" is one official, not two
+    assert _evidence(shipped, "diplomacy", "первый вице-премьер-министр России", "ru") == {
+        "вице премьер*": 1
+    }

@@ -94,6 +94,32 @@ def test_304s_from_two_hosts_reuse_one_connection_each() -> None:
     assert server.connections == 2
 
 
+def test_a_304_comes_back_read_with_its_connection_already_free() -> None:
+    """A 304 has no body: the response is read when it is handed over, and its connection
+    serves the next request even while that response is still open."""
+
+    async def go() -> tuple[KeepAliveServer, list[bytes], list[int]]:
+        async with serving() as (server, port):
+            url = f"http://{HOSTS[0]}:{port}/f.xml"
+            async with httpx.AsyncClient(transport=HostPools(1)) as client:
+                held = [
+                    await client.send(
+                        client.build_request("GET", url, headers={"If-None-Match": '"v1"'}),
+                        stream=True,
+                    )
+                    for _ in range(3)
+                ]
+                contents = [r.content for r in held]  # no aread(): read already
+                statuses = [r.status_code for r in held]
+                for response in held:
+                    await response.aclose()
+            return server, contents, statuses
+
+    server, contents, statuses = asyncio.run(go())
+    assert (contents, statuses) == ([b""] * 3, [304] * 3)
+    assert server.connections == 1
+
+
 def test_a_host_unused_past_the_keepalive_expiry_has_its_pool_closed() -> None:
     """Idle connections stay bounded by the hosts in recent use."""
     config = HttpConfig()

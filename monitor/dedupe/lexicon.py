@@ -301,8 +301,10 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
     "Kazakhstan": ("place", 0.8, ("Kazakhstan", "Казахстан")),
     "Uzbekistan": ("place", 0.8, ("Uzbekistan", "Узбекистан")),
     # More groupings, leaders and venues, with their Russian, Vietnamese and Indonesian names.
+    # Not "Четверка": its stem is that of "четверг" (Thursday), so every Russian report of a
+    # Thursday meeting named the Quad.
     "Quad": ("org", 0.8, ("Quad", "Quadrilateral Security Dialogue", "Четырехсторонний диалог",
-                          "Четверка", "QUAD", "Bộ Tứ")),
+                          "QUAD", "Bộ Tứ")),
     "GCC": ("org", 0.8, ("GCC", "Gulf Cooperation Council", "ССАГПЗ",
                          "Совет сотрудничества арабских государств Персидского залива",
                          "Hội đồng Hợp tác vùng Vịnh", "Dewan Kerja Sama Teluk")),

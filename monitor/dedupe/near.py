@@ -34,7 +34,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import LeanMinHash, MinHash
+
+from monitor.dedupe.minhash import LeanMinHash, MinHash
 
 Kind = Literal["seed", "item"]
 

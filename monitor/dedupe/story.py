@@ -39,6 +39,7 @@ from monitor.dedupe.lexicon import (
     NOT_NAMES,
     STOPWORDS,
 )
+from monitor.dedupe.merge import Member, MergeRules, StoryMerger, unnamed
 from monitor.dedupe.signature import (
     SignatureReader,
     dateline_end,
@@ -666,11 +667,14 @@ class StoryMatch:
     refused: tuple[str, ...] = ()  # candidate stories turned down, each with the rule
     window_days: int = WINDOW_DAYS
     max_span_days: int = MAX_SPAN_DAYS
+    merged: str = ""  # the second step's merge of whole stories (`merge`), in words
 
     def explain(self) -> str:
         """The decision in plain words."""
         when = _time_words(self)
         refused = f"; refused: {'; '.join(self.refused)}" if self.refused else ""
+        if self.merged:
+            refused += f"; {self.merged}"
         why = "; ".join(self.reasons)
         if not self.is_new:
             return (
@@ -818,6 +822,14 @@ class StoryIndex:
         self._candidates: dict[
             int, tuple[int, list[int], tuple[int, tuple[int, float, str]] | None]
         ] = {}
+        # The second step: stories of the first that match as wholes are merged (issue 12).
+        self._merger = StoryMerger(
+            self._merge_members,
+            _merge_names,
+            self._merge_score,
+            lambda key: self._apart.get(key, ()),
+            MergeRules(threshold, mean_threshold, SUPPORT_FLOOR, max_span_days),
+        )
         self._trial: StoryTrial | None = None  # the changes being journaled (`begin_trial`)
 
     def set_apart(self, constraints: Mapping[str, Iterable[str]]) -> None:
@@ -839,18 +851,48 @@ class StoryIndex:
         return len(self._entries)
 
     def seed_refs(self, story_id: int) -> tuple[str, ...]:
-        rows = self._stories.get(story_id, ())
+        """The seeds of a story (as `story_of` and the matches number them)."""
+        rows = self._story_rows(story_id)
         return tuple(sorted({ref for r in rows if (ref := self._entries[r].seed_ref)}))
 
     def span(self, story_id: int) -> tuple[datetime, datetime] | None:
         """The dated span of a story's indexed members (None when none is dated)."""
-        dates = [w for r in self._stories.get(story_id, ()) if (w := self._entries[r].when)]
+        dates = [w for r in self._story_rows(story_id) if (w := self._entries[r].when)]
         return (_utc(min(dates)), _utc(max(dates))) if dates else None
 
     def story_of(self, key: str) -> int | None:
         """The story of the indexed article `key` (None when not indexed)."""
         row = self._rows.get(key)
-        return None if row is None else self._entries[row].story_id
+        return None if row is None else self._merger.merged_id(self._entries[row].story_id)
+
+    def _merge_members(self, story_id: int) -> list[Member]:
+        entries = self._entries
+        rows = sorted(self._stories.get(story_id, ()), key=lambda r: entries[r].order)
+        return [
+            Member(r, e.key, e.when, e.features, e.seed_ref is not None)
+            for r in rows
+            if (e := entries[r])
+        ]
+
+    def _merge_score(self, a: Member, b: Member) -> float:
+        """The pair score, the later article in the order scored against the earlier, as
+        the first step scores it (and from the same memo)."""
+        if self._entries[a.row].order < self._entries[b.row].order:
+            a, b = b, a
+        return self._pair_score(a.row, b.row)
+
+    def _story_rows(self, story_id: int) -> list[int]:
+        """The rows of a story as the outside sees it: its first-step stories' rows."""
+        parts = self._merger.parts(story_id)
+        return [r for part in parts for r in self._stories.get(part, ())]
+
+    def _base_seed_refs(self, story_id: int) -> tuple[str, ...]:
+        rows = self._stories.get(story_id, ())
+        return tuple(sorted({ref for r in rows if (ref := self._entries[r].seed_ref)}))
+
+    def _base_span(self, story_id: int) -> tuple[datetime, datetime] | None:
+        dates = [w for r in self._stories.get(story_id, ()) if (w := self._entries[r].when)]
+        return (_utc(min(dates)), _utc(max(dates))) if dates else None
 
     def date_seed(self, key: str, features: StoryFeatures, basis: str) -> None:
         """Give an undated seed the date its story found for it (`features.published_at`)."""
@@ -917,15 +959,49 @@ class StoryIndex:
                 if reach is not None and (horizon is None or reach > horizon):
                     horizon = reach
         self._relabel(fresh, before)
-        for moved, old in before.items():
-            other = self._entries[moved]
-            if other.story_id != old and other.match is not None:
-                match = _with_story(other.match, other.story_id, self.seed_refs(other.story_id))
-                other.match = match
-                self._moves.append(StoryMove(other.key, other.seed_ref, match))
+        self._merge_step(row, before)
         assert entry.match is not None
-        entry.match = _with_story(entry.match, entry.story_id, self.seed_refs(entry.story_id))
         return entry.match
+
+    def _merge_step(self, row: int, before: dict[int, int]) -> None:
+        """The second step (`merge`) around the stories this decision changed; the articles
+        whose story changed either way, but for `row`, become moves."""
+        entry = self._entries[row]
+        merger = self._merger
+        changed = {entry.story_id, *before.values()}
+        changed.update(self._entries[r].story_id for r in before)
+        previous = {s: merger.merged_id(s) for s in changed}
+        shifted = merger.update(changed)
+        old_of = {r: previous[old] for r, old in before.items()}
+        for story_id, old in shifted.items():
+            for r in self._stories.get(story_id, ()):
+                old_of.setdefault(r, old)
+        old_of.pop(row, None)
+        for r in sorted(old_of, key=lambda r: self._entries[r].order):
+            other = self._entries[r]
+            story_id = merger.merged_id(other.story_id)
+            if story_id != old_of[r] and other.match is not None:
+                other.match = self._outside(other.match, other.story_id)
+                self._moves.append(StoryMove(other.key, other.seed_ref, other.match))
+        assert entry.match is not None
+        entry.match = self._outside(entry.match, entry.story_id)
+
+    def _outside(self, match: StoryMatch, base_id: int) -> StoryMatch:
+        """A match as the outside sees it: numbered by the merged story, with its seeds, and
+        the merge said in words."""
+        story_id = self._merger.merged_id(base_id)
+        match = _with_story(match, story_id, self.seed_refs(story_id))
+        merged = ""
+        if story_id != base_id or len(self._merger.parts(story_id)) > 1:
+            others = [p for p in self._merger.parts(story_id) if p != base_id]
+            merged = (
+                f"its story matched {len(others)} other "
+                f"{'story' if len(others) == 1 else 'stories'} as a whole and was merged "
+                f"into story {story_id}"
+            )
+        if merged != match.merged:
+            match = replace(match, merged=merged, span=self.span(story_id) or match.span)
+        return match
 
     def add(
         self,
@@ -938,7 +1014,24 @@ class StoryIndex:
         date_basis: str | None = None,
     ) -> None:
         """Index an article whose story is already known (rebuilding from the store)."""
+        if story_id in self._stories and self._merger.merged_id(story_id) != story_id:
+            # A story merged into another is known by the other's id outside this index:
+            # this id is another process's new story (cluster mode). Ours takes a fresh id.
+            self._renumber(story_id, max(self._next_id, story_id + 1))
         self._insert(key, features, at, story_id, seed_ref, date_basis)
+        self._merger.note(story_id)
+
+    def _renumber(self, old: int, new: int) -> None:
+        """Give a first-step story that is merged into another a fresh id."""
+        rows = self._stories.pop(old)
+        self._stories[new] = rows
+        for r in rows:
+            self._entries[r].story_id = new
+        self._next_id = new + 1
+        self._changed(old)
+        self._changed(new)
+        self._judged.clear()
+        self._merger.rename(old, new)
 
     def evict_before(self, at: datetime) -> int:
         """Forget articles (never seeds) dated before the cut-off; returns how many."""
@@ -960,6 +1053,9 @@ class StoryIndex:
                     members.discard(row)
                     if not members:
                         del self._stories[entry.story_id]
+                        self._merger.forget(entry.story_id)
+                    else:
+                        self._merger.note(entry.story_id)
                 count += 1
             self._postings.pop(day, None)
         return count
@@ -1335,7 +1431,7 @@ class StoryIndex:
             if best_row is not None
             else ()
         )
-        span = self.span(story_id) if chosen is not None else None
+        span = self._base_span(story_id) if chosen is not None else None
         if span is None and entry.when is not None:
             span = (_utc(entry.when), _utc(entry.when))
         return StoryMatch(
@@ -1346,7 +1442,7 @@ class StoryIndex:
             matched_key=other if chosen is not None else None,
             compared_with=other,
             reasons=tuple(reasons),
-            seed_refs=self.seed_refs(story_id),
+            seed_refs=self._base_seed_refs(story_id),
             date=_utc(entry.when) if entry.when is not None else None,
             date_basis=entry.basis,
             span=span,
@@ -1362,7 +1458,7 @@ class StoryIndex:
         return min(self._entries[r].order for r in self._stories[story_id])
 
     def _story_label(self, story_id: int) -> str:
-        refs = self.seed_refs(story_id)
+        refs = self._base_seed_refs(story_id)
         return f" (seed {', '.join(refs)})" if refs else ""
 
     def _pair_score(self, row: int, other: int) -> float:
@@ -1467,6 +1563,8 @@ class StoryIndex:
                 f"matches one member ({best_score:.2f}) but not the story as a whole: only "
                 f"{supported} of {len(results)} members score {SUPPORT_FLOOR:.2f} or more"
             )
+        elif (name := _unnamed(entry, [self._entries[r] for r in compared])) is not None:
+            judgement.rule = f"its head names {name}, which none of the story's reports name"
         else:
             judgement.ok = True
         return judgement
@@ -1512,6 +1610,16 @@ def _with_story(match: StoryMatch, story_id: int, seed_refs: tuple[str, ...]) ->
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _unnamed(entry: _Entry, members: list[_Entry]) -> str | None:
+    one = Member(0, entry.key, entry.when, entry.features, entry.seed_ref is not None)
+    return unnamed(one, [Member(0, e.key, e.when, e.features, False) for e in members])
+
+
+def _merge_names(member: Member) -> list[str]:
+    """The names a story's profile is made of: gazetteer names, not the ubiquitous ones."""
+    return [e for e in member.features.entities if e[:1] != "=" and _entity_weight(e) >= 0.8]
 
 
 def _index_keys(features: StoryFeatures) -> tuple[str, ...]:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.dedupe.near import signature_from_bytes
-from monitor.dedupe.story import features_from_json
 from monitor.models import Article, DuplicateOf, Status
 from monitor.pipeline.index import DedupeIndex
 from monitor.store import CorrectionsChanged, ExistingItem, ItemSignature, NewItem, Store
@@ -137,7 +136,7 @@ def _decide_one(
         source=article.source,
         signature=signature,
         shingles=stored.shingles,
-        features=features_from_json(stored.features),
+        features=stored.features,  # read only when the story layer decides
         exact=exact.classify(article),
         at=now,
     )

@@ -74,7 +74,8 @@ def _redecide(
         return found.new_story_id, {"story_id": found.new_story_id}, ()
     # The story layer (datasketch, numpy, scipy) only when an undo decides again: the CLI
     # imports this module, and a poll of unchanged feeds never needs them (issue 14).
-    from monitor.dedupe.story import features_from_json
+    from monitor.dedupe.follow import follow_match, followed
+    from monitor.dedupe.story import StoryMove, features_from_json
     from monitor.pipeline.index import DedupeIndex, story_changes, story_record
 
     row = rows[0]
@@ -85,10 +86,28 @@ def _redecide(
         skip=row.url,
         apart=store.apart_keys(excluding=found.id),
     )
+    undone = f"(decided again: correction {found.id} undone)"
+    original = followed(row.features)
+    if original is not None:  # an exact duplicate: it follows its original again
+        story_id = index.stories.story_of(original)
+        if story_id is None:  # its original left the story window: it keeps its story
+            assert found.new_story_id is not None
+            return found.new_story_id, {"story_id": found.new_story_id}, ()
+        followed_match = follow_match(
+            story_id,
+            original,
+            threshold=index.stories.threshold,
+            seed_refs=index.stories.seed_refs(story_id),
+        )
+        record = story_record(followed_match)
+        record["explanation"] = f"{record['explanation']} {undone}"
+        return story_id, record, ()
     match = index.stories.assign(row.url, features_from_json(row.features), row.fetched_at)
     record = story_record(match)
-    record["explanation"] = f"{record['explanation']} (decided again: correction {found.id} undone)"
-    return match.story_id, record, story_changes(index.stories.take_moves())
+    record["explanation"] = f"{record['explanation']} {undone}"
+    # Its followers go where it goes, as do those of the articles it moved.
+    own = index.followers.moves([StoryMove(row.url, None, match)])[1:]
+    return match.story_id, record, story_changes([*own, *index.moves()])
 
 
 def _via(via: str) -> str:

@@ -3,7 +3,8 @@
 `DedupeIndex.load` signs only what it has not signed before: an unchanged seed file (same
 name, same bytes) and every stored item come back from their stored signatures and features.
 Items first seen within `[dedupe] retention` go into the near-duplicate index and those within
-`story_retention` into the story index; seeds are always in both.
+`story_retention` into the story index; seeds are always in both. An exact duplicate of an
+indexed article follows its story (`monitor.dedupe.follow`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from datasketch import LeanMinHash
-
 from monitor.config import DedupeConfig
 from monitor.corpus import corpus_files, read_sidecar, seed_from_bytes, seed_hash
+from monitor.dedupe.follow import Followers, follow_marker, follow_match, followed, kept_apart
+from monitor.dedupe.minhash import LeanMinHash
 from monitor.dedupe.near import (
     CONTAINMENT_THRESHOLD,
     JACCARD_THRESHOLD,
@@ -73,9 +74,12 @@ class Decision:
     near_record: dict[str, Any] | None  # for `explain`; None when the exact layer decided
     story: StoryMatch
     moves: Sequence[StoryMove] = ()  # earlier articles whose story this one changed
+    follows: str | None = None  # the original whose story it took (an exact duplicate)
 
     def record(self, signature: ItemSignature) -> DedupeRecord:
-        """What the store keeps with the item."""
+        """What the store keeps with the item (a follower: the marker for its features)."""
+        if self.follows is not None:
+            signature = replace(signature, features=follow_marker(self.follows))
         return DedupeRecord(
             signature=signature,
             story_id=self.story.story_id,
@@ -95,6 +99,8 @@ class DedupeIndex:
             next_story_id=next_story_id,
             max_span_days=max(1, round(config.story_max_span.total_seconds() / 86400)),
         )
+        self.followers = Followers()  # exact duplicates following an indexed original
+        self.apart: dict[str, set[str]] = {}  # the corrections' constraints (`set_apart`)
         self.seeds_signed: list[str] = []  # seed files (re)signed by the last load
         # The store's corrections as this index last obeyed them (`obey_corrections`).
         self.corrections_seen = (0, 0)
@@ -108,7 +114,7 @@ class DedupeIndex:
         """Build the indexes: stored items of the retention windows, then the seed corpus."""
         index = cls(config, next_story_id=store.max_story_id() + 1)
         index.corrections_seen = store.corrections_state()
-        index.stories.set_apart(store.apart_keys())
+        index.set_apart(store.apart_keys())
         # Loading makes hundreds of thousands of objects and no garbage: with the cyclic
         # collector on, it ran over and over and took half the load (1.1 of 2.4 s, 100k items).
         collecting = gc.isenabled()
@@ -133,8 +139,7 @@ class DedupeIndex:
                 if row.fetched_at >= near_since and row.shingles >= MIN_SHINGLES:
                     add_stored(self.near, row)
                 if row.fetched_at >= story_since and row.story_id is not None:
-                    features = features_from_json(row.features)
-                    self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+                    self._add_story(row)
             except ValueError as exc:  # a row this version cannot read: skip it, say so
                 log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
 
@@ -168,8 +173,7 @@ class DedupeIndex:
                     and row.fetched_at >= story_since
                     and row.story_id is not None
                 ):
-                    features = features_from_json(row.features)
-                    self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+                    self._add_story(row)
             except ValueError as exc:
                 log.warning("signature_unreadable item=%d error=%s", row.item_id, exc)
         if moved:
@@ -204,22 +208,62 @@ class DedupeIndex:
         self.stories = StoryIndex(
             next_story_id=store.max_story_id() + 1, max_span_days=self.stories.max_span_days
         )
-        self.stories.set_apart(store.apart_keys() if apart is None else apart)
+        self.followers = Followers()
+        self.set_apart(store.apart_keys() if apart is None else apart)
         story_since = now - self.config.story_retention
         for row in store.signatures_since(story_since):
             if row.story_id is None or row.url == skip:
                 continue
+            if skip is not None and followed(row.features) == skip:
+                if not kept_apart(self.apart, row.url, skip):  # it follows what is decided again
+                    self.followers.add(row.url, skip)
+                continue
             try:
-                features = features_from_json(row.features)
+                self._add_story(row)
             except ValueError:
                 continue
-            self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
         for seed in store.list_seeds():
             try:
                 features = features_from_json(seed.features)
             except ValueError:
                 continue
             self._add_seed_story(seed, features)
+
+    def set_apart(self, constraints: dict[str, set[str]]) -> None:
+        """The corrections' cannot-link constraints, for the story layer and the followers."""
+        self.apart = constraints
+        self.stories.set_apart(constraints)
+
+    def _add_story(self, row: StoredSignature) -> None:
+        """A stored item into the story index with its stored story, or, for a follower
+        (`follow_marker` in place of its features), among its original's followers, unless
+        the original is not indexed or a correction set the two apart. Items are read in
+        id order, so an original comes before its followers. ValueError when this version
+        cannot read the row."""
+        original = followed(row.features)
+        if original is None:
+            assert row.story_id is not None
+            features = features_from_json(row.features)
+            self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+        elif self.stories.story_of(original) is not None and not kept_apart(
+            self.apart, row.url, original
+        ):
+            self.followers.add(row.url, original)
+
+    def follows(self, key: str, exact: tuple[Status, DuplicateOf | None]) -> str | None:
+        """The original whose story an article takes undecided: the item the exact layer
+        found with the same normalised text, when it is indexed in the story layer and no
+        correction keeps the two apart."""
+        dup = exact[1]
+        if dup is None or dup.kind != "item" or dup.method != "text_hash" or dup.ref == key:
+            return None
+        if self.stories.story_of(dup.ref) is None or kept_apart(self.apart, key, dup.ref):
+            return None
+        return dup.ref
+
+    def moves(self) -> list[StoryMove]:
+        """The story index's moves since the last call, each original's with its followers'."""
+        return self.followers.moves(self.stories.take_moves())
 
     def _load_seeds(self, store: Store, corpus_dir: Path, now: datetime) -> None:
         stored = {s.name: s for s in store.list_seeds()}
@@ -247,7 +291,7 @@ class DedupeIndex:
         changed.sort(key=lambda c: (c[0].published_at is None, c[0].published_at or now, c[0].name))
         for seed, text_hash in changed:
             self._sign_seed(store, seed, text_hash, now)
-        store.change_stories(story_changes(self.stories.take_moves()))
+        store.change_stories(story_changes(self.moves()))
 
     def _sign_seed(self, store: Store, seed: Seed, text_hash: str, now: datetime) -> None:
         name = seed.name
@@ -322,15 +366,31 @@ class DedupeIndex:
         source: str,
         signature: LeanMinHash,
         shingles: int,
-        features: StoryFeatures,
+        features: StoryFeatures | str,
         exact: tuple[Status, DuplicateOf | None],
         at: datetime,
         near_match: NearLookup | None = None,
     ) -> Decision:
         """Near-duplicate layer (unless the exact layer already found a duplicate; its answer
         is `near_match` when it was looked up ahead), then the story layer, which also
-        indexes the article's features under `key` (its URL)."""
+        indexes the article's `features` (or their JSON) under `key` (its URL). An exact
+        duplicate of an indexed article takes its story instead (`follows`): no story
+        decision, and its features are not read."""
         status, dup = exact
+        original = self.follows(key, exact)
+        if original is not None:
+            story_id = self.stories.story_of(original)
+            assert story_id is not None
+            same_story = follow_match(
+                story_id,
+                original,
+                threshold=self.stories.threshold,
+                seed_refs=self.stories.seed_refs(story_id),
+            )
+            self.followers.add(key, original)
+            return Decision(status, dup, None, None, same_story, (), follows=original)
+        if isinstance(features, str):
+            features = features_from_json(features)
         match: NearMatch | None = None
         near: dict[str, Any] | None = None
         if dup is None:
@@ -343,7 +403,7 @@ class DedupeIndex:
                 status = "known" if match.kind == "seed" else "duplicate"
                 dup = DuplicateOf(match.kind, match.ref, match.similarity, match.method)
         story = self.stories.assign(key, features, at)
-        return Decision(status, dup, match, near, story, tuple(self.stories.take_moves()))
+        return Decision(status, dup, match, near, story, tuple(self.moves()))
 
     def remember(
         self, key: str, *, source: str, signature: LeanMinHash, shingles: int, at: datetime
@@ -354,10 +414,10 @@ class DedupeIndex:
     def evict(self, now: datetime) -> tuple[int, int]:
         """Drop items past the retention windows (never seeds); returns (near, story) counts."""
         self.evictions += 1
-        return (
-            self.near.evict_before(now - self.config.retention),
-            self.stories.evict_before(now - self.config.story_retention),
-        )
+        near = self.near.evict_before(now - self.config.retention)
+        stories = self.stories.evict_before(now - self.config.story_retention)
+        self.followers.keep(lambda key: self.stories.story_of(key) is not None)
+        return near, stories
 
 
 def add_stored(near: NearIndex, row: StoredSignature) -> None:

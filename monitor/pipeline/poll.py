@@ -10,8 +10,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 
 from monitor.backoff import backoff_delay, next_check_after_success, parse_retry_after
 from monitor.config import Config, PollConfig
-from monitor.dedupe.exact import canonical_url, text_fingerprint
+from monitor.dedupe.exact import canonical_url
 from monitor.discover import discover_links, parse_sitemap, site_of
 from monitor.errors import FetchError, ParseError, SourceError, StoreError
 from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
+from monitor.sources import interleave_hosts
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
 from monitor.topics import TopicRules
 
@@ -163,30 +164,29 @@ def _extract_job(
     MinHash signature, story features; the last three once per text, `signing`)."""
     if _worker_taxonomy is None:
         raise RuntimeError("extraction worker started without init_worker(taxonomy)")
-    from monitor.dedupe.story import features_to_json
-    from monitor.extract import build_text, detect_language, extract_page
+    from monitor.extract import build_text, extract_page
     from monitor.pipeline import signing
 
     started = time.perf_counter()
     page = extract_page(body, url=url, fast=fast) if body else None
     title = entry_title or (page.title if page else None) or url
     text, extraction = build_text(page, summary)
-    language = detect_language(text, hint=(page.language if page else None) or hint)
+    language = signing.language(text, (page.language if page else None) or hint)
     tags = signing.tags(title, text, language)
     signature, shingles = signing.signature(text)
     published = page.published_at if page else None
-    features = signing.features(title, text, published_at or published, language)
+    features = signing.features_json(title, text, published_at or published, language)
     return _Extracted(
         replace(page, text="") if page else None,  # its text is `text`: do not send it twice
         title,
         text,
         extraction,
         language,
-        text_fingerprint(text),
+        signing.fingerprint(text),
         tags,
         signature,
         shingles,
-        features_to_json(features),
+        features,
         time.perf_counter() - started,
     )
 
@@ -314,8 +314,9 @@ class Poller:
     ) -> list[PollOutcome]:
         """Poll every source concurrently; one failing source never stops the others.
 
-        The sources' stored state is read in one query, and their successful polls are
-        written `SUCCESS_BATCH` to a transaction."""
+        The sources start dealt over their hosts (`interleave_hosts`); the outcomes come in
+        the order given. The sources' stored state is read in one query, and their
+        successful polls are written `SUCCESS_BATCH` to a transaction."""
         states = {h.name: h for h in self.store.list_source_health()}
 
         async def one(source: Source) -> PollOutcome:
@@ -335,7 +336,12 @@ class Poller:
 
         self._successes = []
         try:
-            return list(await asyncio.gather(*(one(s) for s in sources)))
+            order = interleave_hosts([s.url for s in sources])
+            done = await asyncio.gather(*(one(sources[i]) for i in order))
+            outcomes = list(done)
+            for position, outcome in zip(order, done, strict=True):
+                outcomes[position] = outcome
+            return outcomes
         finally:
             self._flush_successes()
             self._successes = None
@@ -419,6 +425,21 @@ class Poller:
             # a busy machine), and a large feed takes as long to parse (10,000 entries: about
             # 1.5 s): both in a thread, so the loop keeps serving the requests in flight,
             # whose timeouts would otherwise count that time.
+            if _started(self.executor):
+                # Workers are running (a cold poll extracting pages): they parse too, and
+                # the loop keeps to the requests and the decisions (issue 14: parsing was
+                # the largest part of a cold poll's main process).
+                loop = asyncio.get_running_loop()
+                try:
+                    parsed = await loop.run_in_executor(
+                        self.executor, _parse_job, result.body, result.final_url, result.headers
+                    )
+                except BrokenExecutor:
+                    parsed = None  # the workers died: parse here, as before they started
+                if isinstance(parsed, _ParseFailure):
+                    raise ParseError(parsed.url, parsed.detail, error_class=parsed.error_class)
+                if parsed is not None:
+                    return parsed
             if "feedparser" in sys.modules and len(result.body) < PARSE_ON_LOOP_BYTES:
                 return parse_feed(result.body, url=result.final_url, headers=result.headers)
             return await asyncio.to_thread(
@@ -457,8 +478,8 @@ class Poller:
         entries were left for the next poll. While its new articles wait for their batch,
         the source gives up its `slot` to another source."""
         fresh: list[tuple[Entry, int | None]] = []
-        for entry in entries:
-            seen = self.store.find_item(source.name, entry.guid, canonical_url(entry.url))
+        keys = [(entry.guid, canonical_url(entry.url)) for entry in entries]
+        for entry, seen in zip(entries, self.store.find_items(source.name, keys), strict=True):
             if seen is None:
                 fresh.append((entry, None))
             elif seen.source == source.name and (
@@ -474,19 +495,20 @@ class Poller:
             else:
                 fresh.append((entry, None))  # a canonical twin: stored as a duplicate below
         budget = fresh[: self.config.max_pages_per_poll]
+        canonical = {entry.url: key for entry, (_, key) in zip(entries, keys, strict=True)}
         # A canonical twin of an earlier entry of this feed (an AMP or tracking-URL variant)
         # waits for it, so the feed's first listing is the one stored as the original.
         firsts: list[tuple[Entry, int | None]] = []
         twins: list[tuple[Entry, int | None]] = []
         seen_urls: set[str] = set()
         for entry, existing in budget:
-            key = canonical_url(entry.url)
+            key = canonical[entry.url]
             (twins if key in seen_urls and existing is None else firsts).append((entry, existing))
             seen_urls.add(key)
         if self.defer is not None:
             groups: dict[str, list[tuple[Entry, int | None]]] = {}
             for entry, existing in firsts + twins:  # a twin goes after its first, in one job
-                groups.setdefault(canonical_url(entry.url), []).append((entry, existing))
+                groups.setdefault(canonical[entry.url], []).append((entry, existing))
             for group in groups.values():
                 await self.defer(source, group, cutoff)
             outcome.deferred += len(budget)
@@ -861,10 +883,14 @@ class Poller:
         now = self.clock()
         stored_signature = ItemSignature(done.signature, done.shingles, done.features)
         from monitor.dedupe.near import signature_from_bytes
-        from monitor.dedupe.story import features_from_json
 
         signature = signature_from_bytes(done.signature)
         if existing_id is not None:
+            original = self.index.followers.original(article.url)
+            if original is not None:  # an exact duplicate changed: it still follows
+                from monitor.dedupe.follow import follow_marker
+
+                stored_signature = replace(stored_signature, features=follow_marker(original))
             if self.store.update_item(existing_id, article, now, tags, stored_signature):
                 self.index.remember(
                     article.url,
@@ -895,7 +921,7 @@ class Poller:
                 source=source.name,
                 signature=signature,
                 shingles=done.shingles,
-                features=features_from_json(done.features),
+                features=done.features,
                 exact=self._classify(source, entry, article) if exact is None else exact,
                 at=now,
                 near_match=near,
@@ -1100,6 +1126,30 @@ def _same_site(a: str, b: str) -> bool:
 def _newest_first(entry: Entry) -> tuple[int, float]:
     at = entry.published_at or entry.updated_at
     return (0, -at.timestamp()) if at else (1, 0.0)
+
+
+def _started(executor: Executor) -> bool:
+    """Whether the executor's worker processes are running: a poll that extracted nothing
+    yet starts none just to parse a feed (a worker takes about a second to start)."""
+    return bool(getattr(executor, "_processes", None))
+
+
+@dataclass(frozen=True, slots=True)
+class _ParseFailure:
+    """A ParseError on its way back from a worker (raised again by the poll)."""
+
+    url: str
+    detail: str
+    error_class: str
+
+
+def _parse_job(body: bytes, url: str, headers: Mapping[str, str]) -> list[Entry] | _ParseFailure:
+    """Runs in a worker: `parse_feed`, a ParseError returned as a value (an exception's
+    own arguments would not survive the way back)."""
+    try:
+        return parse_feed(body, url=url, headers=headers)
+    except ParseError as exc:
+        return _ParseFailure(exc.url, exc.detail, exc.error_class)
 
 
 def _workers(executor: Executor) -> int:

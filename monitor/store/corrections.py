@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from monitor.dedupe.follow import follow_marker
 from monitor.errors import CorrectionError, StoreError
 from monitor.models import Correction
 from monitor.store.dedupe import StoryChange, apply_story_changes, max_story_id
@@ -27,6 +28,7 @@ from monitor.store.schema import (
     item_topics,
     items,
     seeds,
+    signatures,
 )
 
 if TYPE_CHECKING:  # the tagger (its rules engine) loads only where articles are tagged
@@ -97,10 +99,20 @@ class CorrectionStore(StoreBase):
             story_id = row.story_id
             if story_id is None:
                 raise CorrectionError(f"item {item_id} has no story (stored before stories)")
+            # Its exact duplicates that follow it (`monitor.dedupe.follow`) go along with it.
+            followers = conn.execute(
+                sa.select(items.c.id, items.c.url)
+                .join(signatures, signatures.c.item_id == items.c.id)
+                .where(
+                    items.c.story_id == story_id,
+                    items.c.id != item_id,
+                    signatures.c.features == follow_marker(row.url),
+                )
+            ).all()
             members = conn.execute(
                 sa.select(items.c.url).where(items.c.story_id == story_id, items.c.id != item_id)
             )
-            apart = {url for (url,) in members} - {row.url}
+            apart = {url for (url,) in members} - {row.url} - {url for _, url in followers}
             in_seeds = conn.execute(sa.select(seeds.c.name).where(seeds.c.story_id == story_id))
             apart |= {name for (name,) in in_seeds}
             if not apart:
@@ -128,6 +140,17 @@ class CorrectionStore(StoreBase):
                 f"new story {new_story}: correction {correction_id} ({via}) says it is not the "
                 f"same story as story {story_id}",
             )
+            for follower_id, _ in followers:
+                conn.execute(
+                    items.update().where(items.c.id == follower_id).values(story_id=new_story)
+                )
+                _note_decision(
+                    conn,
+                    follower_id,
+                    new_story,
+                    f"new story {new_story}: an exact duplicate of {row.url}, which correction "
+                    f"{correction_id} ({via}) split from story {story_id}",
+                )
             return _get(conn, correction_id)
 
     def record_untag(self, item_id: int, topic: str, *, via: str, now: datetime) -> Correction:

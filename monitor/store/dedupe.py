@@ -324,11 +324,19 @@ def _signature_query() -> sa.Select[Any]:
     )
 
 
-def insert_dedupe(conn: Connection, item_id: int, record: DedupeRecord) -> None:
-    """An item's signature and decisions, inside the transaction that inserts the item."""
-    _insert_signature(conn, item_id, record.signature)
-    conn.execute(decisions.insert().values(item_id=item_id, **decision_values(record)))
-    apply_story_changes(conn, record.changes)
+def insert_dedupe_many(conn: Connection, records: Sequence[tuple[int, DedupeRecord]]) -> None:
+    """New items' signatures and decisions (one statement per table), then each item's story
+    changes in item order, each applied to the items up to it only: what inserting the items
+    one by one stores."""
+    if not records:
+        return
+    conn.execute(
+        signatures.insert(),
+        [{"item_id": i, **signature_values(r.signature)} for i, r in records],
+    )
+    conn.execute(decisions.insert(), [{"item_id": i, **decision_values(r)} for i, r in records])
+    for item_id, record in records:
+        apply_story_changes(conn, record.changes, up_to=item_id)
 
 
 def decision_values(record: DedupeRecord) -> dict[str, Any]:
@@ -348,15 +356,21 @@ def signature_values(signature: ItemSignature) -> dict[str, Any]:
     }
 
 
-def apply_story_changes(conn: Connection, changes: Sequence[StoryChange]) -> None:
-    """New stories of items (by URL) and seeds (by file name), with the new decisions."""
+def apply_story_changes(
+    conn: Connection, changes: Sequence[StoryChange], *, up_to: int | None = None
+) -> None:
+    """New stories of items (by URL) and seeds (by file name), with the new decisions; with
+    `up_to`, only of the items with ids up to it (those stored before the deciding item)."""
     for change in changes:
         if change.seed:
             conn.execute(
                 seeds.update().where(seeds.c.name == change.key).values(story_id=change.story_id)
             )
             continue
-        ids = [r.id for r in conn.execute(sa.select(items.c.id).where(items.c.url == change.key))]
+        query = sa.select(items.c.id).where(items.c.url == change.key)
+        if up_to is not None:
+            query = query.where(items.c.id <= up_to)
+        ids = [r.id for r in conn.execute(query)]
         if not ids:
             continue
         conn.execute(items.update().where(items.c.id.in_(ids)).values(story_id=change.story_id))

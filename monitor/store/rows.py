@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -126,6 +126,20 @@ def insert_tags(conn: Connection, item_id: int, tags: Tags) -> None:
         conn.execute(item_topics.insert(), [{"item_id": item_id, **t} for t in topics])
     if facets:
         conn.execute(item_facets.insert(), [{"item_id": item_id, **f} for f in facets])
+
+
+def insert_tags_many(conn: Connection, tagged: Sequence[tuple[int, Tags]]) -> None:
+    """`insert_tags` for several new items, one statement per table."""
+    topics: list[dict[str, Any]] = []
+    facets: list[dict[str, Any]] = []
+    for item_id, tags in tagged:
+        item_topics_rows, item_facets_rows = tag_rows(tags)
+        topics += [{"item_id": item_id, **t} for t in item_topics_rows]
+        facets += [{"item_id": item_id, **f} for f in item_facets_rows]
+    if topics:
+        conn.execute(item_topics.insert(), topics)
+    if facets:
+        conn.execute(item_facets.insert(), facets)
 
 
 def tag_rows(tags: Tags) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -184,19 +184,23 @@ def find_terms(taxonomy: Taxonomy, text: str, allowed: frozenset[str] | None) ->
 
 def _drop_covered(indexes: list[int], hits: Hits, terms: tuple[Term, ...]) -> Hits:
     """Within one topic the longest match wins: "nuclear deal" does not also count "nuclear".
-    Of two terms matching the same words, one written as is wins over one whose ending an
-    inflection rule supplied: "риса" listed by hand is the evidence, not "рис"."""
+    A word is evidence for one term of a topic only: of two matches that overlap, the one
+    that starts first is kept ("dịch Covid-19" is `dịch covid`, not also `COVID 19`;
+    "вице-премьер-министр" is `вице премьер*`, not also `премьер министр*`). Of two terms
+    matching the same words, one written as is wins over one whose ending an inflection rule
+    supplied: "риса" listed by hand is the evidence, not "рис"; then the one that spells out
+    more of the words wins: "farmers" is evidence for `farmer*`, not `farm*`."""
     spans = sorted(
-        (start, -stop, terms[index].pattern.inflected, index)
+        (start, -stop, terms[index].pattern.inflected, -len(terms[index].pattern.prefix), index)
         for index in indexes
         for start, stop in hits.get(index, ())
     )
     kept: Hits = defaultdict(list)
     reach = -1
-    for start, neg_stop, _, index in spans:
+    for start, neg_stop, _, _, index in spans:
         stop = -neg_stop
-        if stop <= reach:
-            continue  # inside a longer match that starts at or before it
+        if start < reach:
+            continue  # inside or across a match that starts before it
         reach = max(reach, stop)
         kept[index].append((start, stop))
     return kept

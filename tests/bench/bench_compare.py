@@ -39,6 +39,7 @@ per feed; cold: <= 1.5x the bare extraction).
         [--per-host N] [--concurrency N] [--parallel-sources N] [--bare-workers N]
         [--monitor-variant NAME:KEY=VALUE[,KEY=VALUE]]... [--monitor-source NAME=PATH]...
         [--tools monitor,bare,rss2email,reader] [--venvs /tmp/bench-venvs] [--json PATH] [--keep]
+        [--by-host]
 """
 
 from __future__ import annotations
@@ -357,8 +358,11 @@ class ServerProcess:
         self.port, self.pages = ready.get(timeout=120)
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def feed_urls(self, count: int) -> list[str]:
-        return [f"{host_base(str(self.port), self.hosts, i)}/f/{i}.xml" for i in range(count)]
+    def feed_urls(self, count: int, *, by_host: bool = False) -> list[str]:
+        """The first `count` feeds' URLs, in feed order (the hosts taking turns) or, with
+        `by_host`, each host's feeds together, as a list that groups a site's feeds does."""
+        order = sorted(range(count), key=lambda i: (i % self.hosts, i)) if by_host else range(count)
+        return [f"{host_base(str(self.port), self.hosts, i)}/f/{i}.xml" for i in order]
 
     def control(self, action: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base}/_ctl/{action}", timeout=30) as response:
@@ -964,6 +968,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write every run and the medians here")
     parser.add_argument("--keep", action="store_true", help="keep the state directories")
+    parser.add_argument(
+        "--by-host",
+        action="store_true",
+        help="list each host's feeds together in the tools' sources (default: hosts in turn)",
+    )
     args = parser.parse_args(argv)
     if args.cold_feeds is None:
         args.cold_feeds = args.feeds
@@ -988,6 +997,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if argv is None
         else ["bench_compare.main", *argv]
     )
+    listing = "group each host's feeds" if args.by_host else "take the hosts in turn"
     wanted = set(args.tools.split(","))
     versions = {"monitor": subprocess.run(
         [str(MONITOR), "--version"], capture_output=True, text=True, check=True
@@ -1051,13 +1061,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 state = workdir / f"r{rnd}-{slug}"
                 state.mkdir()
                 if args.cold_feeds and "cold" in _phases(tool):
-                    tool.prepare(state, server.feed_urls(args.cold_feeds))
+                    tool.prepare(state, server.feed_urls(args.cold_feeds, by_host=args.by_host))
                     runs.append(measure(server, tool, state, "cold", rnd, args.cold_feeds, items))
                 if "warm" in _phases(tool):
                     if args.cold_feeds != args.feeds:
                         state = workdir / f"r{rnd}-{slug}-warm"
                         state.mkdir()
-                        tool.prepare(state, server.feed_urls(args.feeds))
+                        tool.prepare(state, server.feed_urls(args.feeds, by_host=args.by_host))
                         run_child(tool.command(state), state, state / "first.log", tool.env(state))
                     runs.append(measure(server, tool, state, "warm", rnd, args.feeds, items))
                 if not args.keep:
@@ -1084,7 +1094,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         f"Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}. "
         f"Server: separate process, asyncio HTTP/1.1 keep-alive on 127.0.0.1–127.0.0.{args.hosts} "
-        f"(feeds dealt round-robin, each feed's articles on its host), "
+        f"(feeds dealt round-robin, each feed's articles on its host; the tools' lists {listing}), "
         f"{args.latency * 1000:.0f} ms added to every response, no compression. monitor: "
         f"{setting('[http] per_host', args.per_host)}, "
         f"{setting('[http] concurrency', args.concurrency)}, "

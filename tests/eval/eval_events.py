@@ -11,7 +11,8 @@ The set (`tests/data/stories/recurring.jsonl`, guideline in `docs/story-dev-set.
 short excerpts of reports of the same kind of meeting in different months or years (BRICS,
 SCO and G20 summits, ASEAN's meetings with China, India and Japan, US-China ministerial
 visits), each labelled with its event. Every report goes through `StoryIndex.assign` in
-arrival order, as polling would, and the resulting partition is scored against the events:
+arrival order, as polling would (both steps: decisions one by one, then whole stories merged,
+`monitor/dedupe/merge.py`), and the resulting partition is scored against the events:
 
 - B-cubed precision and recall (per report: the share of its predicted story that is its
   event, and the share of its event that is in its predicted story);
