@@ -1,10 +1,12 @@
 """Story trials (cluster mode): a story decided ahead of the decision lock and then kept,
-renumbered or taken back gives exactly the decisions of one index deciding in log order."""
+renumbered or taken back gives exactly the decisions of one index deciding in log order, with
+the second step merging whole stories and exact duplicates following their originals."""
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +66,33 @@ def test_a_trial_taken_back_leaves_the_index_deciding_as_if_it_never_happened() 
     assert undone_with_moves > 0  # trials that decided earlier articles again were undone
     assert _partition(index) == _partition(reference)
     assert len(index) == len(reference)
+    assert _merges(matches, moves) > 0  # the second step merged stories: the test can fail
+
+
+def _merges(matches: list[StoryMatch], moves: list[list[StoryMove]]) -> int:
+    """How many decisions and moves say their story was merged as a whole (`merge`)."""
+    said = [m.merged for m in matches] + [m.match.merged for ms in moves for m in ms]
+    return sum(bool(x) for x in said)
+
+
+def test_a_trial_taken_back_puts_the_second_steps_merges_back() -> None:
+    """A trial whose decision merges two whole stories (or splits a merged one), taken
+    back: the merged ids, the profiles and the next decisions are the reference's."""
+    matches, moves, _ = _reference()
+    index = StoryIndex()
+    undone_merges = 0
+    for n, (key, features) in enumerate(ARTICLES):
+        at = START + timedelta(minutes=n)
+        before = {k: index.story_of(k) for k, _ in ARTICLES[:n]}
+        trial = index.begin_trial()
+        index.assign(key, features, at)
+        index.end_trial()
+        undone_merges += bool(trial.merger.saved and _merges([], [index.take_moves()]))
+        index.undo_trial(trial)
+        assert {k: index.story_of(k) for k, _ in ARTICLES[:n]} == before, key
+        assert index.assign(key, features, at) == matches[n], key
+        assert index.take_moves() == moves[n], key
+    assert undone_merges > 0  # trials that merged stories were taken back
 
 
 def test_two_deciders_trying_ahead_decide_as_one_index_in_log_order() -> None:
@@ -75,7 +104,7 @@ def test_two_deciders_trying_ahead_decide_as_one_index_in_log_order() -> None:
     first and decides in the lock (as before trials)."""
     matches, moves, _ = _reference()
     paths = [0, 0, 0]
-    for seed in (1, 2, 3):
+    for seed in (1, 2, 3, 4, 5):
         ahead, plain = _as_node(matches, moves, seed, trials=True), _as_node(matches, moves, seed)
         assert ahead[0] == plain[0], seed
         assert _partition(ahead[1]) == _partition(plain[1])
@@ -84,6 +113,7 @@ def test_two_deciders_trying_ahead_decide_as_one_index_in_log_order() -> None:
     assert kept > 0  # every path was taken
     assert undone > 0
     assert renumbered > 0
+    assert _merges(matches, moves) > 0  # with the second step merging stories
 
 
 def _as_node(
@@ -169,3 +199,26 @@ def _unrelated() -> StoryFeatures:
     return extract_features(
         "Zyx qwv plorth", "Zyx qwv plorth vembly. Klaxo drumbit.", START - timedelta(days=900), "en"
     )
+
+
+def test_an_article_naming_a_profile_name_the_merge_step_looked_up_does_not_let_it_hold() -> None:
+    """The second step looked up the neighbours of the stories around a trial by their
+    profile names: an article naming one of them (and sharing nothing with the stories the
+    trial changed) could make its story a new neighbour, so the trial does not hold."""
+    index = StoryIndex()
+    checked = 0
+    for n, (key, features) in enumerate(ARTICLES):
+        trial = index.begin_trial()
+        index.assign(key, features, START + timedelta(minutes=n))
+        index.end_trial()
+        entries = index._entries
+        touched = {s for _, s, _ in trial.detached}
+        touched |= {entries[r].story_id for r, _, _ in (*trial.inserted, *trial.detached)}
+        near = {k for e in entries.values() if e.story_id in touched for k in e.keys}
+        for name in sorted(trial.merger.names - near):
+            lone = replace(_unrelated(), entities=(name,))
+            assert index.trial_holds(trial, [(_unrelated(), 10**6)])
+            assert not index.trial_holds(trial, [(lone, 10**6)]), (key, name)
+            checked += 1
+        index.take_moves()
+    assert checked > 0

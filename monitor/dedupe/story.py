@@ -22,7 +22,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
@@ -39,7 +39,7 @@ from monitor.dedupe.lexicon import (
     NOT_NAMES,
     STOPWORDS,
 )
-from monitor.dedupe.merge import Member, MergeRules, StoryMerger, unnamed
+from monitor.dedupe.merge import Member, MergeJournal, MergeRules, StoryMerger, unnamed
 from monitor.dedupe.signature import (
     SignatureReader,
     dateline_end,
@@ -755,13 +755,17 @@ class _Judgement:
 class StoryTrial:
     """A journal of what a `StoryIndex` did since `begin_trial` (cluster mode decides a story
     ahead of the decision lock): the rows inserted (with the row their key had before), the
-    rows decided again (with the story and match they had), and the stories judged."""
+    rows decided again or moved by the second step (with the story and match they had), the
+    stories judged, the second step's own journal, and what the caller asked to be done
+    when the trial is taken back (`on_undo`)."""
 
     next_id: int  # the next free story id when the trial began
     moves: int  # how many moves were waiting then
+    merger: MergeJournal  # the second step's changes (`StoryMerger.start_journal`)
     inserted: list[tuple[int, str, int | None]] = field(default_factory=list)
     detached: list[tuple[int, int, StoryMatch | None]] = field(default_factory=list)
     judged: set[int] = field(default_factory=set)
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
 
 class StoryIndex:
@@ -981,6 +985,8 @@ class StoryIndex:
             other = self._entries[r]
             story_id = merger.merged_id(other.story_id)
             if story_id != old_of[r] and other.match is not None:
+                if self._trial is not None:  # as one decided again: its match is put back
+                    self._trial.detached.append((r, other.story_id, other.match))
                 other.match = self._outside(other.match, other.story_id)
                 self._moves.append(StoryMove(other.key, other.seed_ref, other.match))
         assert entry.match is not None
@@ -1065,17 +1071,27 @@ class StoryIndex:
     def begin_trial(self) -> StoryTrial:
         """Journal the changes that follow (`assign`, `add`) until `end_trial`, so that
         `undo_trial` can take them back."""
-        self._trial = StoryTrial(self._next_id, len(self._moves))
+        self._trial = StoryTrial(self._next_id, len(self._moves), self._merger.start_journal())
         return self._trial
 
     def end_trial(self) -> None:
         """Stop journaling (the trial's changes stay until `undo_trial`)."""
         self._trial = None
+        self._merger.stop_journal()
+
+    def on_undo(self, action: Callable[[], None]) -> None:
+        """While a trial is open: `action` takes back a change made outside the index for the
+        trial's decision (a follower noted); `undo_trial` runs it."""
+        if self._trial is not None:
+            self._trial.undo.append(action)
 
     def undo_trial(self, trial: StoryTrial) -> None:
         """Take back every change made since `begin_trial` returned `trial` (and nothing made
         after it may remain): the index then decides as if the trial never happened."""
         self._trial = None
+        self._merger.stop_journal()
+        for action in reversed(trial.undo):
+            action()
         changed: set[int] = set()
         for row, story_id, match in reversed(trial.detached):
             entry = self._entries.get(row)
@@ -1113,6 +1129,7 @@ class StoryIndex:
         del self._moves[trial.moves :]
         self._candidates.clear()  # they may name the rows taken out
         self._detached = None
+        self._merger.undo(trial.merger)  # its profiles and merges as they were
 
     def trial_holds(self, trial: StoryTrial, others: Iterable[tuple[StoryFeatures, int]]) -> bool:
         """Whether the trial's decisions come out the same had these articles (features and
@@ -1121,7 +1138,14 @@ class StoryIndex:
         a candidate) or with a member of a story the trial changed (it would be decided
         again), none is in a story the trial judged or changed, and no story the trial changed
         holds a seed. A story id from `trial.next_id` on was made after the trial began: not
-        one the trial read (its id is what `renumber_trial` is for)."""
+        one the trial read (its id is what `renumber_trial` is for).
+
+        The second step (`merge`) read more: the stories around those changed, and those
+        sharing two profile names with them. None of the articles may be in one of these (by
+        the merged id it was stored with: any of its parts) or name a profile name of a story
+        whose neighbours it looked up: a story's profile names are names most of its members
+        name, so an article naming none of them cannot make its story (new or not) a new
+        neighbour of one the step read."""
         others = list(others)
         if not others:
             return True
@@ -1139,9 +1163,12 @@ class StoryIndex:
                 if entry.seed_ref is not None:
                     return False  # every later article has the seeds among its candidates
                 keys.update(entry.keys)
-        read = trial.judged | touched
+        keys |= trial.merger.names  # names are index keys
+        read = trial.judged | touched | trial.merger.read
         for features, story_id in others:
-            if story_id < trial.next_id and story_id in read:
+            if story_id < trial.next_id and (
+                story_id in read or not read.isdisjoint(self._merger.parts(story_id))
+            ):
                 return False
             if not keys.isdisjoint(_index_keys(features)):
                 return False
@@ -1151,8 +1178,8 @@ class StoryIndex:
         """Give the stories the trial made the ids they would have had if `next_id` had been
         the next free one when it began (other deciders took the ids between), and move the
         next free id as far: returns the ids changed, or None when the trial also decided
-        earlier articles again (ids it took may then be named in their reasons: decide
-        again instead)."""
+        earlier articles again or merged a story it made (ids it took may then be named in
+        their reasons: decide again instead)."""
         shift = next_id - trial.next_id
         if shift <= 0 or self._next_id == trial.next_id:
             return {}  # no id taken by the trial (or none by the others)
@@ -1165,6 +1192,9 @@ class StoryIndex:
                 if (entry := self._entries.get(row)) is not None and entry.story_id >= trial.next_id
             }
         )
+        merger = self._merger
+        if any(merger.merged_id(s) != s or len(merger.parts(s)) > 1 for s in fresh):
+            return None
         renamed = {story_id: story_id + shift for story_id in fresh}
         for old, new in sorted(renamed.items(), reverse=True):
             members = self._stories.pop(old)
@@ -1176,6 +1206,7 @@ class StoryIndex:
                 entry.story_id = new
                 if entry.match is not None:
                     entry.match = _with_story(entry.match, new, entry.match.seed_refs)
+            merger.rename(old, new)  # its profile, under the new id
         self._next_id += shift
         return renamed
 
