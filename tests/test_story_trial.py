@@ -201,6 +201,83 @@ def _unrelated() -> StoryFeatures:
     )
 
 
+def test_exact_duplicates_decided_ahead_are_taken_back_or_kept_as_deciding_in_the_lock() -> None:
+    """Each report followed by an exact copy (a follower: its original's story, no decision
+    of its own), decided by `DedupeIndex`. Before each, another report and a copy of one are
+    decided ahead and taken back; then the report and its copy are decided ahead and kept.
+    Every decision, move and follower is what deciding without trials gives."""
+    from monitor.config import DedupeConfig
+    from monitor.dedupe.near import sign_text
+    from monitor.models import DuplicateOf
+    from monitor.pipeline.index import Decision, DedupeIndex
+
+    texts = {}
+    with EVENTS.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip() and (r := json.loads(line))["split"] == "train":
+                texts[r["id"]] = r["text"]
+    signed = {key: sign_text(texts[key]) for key, _ in ARTICLES}
+    found = dict(ARTICLES)
+
+    def decide(index: DedupeIndex, key: str, text: str, original: str | None, n: int) -> Decision:
+        """`key` with the report `text`'s text, an exact duplicate of `original` if any."""
+        signature, shingles = signed[text]
+        return index.decide(
+            key=key,
+            source=f"source-{key}",
+            signature=signature,
+            shingles=shingles,
+            features=found[text] if original is None else "{not read}",
+            exact=("duplicate", DuplicateOf("item", original, 1.0, "text_hash"))
+            if original is not None
+            else ("new", None),
+            at=START + timedelta(minutes=n),
+        )
+
+    def run(trials: bool) -> tuple[list[Decision], DedupeIndex, int]:
+        index = DedupeIndex(DedupeConfig())
+        rng = random.Random(7)
+        out: list[Decision] = []
+        taken_back = 0
+        for n, (key, _) in enumerate(ARTICLES):
+            if trials and n:
+                other = ARTICLES[rng.randrange(len(ARTICLES))][0]
+                copied = ARTICLES[rng.randrange(n)][0]  # indexed already: a follower
+                tried = ((f"t{n}-{other}", other, None), (f"t{n}-{copied}#copy", copied, copied))
+                for name, text, original in tried:
+                    trial = index.stories.begin_trial()
+                    decision = decide(index, name, text, original, n)
+                    index.stories.end_trial()
+                    taken_back += decision.follows is not None
+                    index.stories.undo_trial(trial)
+                    assert index.followers.original(name) is None
+                    assert index.stories.story_of(name) is None
+            for name, original in ((key, None), (f"{key}#copy", key)):
+                if not trials:
+                    out.append(decide(index, name, key, original, n))
+                    continue
+                trial = index.stories.begin_trial()
+                decision = decide(index, name, key, original, n)
+                index.stories.end_trial()
+                assert index.stories.trial_holds(trial, [])
+                assert index.stories.renumber_trial(trial, trial.next_id) == {}
+                out.append(decision)
+        return out, index, taken_back
+
+    expected, reference, _ = run(False)
+    got, index, taken_back = run(True)
+    assert got == expected
+    assert taken_back > 0
+    for key, _ in ARTICLES:
+        assert index.followers.original(f"{key}#copy") == key
+        assert index.followers.of(key) == reference.followers.of(key) == (f"{key}#copy",)
+        assert index.stories.story_of(key) == reference.stories.story_of(key)
+    assert len(index.followers) == len(reference.followers) == len(ARTICLES)
+    followed_moves = [m for d in expected for m in d.moves if m.key.endswith("#copy")]
+    assert followed_moves  # copies moved with their originals
+    assert _merges([d.story for d in expected], [list(d.moves) for d in expected]) > 0
+
+
 def test_an_article_naming_a_profile_name_the_merge_step_looked_up_does_not_let_it_hold() -> None:
     """The second step looked up the neighbours of the stories around a trial by their
     profile names: an article naming one of them (and sharing nothing with the stories the
