@@ -386,3 +386,33 @@ def test_each_index_has_its_own_serial_so_a_reload_makes_earlier_answers_stale()
     assert first.evictions == 0
     first.evict(AT)
     assert first.evictions == 1
+
+
+def test_an_exact_duplicate_logged_since_lets_a_trial_stand_only_when_it_moved_nothing() -> None:
+    """A follower (its features the marker of its original) is outside the story index: it
+    changes nothing a trial read, but a trial that moved articles would have moved it with
+    its original, so that trial is taken back."""
+    from monitor.cluster.foresight import keep_ahead
+    from monitor.dedupe.follow import follow_marker
+    from monitor.dedupe.story import StoryIndex, StoryMove, extract_features
+    from monitor.pipeline.index import Decision
+
+    stories = StoryIndex()
+    features = extract_features("Harbour budget", TEXT, AT, "en")
+    trial = stories.begin_trial()
+    match = stories.assign("http://127.0.0.1/mine/1", features, AT)
+    stories.end_trial()
+    decision = Decision("new", None, None, None, match, ())
+    follower = row(11)
+    assert follower.stored is not None
+    stored = replace(follower.stored, features=follow_marker("http://127.0.0.1/x"), story_id=0)
+    follower = replace(follower, stored=stored)
+    kept = keep_ahead(
+        stories, decision, trial, [follower], again=Stale(), corrections_changed=False
+    )
+    assert kept == decision
+    moved = replace(decision, moves=(StoryMove("http://127.0.0.1/x", None, match),))
+    assert (
+        keep_ahead(stories, moved, trial, [follower], again=Stale(), corrections_changed=False)
+        is None
+    )

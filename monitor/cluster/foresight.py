@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from datasketch import LeanMinHash
 
+from monitor.dedupe.follow import followed
 from monitor.dedupe.near import NearIndex, NearMatch
 from monitor.dedupe.story import StoryFeatures, StoryIndex, StoryTrial, features_from_json
 from monitor.models import DuplicateOf, Status
@@ -138,13 +139,22 @@ def keep_ahead(
     rows logged since took; None when it must be taken back and taken again. It stands when
     every answer looked up ahead does (`again`), the corrections are as they were, the rows
     since are all inserts (a "moves" row has the stories rebuilt, an update can change the
-    exact layer), and none of their items could change the trial (`trial_holds`)."""
+    exact layer), and none of their items could change the trial (`trial_holds`). An exact
+    duplicate among them (a follower, outside the story index) reads nothing the trial
+    changed, but lets it stand only when it moved no article (it would have moved the
+    follower along with its original)."""
     if not again.none or corrections_changed or any(row.kind != "insert" for row in since):
         return None
     others: list[tuple[StoryFeatures, int]] = []
     for row in since:
         if row.stored is None or row.stored.story_id is None:
             continue  # not in the story index: nothing to read
+        if followed(row.stored.features) is not None:
+            # An exact duplicate follows its original, outside the story index: it changes
+            # nothing the trial read, but the trial's moves would have taken it along.
+            if decision.moves:
+                return None
+            continue
         try:
             others.append((features_from_json(row.stored.features), row.stored.story_id))
         except ValueError:
