@@ -259,7 +259,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 def _pair(title: str, text: str) -> tuple[str, ...]:
     """The two people whose meeting the report is about: its headline and first sentence name
     exactly two people of the gazetteer and a word of meeting."""
-    first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0][:300]
+    first = _first_sentence(text)[:300]
     headline = f"{title.strip()}\n{first}"
     named, _ = _entities(headline, len(headline))
     people = named & _GAZ_PEOPLE
@@ -269,6 +269,20 @@ def _pair(title: str, text: str) -> tuple[str, ...]:
     if {t[:STEM] for t in tokens} & _MEETING or _MEETING_PHRASE.search(" ".join(tokens)):
         return tuple(sorted(people))
     return ()
+
+
+# A "sentence" this short at the start of a text is a dateline ending in a full stop
+# ("МОСКВА, 2 сен - РИА Новости.", "МОСКВА, 2 сентября. /ТАСС/."), not the lead (issue 12).
+_DATELINE_WORDS = 5
+
+
+def _first_sentence(text: str) -> str:
+    """The lead's first sentence, past a dateline that ends in a full stop."""
+    pieces = _SENTENCE_END.split(text.strip(), maxsplit=3)
+    for piece in pieces[:3]:
+        if sum(any(c.isalnum() for c in w) for w in piece.split()) > _DATELINE_WORDS:
+            return piece
+    return pieces[0]
 
 
 def _gaz_lookup(words: list[str]) -> str | None:
