@@ -88,3 +88,19 @@ def test_reports_naming_the_same_grouping_are_not_two_series() -> None:
         _features(rows["asean-summit-15"]), _features(rows["asean-summit-18"])
     )
     assert not any("other groupings" in r for r in result.reasons)
+
+
+def test_a_meeting_during_a_visit_is_left_to_the_score() -> None:
+    """ "Blinken Akhirnya Bertemu Xi Jinping" (Blinken finally meets Xi) on his June 2023
+    Beijing visit, against a report of his arrival whose lead does not name Xi: its head names
+    no grouping and no meeting of its own, so the pair does not veto; the score links them."""
+    rows = _train("us-secstate-china-visit-14", "us-secstate-china-visit-8")
+    meeting = _features(rows["us-secstate-china-visit-14"])
+    visit = _features(rows["us-secstate-china-visit-8"])
+    assert "Xi Jinping" not in visit.people
+    assert meeting.pair == ("Blinken", "Xi Jinping")
+    assert visit.groupings == ()
+    assert visit.pair == ()
+    result = story_similarity(meeting, visit)
+    assert not any("one reports the meeting" in r for r in result.reasons)
+    assert result.score >= STORY_THRESHOLD

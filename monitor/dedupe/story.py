@@ -661,8 +661,11 @@ def story_similarity(a: StoryFeatures, b: StoryFeatures) -> StoryScore:
 
 
 def _other_meeting(a: StoryFeatures, b: StoryFeatures) -> str | None:
-    """Why `a`, the report of two people's meeting, is not about the same event as `b`."""
-    if a.pair and not set(a.pair) <= set(b.people):
+    """Why `a`, the report of two people's meeting, is not about the same event as `b`: `b`'s
+    head names a grouping's gathering or a meeting of its own, not both people. Against the
+    report of a visit (no grouping, no pair) the meeting may be part of its programme (Blinken
+    received by Xi on his Beijing visit), and the score decides (issue 12)."""
+    if a.pair and (b.groupings or b.pair) and not set(a.pair) <= set(b.people):
         missing = ", ".join(p for p in a.pair if p not in b.people)
         pair = " and ".join(a.pair)
         return f"one reports the meeting of {pair}; the other's lead does not name {missing}"
