@@ -348,7 +348,8 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
 # Names of the gazetteer as Japanese, Chinese and Korean write them: text without spaces
 # between words, so they are found inside a run of characters ("日本とASEAN特別首脳会議"),
 # the longest first. Alias -> canonical name of GAZETTEER. Only aliases of two characters or
-# more that are not also common words ("米" is rice; "米国" the United States).
+# more that are not also common words ("米" is rice, "米国" the United States; Korean 경주 is
+# also a race and 인도 a pavement, so Gyeongju and India have no Korean alias here).
 UNSPACED_NAMES: dict[str, str] = {
     "日本": "Japan", "일본": "Japan",
     "東京": "Tokyo", "东京": "Tokyo", "도쿄": "Tokyo",
@@ -374,7 +375,7 @@ UNSPACED_NAMES: dict[str, str] = {
     "王毅": "Wang Yi",
     "ソウル": "Seoul", "首尔": "Seoul", "서울": "Seoul",
     "釜山": "Busan", "부산": "Busan",
-    "慶州": "Gyeongju", "庆州": "Gyeongju", "경주": "Gyeongju",
+    "慶州": "Gyeongju", "庆州": "Gyeongju",  # not 경주: also Korean for a race
     "天津": "Tianjin", "톈진": "Tianjin",
     "マレーシア": "Malaysia", "马来西亚": "Malaysia", "말레이시아": "Malaysia",
     "クアラルンプール": "Kuala Lumpur", "吉隆坡": "Kuala Lumpur",
