@@ -195,3 +195,31 @@ def test_another_gathering_of_the_same_kind_counts_against() -> None:
         in result.reasons
     )
     assert not any(r.startswith("same event signature") for r in result.reasons)
+
+
+def test_names_inside_japanese_text_are_the_gazetteer_s() -> None:
+    """The set's Japanese report of the Tokyo ASEAN-Japan summit (train) names ASEAN in Latin
+    letters inside a run of kana and kanji, and Japan, Tokyo and Kishida in kanji: the names
+    an English report of the summit shares with it, enough to link the two."""
+    japanese = extract_features(
+        "日本とASEAN特別首脳会議 きょう開幕",
+        "日本とASEAN=東南アジア諸国連合の特別首脳会議が、16日から東京で開かれます。"
+        "岸田総理大臣としては、国際情勢が厳しさを増す中、経済や安全保障など、幅広い分野での"
+        "連携を強化し、地域の平和と安定につなげていきたい考えです。",
+        datetime(2023, 12, 16, 12, tzinfo=UTC),
+        "ja",
+    )
+    english = extract_features(
+        "",
+        "TOKYO – Asean is the linchpin of a free and open Indo-Pacific, and hence an important "
+        "partner for Japan to overcome the world’s compound crises, said Japanese Prime "
+        "Minister Fumio Kishida on Dec 17. Speaking to the media after a special summit to "
+        "mark the golden jubilee of Japan-Asean relations, he said their spirit as “trusted "
+        "partners” has been forged over the last 50 years and will be the foundation of their "
+        "cooperation going forward.",
+        datetime(2023, 12, 17, 12, tzinfo=UTC),
+        "en",
+    )
+    assert {"ASEAN", "Japan", "Tokyo", "Kishida"} <= set(japanese.entities)
+    assert "Tokyo" in japanese.places
+    assert story_similarity(japanese, english).score >= STORY_THRESHOLD

@@ -344,3 +344,43 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
     "United Kingdom": ("place", 0.8, ("United Kingdom", "UK", "Britain", "Великобритания",
                                       "Vương quốc Anh", "Inggris")),
 }  # fmt: skip
+
+# Names of the gazetteer as Japanese, Chinese and Korean write them: text without spaces
+# between words, so they are found inside a run of characters ("日本とASEAN特別首脳会議"),
+# the longest first. Alias -> canonical name of GAZETTEER. Only aliases of two characters or
+# more that are not also common words ("米" is rice, "米国" the United States; Korean 경주 is
+# also a race and 인도 a pavement, so Gyeongju and India have no Korean alias here).
+UNSPACED_NAMES: dict[str, str] = {
+    "日本": "Japan", "일본": "Japan",
+    "東京": "Tokyo", "东京": "Tokyo", "도쿄": "Tokyo",
+    "中国": "China", "中國": "China", "중국": "China",
+    "北京": "Beijing", "베이징": "Beijing",
+    "岸田": "Kishida", "기시다": "Kishida",
+    "東南アジア諸国連合": "ASEAN", "东盟": "ASEAN", "東協": "ASEAN", "아세안": "ASEAN",
+    "習近平": "Xi Jinping", "习近平": "Xi Jinping", "시진핑": "Xi Jinping",
+    "韓国": "South Korea", "韩国": "South Korea", "한국": "South Korea",
+    "インド": "India", "印度": "India",
+    "インドネシア": "Indonesia", "印度尼西亚": "Indonesia", "인도네시아": "Indonesia",
+    "モディ": "Modi", "莫迪": "Modi",
+    "ロシア": "Russia", "俄罗斯": "Russia", "러시아": "Russia",
+    "プーチン": "Putin", "普京": "Putin", "푸틴": "Putin",
+    "モスクワ": "Moscow", "莫斯科": "Moscow", "모스크바": "Moscow",
+    "カザン": "Kazan", "喀山": "Kazan",
+    "ベトナム": "Vietnam", "越南": "Vietnam", "베트남": "Vietnam",
+    "ジャカルタ": "Jakarta", "雅加达": "Jakarta",
+    "米国": "United States", "美国": "United States", "미국": "United States",
+    "バイデン": "Biden", "拜登": "Biden", "바이든": "Biden",
+    "トランプ": "Trump", "特朗普": "Trump", "트럼프": "Trump",
+    "上海協力機構": "SCO", "上海合作组织": "SCO", "上海": "Shanghai",
+    "王毅": "Wang Yi",
+    "ソウル": "Seoul", "首尔": "Seoul", "서울": "Seoul",
+    "釜山": "Busan", "부산": "Busan",
+    "慶州": "Gyeongju", "庆州": "Gyeongju",  # not 경주: also Korean for a race
+    "天津": "Tianjin", "톈진": "Tianjin",
+    "マレーシア": "Malaysia", "马来西亚": "Malaysia", "말레이시아": "Malaysia",
+    "クアラルンプール": "Kuala Lumpur", "吉隆坡": "Kuala Lumpur",
+    "ラオス": "Laos", "老挝": "Laos", "라오스": "Laos",
+    "ラブロフ": "Lavrov", "拉夫罗夫": "Lavrov",
+    "ハノイ": "Hanoi", "河内": "Hanoi", "하노이": "Hanoi",
+    "ペルー": "Peru", "秘鲁": "Peru", "페루": "Peru",
+}  # fmt: skip

@@ -39,6 +39,7 @@ from monitor.dedupe.lexicon import (
     MONTHS,
     NOT_NAMES,
     STOPWORDS,
+    UNSPACED_NAMES,
 )
 from monitor.dedupe.merge import Member, MergeJournal, MergeRules, StoryMerger, unnamed
 from monitor.dedupe.signature import (
@@ -75,11 +76,14 @@ STORY_THRESHOLD = 0.22
 
 _TRANSLIT = str.maketrans({**CYRILLIC, **{k.upper(): v.capitalize() for k, v in CYRILLIC.items()}})
 _FOLD = str.maketrans({"đ": "d", "Đ": "D", "ø": "o", "ł": "l", "Ł": "L", "ß": "ss", "ı": "i"})
-_UNSPACED = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff]"
+_UNSPACED_CHARS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff"
 )
-_TOKEN = re.compile(r"\w+")
+_UNSPACED = re.compile(f"[{_UNSPACED_CHARS}]")
+# A word: a run of an unspaced script, or of other word characters. A name written in Latin
+# letters inside Japanese or Chinese text ("日本とASEAN特別首脳会議") is a word of its own.
+_TOKEN = re.compile(f"[{_UNSPACED_CHARS}]+|[^\\W{_UNSPACED_CHARS}]+")
 _SKELETON = (("dzh", "j"), ("dj", "j"), ("kh", "h"), ("ck", "k"), ("ph", "f"), ("y", "i"))
 
 
@@ -177,6 +181,8 @@ for _name, (_kind, _weight, _aliases) in GAZETTEER.items():
             tuple(_skeleton(w)[: max(5, min(len(_skeleton(w)) - 1, 6))] for w in _words)
         )
 _GAZ_MAX = max(len(k) for k in _GAZ)
+# Names inside Japanese, Chinese or Korean text, found as substrings (the longest first).
+_UNSPACED_NAME = re.compile("|".join(sorted(map(re.escape, UNSPACED_NAMES), key=len, reverse=True)))
 _HEAD_NAMES = _GAZ_PLACES | _GAZ_PEOPLE | _GAZ_ORGS
 
 
@@ -422,6 +428,12 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
                 j += n - 1
                 break
         j += 1
+    if _UNSPACED.search(text):
+        for match in _UNSPACED_NAME.finditer(text):
+            name = UNSPACED_NAMES[match.group(0)]
+            found.add(name)
+            if match.start() < head_chars and name in _HEAD_NAMES:
+                head_places.add(name)
     for k, (start, word) in enumerate(words):
         token = latin[k]
         if k in used or not word[:1].isupper() or len(token) < 3 or token in _STOP:
