@@ -259,7 +259,8 @@ class Daemon:
             held, on_loop = list(self.gate.held), list(self.gate.held_on_loop)
             log.info(
                 "decision_lock holds=%d median_ms=%.2f p99_ms=%.2f max_ms=%.2f "
-                "loop_median_ms=%.2f loop_p99_ms=%.2f reused=%d redone=%d",
+                "loop_median_ms=%.2f loop_p99_ms=%.2f reused=%d redone=%d kept=%d undone=%d "
+                "retried=%d",
                 len(held),
                 1000 * percentile(held, 0.5),
                 1000 * percentile(held, 0.99),
@@ -268,6 +269,9 @@ class Daemon:
                 1000 * percentile(on_loop, 0.99),
                 self.gate.reused,
                 self.gate.redone,
+                self.gate.kept,
+                self.gate.undone,
+                self.gate.retried,
             )
         pending: set[asyncio.Task[Any]] = set()
         running = self._inflight | self._background
@@ -581,7 +585,11 @@ class Daemon:
             )
 
     async def _maintenance_job(self) -> None:
-        near, story = self.index.evict(self.clock())
+        if self.gate is None:
+            near, story = self.index.evict(self.clock())
+        else:  # on the thread that decides, which reads and changes the indexes
+            index, now = self.index, self.clock()
+            near, story = await self.gate.run(lambda: index.evict(now))
         if near or story:
             log.info("index_evicted near=%d story=%d", near, story)
 
@@ -620,7 +628,10 @@ class Daemon:
         self.store.sync_sources(new.sources, self.clock())
         stamp = _corpus_stamp(new)
         if stamp != self._corpus_stamp or new.dedupe != old.dedupe:
-            self.index = self._load_index(new)  # in cluster mode, under the decision lock
+            if self.gate is None:
+                self.index = self._load_index(new)
+            else:  # under the decision lock, and after the node's decision in progress
+                self.index = await self.gate.run(lambda: self._load_index(new))
             self._corpus_stamp = stamp
             log.info("index_reloaded seeds_signed=%d", len(self.index.seeds_signed))
         retired, self.runtime = self.runtime, self._new_runtime(new, self.index)

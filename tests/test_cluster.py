@@ -30,7 +30,7 @@ from monitor.pipeline.index import DedupeIndex
 from monitor.pipeline.poll import Poller, PollOutcome, init_worker
 from monitor.schedule import cron_trigger, latest_fire
 from monitor.store import SCHEMA_VERSION, Store
-from monitor.store.schema import metadata, schema_version
+from monitor.store.schema import DECISION_LOCK, metadata, schema_version
 from tests.daemon_process import DaemonProcess, free_port, health, http_get, metric
 from tests.servers import LocalServer
 from tests.smtp_server import SmtpServer
@@ -140,6 +140,7 @@ def poll_as_two_nodes(
     sources: Sequence[Source],
     http_config: HttpConfig,
     indexes_out: list[DedupeIndex] | None = None,
+    gates_out: list[DecisionGate] | None = None,
 ) -> dict[str, PollOutcome]:
     """Two nodes (each its own store connection, index and decision lock) poll one source
     each, at once; both indexes are loaded before either node stores anything."""
@@ -152,6 +153,8 @@ def poll_as_two_nodes(
     if indexes_out is not None:
         indexes_out.extend(indexes)
     gates = [DecisionGate(s) for s in stores]
+    if gates_out is not None:
+        gates_out.extend(gates)
 
     async def go() -> list[PollOutcome]:
         with ThreadPoolExecutor(2, initializer=init_worker, initargs=(TAXONOMY,)) as pool:
@@ -224,6 +227,113 @@ def test_two_nodes_deciding_on_one_event_at_once_put_both_in_one_story(
         )
     finally:
         store.close()
+
+
+def poll_as_two_nodes_both_ahead(
+    url: str, sources: Sequence[Source], http_config: HttpConfig
+) -> tuple[dict[str, PollOutcome], list[DecisionGate]]:
+    """`poll_as_two_nodes`, with the decision lock held elsewhere until both nodes wait for
+    it: each has looked its article up and decided its story ahead of the lock, before either
+    stored anything."""
+    engine = sa.create_engine(url)
+    gates: list[DecisionGate] = []
+    try:
+        with engine.connect() as blocker, ThreadPoolExecutor(1) as runner:
+            blocker.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": DECISION_LOCK})
+            blocker.commit()
+            polled = runner.submit(poll_as_two_nodes, url, sources, http_config, None, gates)
+            waiting = sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            deadline = time.monotonic() + 120
+            while blocker.execute(waiting).scalar_one() < 2 and not polled.done():
+                blocker.commit()
+                assert time.monotonic() < deadline, "the nodes never waited for the lock"
+                time.sleep(0.05)
+            blocker.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": DECISION_LOCK})
+            blocker.commit()
+            return polled.result(timeout=300), gates
+    finally:
+        engine.dispose()
+
+
+def test_two_nodes_deciding_near_duplicates_both_ahead_of_the_lock_one_new_one_duplicate(
+    pg_url: str, http_server: LocalServer, http_config: HttpConfig
+) -> None:
+    """Both decide their story ahead against an index without the other's article: the one
+    that takes the lock second must take its trial back and decide again, ahead of the lock
+    from its new position."""
+    a = serve(http_server, "a", VNA_TALKS, "Talks in Moscow", [])
+    b = serve(http_server, "b", VNA_TALKS, "Talks in Moscow (reprint)", ["Reprinted from VNA"])
+    outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [a, b], http_config)
+    assert sorted((o.new, o.duplicate) for o in outcomes.values()) == [(0, 1), (1, 0)]
+    # The second let go of the lock having written nothing and decided ahead again.
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 1, 1)]
+    store = Store.open(pg_url, now=START)
+    try:
+        items = store.list_items()
+        [dup] = [i for i in items if i.status == "duplicate"]
+        [new] = [i for i in items if i.status == "new"]
+        assert dup.duplicate_of is not None
+        assert dup.duplicate_of.ref == new.url
+        assert dup.story_id == new.story_id is not None
+    finally:
+        store.close()
+
+
+def test_two_nodes_deciding_one_event_both_ahead_of_the_lock_put_both_in_one_story(
+    pg_url: str, http_server: LocalServer, http_config: HttpConfig
+) -> None:
+    mfa = serve(http_server, "mfa", MFA_REMARKS, "Lavrov meets Lim Jock Hoi", [])
+    vna = serve(http_server, "vna", VNA_TALKS, "Lim Jock Hoi in Moscow", [])
+    outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [mfa, vna], http_config)
+    assert [o.new for o in outcomes.values()] == [1, 1]
+    # Each node's trial made a story of its own; the second's is taken back, and decided
+    # ahead again it joins the first's.
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 1, 1)]
+    store = Store.open(pg_url, now=START)
+    try:
+        assert len({i.story_id for i in store.list_items()}) == 1
+    finally:
+        store.close()
+
+
+def test_a_trial_no_row_logged_since_could_change_stands_with_its_story_renumbered(
+    pg_url: str, http_server: LocalServer, http_config: HttpConfig
+) -> None:
+    """Two unrelated articles decided ahead at once: both trials stand, and the second to
+    store takes the next story id past the first's, as one node deciding in turn would."""
+    vna = serve(http_server, "vna", VNA_TALKS, "Lim Jock Hoi in Moscow", [])
+    http_server.add(
+        "/other/page.html",
+        f"<html><body><article><h1>Harbour festival opens</h1><p>{UNRELATED}</p></article>"
+        "</body></html>".encode(),
+        content_type="text/html",
+    )
+    day = format_datetime(START - timedelta(hours=2))
+    link = http_server.url("/other/page.html")
+    http_server.add(
+        "/other.xml", rss([{"title": "Harbour festival opens", "link": link, "date": day}])
+    )
+    other = Source("other", http_server.url("/other.xml"))
+    outcomes, gates = poll_as_two_nodes_both_ahead(pg_url, [vna, other], http_config)
+    assert [o.new for o in outcomes.values()] == [1, 1]
+    assert sorted((g.kept, g.undone, g.retried) for g in gates) == [(1, 0, 0), (1, 0, 0)]
+    store = Store.open(pg_url, now=START)
+    try:
+        assert sorted(i.story_id for i in store.list_items()) == [1, 2]
+    finally:
+        store.close()
+
+
+UNRELATED = (
+    "The harbour festival of Tromso opened on Saturday with a regatta of wooden boats, a "
+    "market of smoked fish and a concert by the town's brass band on the quay. Hoteliers "
+    "expect twenty thousand visitors over the week; the ferry company added evening sailings "
+    "and the museum of polar history stays open until midnight. Local bakers sold out of "
+    "cardamom buns before noon, and the mayor thanked the volunteers who rebuilt the old "
+    "pier after last winter's storms."
+)
 
 
 # -- three nodes ---------------------------------------------------------------------------------

@@ -296,10 +296,11 @@ def test_a_near_duplicate_stored_by_another_node_since_is_decided_again_inside_t
     closing += [first, second]
     assert poll(first, a, clock, http_config).new == 1
     # The second node's index has not seen the first's article: its near answer before the
-    # lock is "nothing", and only the rule makes it look again.
+    # lock is "nothing", and only the rule makes it look again: it catches up, lets go of the
+    # lock and decides ahead again, now reusing what it looked up.
     outcome = poll(second, b, clock, http_config)
     assert (outcome.new, outcome.duplicate) == (0, 1)
-    assert (second.gate.reused, second.gate.redone) == (0, 1)
+    assert (second.gate.reused, second.gate.redone, second.gate.retried) == (1, 1, 1)
 
 
 def test_two_nodes_looking_up_ahead_store_the_decisions_one_node_stores(
@@ -318,9 +319,11 @@ def test_two_nodes_looking_up_ahead_store_the_decisions_one_node_stores(
     on_two = decisions(pg_url)
     rows_on_two = stored_rows(pg_url)
     # The first node's second article: the rows since its position are the second node's
-    # reprint, neither the same text nor a near-duplicate of the remarks: reused.
-    assert two[0].gate.reused == 2
-    assert two[1].gate.redone == 1
+    # reprint, neither the same text nor a near-duplicate of the remarks: the lookups are
+    # reused; but the reprint joined the story the remarks' trial judged, so the node lets go
+    # of the lock and decides ahead again (a third reuse).
+    assert (two[0].gate.reused, two[0].gate.retried) == (3, 1)
+    assert (two[1].gate.reused, two[1].gate.redone, two[1].gate.retried) == (1, 1, 1)
 
     url = empty_postgres()
     clock = Clock()
@@ -383,3 +386,33 @@ def test_each_index_has_its_own_serial_so_a_reload_makes_earlier_answers_stale()
     assert first.evictions == 0
     first.evict(AT)
     assert first.evictions == 1
+
+
+def test_an_exact_duplicate_logged_since_lets_a_trial_stand_only_when_it_moved_nothing() -> None:
+    """A follower (its features the marker of its original) is outside the story index: it
+    changes nothing a trial read, but a trial that moved articles would have moved it with
+    its original, so that trial is taken back."""
+    from monitor.cluster.foresight import keep_ahead
+    from monitor.dedupe.follow import follow_marker
+    from monitor.dedupe.story import StoryIndex, StoryMove, extract_features
+    from monitor.pipeline.index import Decision
+
+    stories = StoryIndex()
+    features = extract_features("Harbour budget", TEXT, AT, "en")
+    trial = stories.begin_trial()
+    match = stories.assign("http://127.0.0.1/mine/1", features, AT)
+    stories.end_trial()
+    decision = Decision("new", None, None, None, match, ())
+    follower = row(11)
+    assert follower.stored is not None
+    stored = replace(follower.stored, features=follow_marker("http://127.0.0.1/x"), story_id=0)
+    follower = replace(follower, stored=stored)
+    kept = keep_ahead(
+        stories, decision, trial, [follower], again=Stale(), corrections_changed=False
+    )
+    assert kept == decision
+    moved = replace(decision, moves=(StoryMove("http://127.0.0.1/x", None, match),))
+    assert (
+        keep_ahead(stories, moved, trial, [follower], again=Stale(), corrections_changed=False)
+        is None
+    )

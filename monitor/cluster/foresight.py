@@ -5,9 +5,9 @@ Before a node takes the decision lock for a new article, it asks its own index a
 what the exact and near-duplicate layers say (and whether the article is already stored), and
 notes the decision-log position its index had then. Inside the lock it reads the rows logged
 after that position (`Logged`) and `stale` says which of the answers those rows could change;
-only those are looked up again. The story layer is always decided inside the lock: its
-assignment changes the index (the new article and the moves it causes), so it cannot be tried
-ahead and taken back.
+only those are looked up again. A dated article's story is assigned ahead too, as a trial the
+story index can take back (`StoryTrial`); inside the lock it stands when the rows logged
+since could not have changed it (`keep_ahead`), else it is taken back and decided again there.
 
 A row logged since the position can change an answer only in these ways (`stale`):
 
@@ -28,13 +28,15 @@ decision reads exactly as a single node's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datasketch import LeanMinHash
 
+from monitor.dedupe.follow import followed
 from monitor.dedupe.near import NearIndex, NearMatch
+from monitor.dedupe.story import StoryFeatures, StoryIndex, StoryTrial, features_from_json
 from monitor.models import DuplicateOf, Status
-from monitor.pipeline.index import add_stored
+from monitor.pipeline.index import Decision, add_stored
 from monitor.store import StoredSignature
 
 
@@ -121,3 +123,49 @@ def _near_candidate(rows: Sequence[Logged], signature: LeanMinHash, shingles: in
             except ValueError:
                 return True
     return len(small) > 0 and small.query(signature, source=None, size=shingles) is not None
+
+
+def keep_ahead(
+    stories: StoryIndex,
+    decision: Decision,
+    trial: StoryTrial,
+    since: Sequence[Logged],
+    *,
+    again: Stale,
+    corrections_changed: bool,
+) -> Decision | None:
+    """Inside the lock: the decision taken ahead of it (its story assigned as `trial`) when
+    it stands as if taken now, with the ids of the stories it made renumbered past those the
+    rows logged since took; None when it must be taken back and taken again. It stands when
+    every answer looked up ahead does (`again`), the corrections are as they were, the rows
+    since are all inserts (a "moves" row has the stories rebuilt, an update can change the
+    exact layer), and none of their items could change the trial (`trial_holds`). An exact
+    duplicate among them (a follower, outside the story index) reads nothing the trial
+    changed, but lets it stand only when it moved no article (it would have moved the
+    follower along with its original)."""
+    if not again.none or corrections_changed or any(row.kind != "insert" for row in since):
+        return None
+    others: list[tuple[StoryFeatures, int]] = []
+    for row in since:
+        if row.stored is None or row.stored.story_id is None:
+            continue  # not in the story index: nothing to read
+        if followed(row.stored.features) is not None:
+            # An exact duplicate follows its original, outside the story index: it changes
+            # nothing the trial read, but the trial's moves would have taken it along.
+            if decision.moves:
+                return None
+            continue
+        try:
+            others.append((features_from_json(row.stored.features), row.stored.story_id))
+        except ValueError:
+            return None
+    if not stories.trial_holds(trial, others):
+        return None
+    top = max((story_id for _, story_id in others), default=-1)
+    renamed = stories.renumber_trial(trial, max(trial.next_id, top + 1))
+    if renamed is None:
+        return None
+    story = decision.story
+    if story.story_id in renamed:
+        story = replace(story, story_id=renamed[story.story_id])
+    return replace(decision, story=story)

@@ -7,6 +7,12 @@ logged since a given position (with the items they name and the corrections' sta
 those the node has not seen, then the body decides and inserts the item in the same
 transaction, whose commit logs the decision and lets go of the lock. Two nodes deciding on
 near-duplicates at the same moment are thereby ordered: the second sees the first.
+
+A new article's whole decision runs on the gate's one thread (`run`): the lookups and the
+story decided ahead of the lock, then the hold (`locked`), with no hop to the event loop
+while the lock is held. Everything that reads or changes the node's indexes in cluster mode
+goes through that thread or holds the gate's local lock, so nothing else touches them
+meanwhile.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -35,15 +43,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("monitor.cluster")
 
 HOLD_SAMPLES = 100_000  # hold times kept for the median and p99 (a bounded window)
+# The lock, and the hold's commit made asynchronous: the commit lets go of the lock without
+# waiting for the WAL to reach the disk (a few ms on a loaded machine, a third of a hold).
+# Other nodes see the rows at once; the job's own completion, committed after it, flushes the
+# WAL up to it, so a database crash before that loses the decision and its job is run again.
+LOCK = sa.text("SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(:k)")
+SWITCH_SECONDS = 0.0005  # the GIL's switch interval once a node decides on the gate's thread
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Held:
     """Inside a hold: the transaction that holds the lock (the body's insert joins it), and
-    the rows logged after the position the hold was asked to read from."""
+    the rows logged after the position the hold was asked to read from; from `locked`, also
+    the corrections' state and the rows as read (for `catch_up`)."""
 
     conn: sa.Connection
     since: Sequence[Logged]
+    corrections: tuple[int, int] = (0, 0)
+    rows: Sequence[sa.Row[Any]] = ()
 
 
 class DecisionGate:
@@ -58,9 +76,68 @@ class DecisionGate:
         self.held_on_loop: deque[float] = deque(maxlen=HOLD_SAMPLES)
         self.reused = 0  # decisions taken with every answer looked up before the lock
         self.redone = 0  # decisions that looked something up again inside it
+        self.kept = 0  # stories decided ahead of the lock that stood
+        self.undone = 0  # stories decided ahead that did not stand, taken back
+        self.retried = 0  # holds let go of with nothing written, to decide ahead again
         self._observe = observe
         self._local: asyncio.Lock | None = None
         self._conn: sa.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run `work` on the gate's one thread, after the node's earlier decisions and while
+        no `hold` is open. Cancelled, it still waits for `work` to end (the thread cannot be
+        stopped halfway; the next decision must find the indexes as `work` left them)."""
+        if self._local is None:
+            self._local = asyncio.Lock()
+        async with self._local:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-decide")
+                # Each answer from the database inside the lock waits for the GIL while the
+                # event loop runs Python: at most one switch interval (5 ms by default), and a
+                # hold has about ten of them.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_SECONDS))
+            done = asyncio.get_running_loop().run_in_executor(self._thread, work)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await done
+                raise
+
+    @contextmanager
+    def locked(self, since: int) -> Iterator[Held]:
+        """On the gate's thread (`run`): hold the lock, with the rows logged after `since`
+        read; the body calls `catch_up` before it decides (after it has checked what it
+        decided ahead against those rows), then inserts in `Held.conn`. The commit at the end
+        lets go of the lock; the hold is timed from the grant to the end of the commit."""
+        start = min(since, self.last_id)
+        conn, granted, rows = self._acquire(start)
+        state = (int(rows[0].last or 0), int(rows[0].undone or 0)) if rows else (0, 0)
+        logged = [_logged(r) for r in rows if r.id is not None]
+        try:
+            self.store.last_logged = 0
+            yield Held(conn, [row for row in logged if row.log_id > since], state, rows)
+            self.last_id = max(self.last_id, self.store.last_logged)
+            self._end(conn, commit=True)
+        except BaseException:
+            self._end(conn, commit=False)
+            raise
+        finally:
+            seconds = time.perf_counter() - granted
+            self._record(seconds, seconds)
+
+    def catch_up(self, held: Held, index: DedupeIndex, now: datetime) -> None:
+        """Inside `locked`: replay into `index` what the others logged since it last looked,
+        and obey the corrections."""
+        self._catch_up(held.rows, index, now, self.last_id)
+
+    def story_kept(self, kept: bool) -> None:
+        """Note whether a story decided ahead of the lock stood."""
+        if kept:
+            self.kept += 1
+        else:
+            self.undone += 1
 
     @asynccontextmanager
     async def hold(
@@ -101,15 +178,22 @@ class DecisionGate:
 
     @contextmanager
     def holding(self) -> Iterator[None]:
-        """Hold the lock from synchronous code (loading the indexes at start)."""
-        conn = self._acquire()[0]
+        """Hold the lock from synchronous code (loading the indexes), on a connection of its
+        own: the gate's thread may be using the gate's meanwhile."""
         try:
-            yield
-            self.last_id = self.store.last_index_log_id()
-            self._end(conn, commit=True)
-        except BaseException:
-            self._end(conn, commit=False)
-            raise
+            conn = self.store.engine.connect()
+            conn.begin()
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot take the decision lock: {exc}") from exc
+        with conn:
+            try:
+                yield
+                self.last_id = self.store.last_index_log_id()
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
 
     def count(self, again: Stale) -> None:
         """Note whether a decision reused every answer looked up before the lock."""
@@ -119,6 +203,12 @@ class DecisionGate:
             self.redone += 1
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        self._drop()
+
+    def _drop(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -155,12 +245,12 @@ class DecisionGate:
                 self._conn = self.store.engine.connect()
             conn = self._conn
             conn.begin()
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
+            conn.execute(LOCK, {"k": DECISION_LOCK})
             granted = time.perf_counter()
-            rows = [] if after is None else conn.execute(_log_query(after)).all()
+            rows = [] if after is None else conn.execute(_LOG_QUERY, {"after": after}).all()
             return conn, granted, rows
         except sa.exc.SQLAlchemyError as exc:
-            self.close()  # a broken session: the next hold opens a new one
+            self._drop()  # a broken session: the next hold opens a new one
             raise StoreError(f"cannot take the decision lock and read its log: {exc}") from exc
 
     def _end(self, conn: sa.Connection, *, commit: bool) -> None:
@@ -172,7 +262,7 @@ class DecisionGate:
                 conn.rollback()
         except sa.exc.SQLAlchemyError as exc:
             # The session is gone, and the lock with it: nothing is left to release.
-            self.close()
+            self._drop()
             if commit:
                 raise StoreError(f"cannot commit the decision: {exc}") from exc
             log.warning("decision_lock_release_failed error=%s", exc)
@@ -184,9 +274,10 @@ class DecisionGate:
             self._observe(seconds)
 
 
-def _log_query(after: int) -> sa.Select[Any]:
-    """The corrections' state, joined to every row logged after `after` with its item's
-    keys and signature (none: one row of nulls beside the state)."""
+def _log_query() -> sa.Select[Any]:
+    """The corrections' state, joined to every row logged after the parameter `after` with
+    its item's keys and signature (none: one row of nulls beside the state). Built once: its
+    compiled form is reused."""
     state = sa.select(
         sa.func.max(corrections.c.id).label("last"),
         sa.func.count(corrections.c.undone_at).label("undone"),
@@ -211,7 +302,7 @@ def _log_query(after: int) -> sa.Select[Any]:
             .outerjoin(signatures, signatures.c.item_id == items.c.id)
             .outerjoin(sources, sources.c.id == items.c.source_id)
         )
-        .where(index_log.c.id > after)
+        .where(index_log.c.id > sa.bindparam("after", type_=sa.Integer))
         .subquery()
     )
     return (
@@ -262,3 +353,6 @@ def percentile(values: list[float], fraction: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+_LOG_QUERY = _log_query()

@@ -71,11 +71,23 @@ class Followers:
     def __len__(self) -> int:
         return len(self._original)
 
-    def add(self, key: str, original: str) -> None:
+    def add(self, key: str, original: str) -> bool:
+        """Note that `key` follows `original`; False when there was nothing to note."""
         if key == original or key in self._original:
-            return
+            return False
         self._original[key] = original
         self._of.setdefault(original, []).append(key)
+        return True
+
+    def drop(self, key: str) -> None:
+        """Take back `add` (a follower decided ahead of the cluster's lock, not kept)."""
+        original = self._original.pop(key, None)
+        if original is None:
+            return
+        keys = self._of[original]
+        keys.remove(key)
+        if not keys:
+            del self._of[original]
 
     def original(self, key: str) -> str | None:
         return self._original.get(key)

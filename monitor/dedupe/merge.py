@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from monitor.dedupe.story import StoryFeatures
@@ -65,6 +65,24 @@ class MergeRules:
 class _Link:
     mean: float  # over the pairs compared
     pairs: int
+
+
+@dataclass(slots=True)
+class MergeJournal:
+    """What a `StoryMerger` changed while journaling (a story decided ahead of the cluster's
+    decision lock, taken back if it does not stand): each container entry's value before its
+    first change (`_ABSENT` when there was none), the dirty set as it was, the first-step
+    stories the merges read (their members could change the result) and the profile names
+    of those whose neighbours were looked up (a story sharing none of them with any is not
+    one of their neighbours, before or after)."""
+
+    dirty: set[int]
+    saved: dict[tuple[str, Any], Any] = field(default_factory=dict)
+    read: set[int] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+
+
+_ABSENT = object()
 
 
 Members = Callable[[int], Sequence[Member]]  # a first-step story's members, in story order
@@ -238,6 +256,44 @@ class StoryMerger:
         self._merged: dict[int, int] = {}  # first-step story -> merged id (when merged)
         self._groups: dict[int, list[int]] = {}  # merged id -> its first-step stories
         self._dirty: set[int] = set()  # stories whose profile is to be read again
+        self._journal: MergeJournal | None = None  # the changes being journaled
+
+    # -- journaling (`StoryIndex.begin_trial`) ------------------------------------------------
+
+    def start_journal(self) -> MergeJournal:
+        """Journal every change that follows until `stop_journal`, for `undo`."""
+        self._journal = MergeJournal(set(self._dirty))
+        return self._journal
+
+    def stop_journal(self) -> None:
+        self._journal = None
+
+    def undo(self, journal: MergeJournal) -> None:
+        """Put back every entry `journal` saw changed, as it was before its first change:
+        the state is then the one `start_journal` found (nothing changed after the journal
+        stopped may remain)."""
+        self._journal = None
+        for (name, key), old in journal.saved.items():
+            container: dict[Any, Any] = getattr(self, name)
+            if old is _ABSENT:
+                container.pop(key, None)
+            else:
+                container[key] = old
+        self._dirty = set(journal.dirty)
+
+    def _save(self, name: str, key: Any) -> None:
+        """Before `self.<name>[key]` changes: its value, the first time in a journal."""
+        journal = self._journal
+        if journal is None or (name, key) in journal.saved:
+            return
+        old = getattr(self, name).get(key, _ABSENT)
+        if isinstance(old, set | list):
+            old = old.copy()  # changed in place
+        journal.saved[name, key] = old
+
+    def _read(self, stories: Iterable[int]) -> None:
+        if self._journal is not None:
+            self._journal.read.update(stories)
 
     def merged_id(self, story_id: int) -> int:
         return self._merged.get(story_id, story_id)
@@ -249,10 +305,13 @@ class StoryMerger:
     def rename(self, old: int, new: int) -> None:
         """A first-step story took another id (its merged id stays, unless it was its own)."""
         self._drop_profile(old)
+        self._save("_merged", old)
         merged = self._merged.pop(old, None)
         if merged is not None:
+            self._save("_groups", merged)
             group = self._groups[merged]
             group[group.index(old)] = new
+            self._save("_merged", new)
             self._merged[new] = merged
         self._refresh(new)
 
@@ -261,8 +320,10 @@ class StoryMerger:
         merged id, as the store has it, until one of them changes."""
         self._drop_profile(story_id)
         self._dirty.discard(story_id)
+        self._save("_merged", story_id)
         merged = self._merged.pop(story_id, None)
         if merged is not None:
+            self._save("_groups", merged)
             group = self._groups[merged]
             group.remove(story_id)
             if not group:
@@ -302,9 +363,12 @@ class StoryMerger:
                     todo.append(t)
         live = sorted(s for s in seen if s in self._profile)
         previous = {s: self.merged_id(s) for s in seen}
+        self._read(seen)
         for s in seen:
+            self._save("_merged", s)
             merged = self._merged.pop(s, None)
             if merged is not None:
+                self._save("_groups", merged)
                 self._groups.pop(merged, None)
         for component in _components(live, edges):
             if len(component) < 2:
@@ -314,8 +378,10 @@ class StoryMerger:
             ):
                 if len(group) > 1:
                     merged_id = min(group)
+                    self._save("_groups", merged_id)
                     self._groups[merged_id] = group
                     for s in group:
+                        self._save("_merged", s)
                         self._merged[s] = merged_id
         return {s: old for s, old in previous.items() if self.merged_id(s) != old}
 
@@ -324,10 +390,13 @@ class StoryMerger:
         names = self._profile.get(story_id)
         if not names:
             return []
+        if self._journal is not None:
+            self._journal.names.update(names)
         lo, hi = self._span[story_id]
         limit = self.rules.max_span_days * _DAY
         shared = Counter(t for n in names for t in self._by_name.get(n, ()) if t != story_id)
         found = sorted(t for t, c in shared.items() if c >= MIN_SHARED)
+        self._read(found)
         mine = self._members(story_id)
         out = []
         for t in found:
@@ -340,20 +409,27 @@ class StoryMerger:
 
     def _refresh(self, story_id: int) -> None:
         self._drop_profile(story_id)
+        self._read((story_id,))
         members = self._members(story_id)
         names = profile(members, self._names)
         if not names:
             return
+        self._save("_profile", story_id)
         self._profile[story_id] = names
         dates = [m.when for m in members if m.when is not None]
+        self._save("_span", story_id)
         self._span[story_id] = (min(dates), max(dates))
         for n in names:
+            self._save("_by_name", n)
             self._by_name.setdefault(n, set()).add(story_id)
 
     def _drop_profile(self, story_id: int) -> None:
+        self._save("_profile", story_id)
+        self._save("_span", story_id)
         names = self._profile.pop(story_id, None)
         self._span.pop(story_id, None)
         for n in names or ():
+            self._save("_by_name", n)
             stories = self._by_name.get(n)
             if stories is not None:
                 stories.discard(story_id)

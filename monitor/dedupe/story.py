@@ -22,11 +22,11 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Literal
+from typing import Literal, TypeVar
 
 from monitor.dedupe.lexicon import (
     CYRILLIC,
@@ -41,7 +41,7 @@ from monitor.dedupe.lexicon import (
     STOPWORDS,
     UNSPACED_NAMES,
 )
-from monitor.dedupe.merge import Member, MergeRules, StoryMerger, unnamed
+from monitor.dedupe.merge import Member, MergeJournal, MergeRules, StoryMerger, unnamed
 from monitor.dedupe.signature import (
     SignatureReader,
     dateline_end,
@@ -715,6 +715,7 @@ MEMBER_SAMPLE = 8  # members of a large story compared: the first and last in st
 # pair about 15 times (issue 14).
 PAIR_MEMO = 1 << 17
 _PAIR_KEY = 1 << 40  # rows below this (never reused) make one int key per ordered pair
+_K = TypeVar("_K")
 MEAN_THRESHOLD = 0.13  # the mean score over the story's members compared must reach this
 SUPPORT_FLOOR = 0.10  # more than half of the members compared must score at least this
 
@@ -824,6 +825,23 @@ class _Judgement:
     rule: str | None
 
 
+@dataclass(slots=True)
+class StoryTrial:
+    """A journal of what a `StoryIndex` did since `begin_trial` (cluster mode decides a story
+    ahead of the decision lock): the rows inserted (with the row their key had before), the
+    rows decided again or moved by the second step (with the story and match they had), the
+    stories judged, the second step's own journal, and what the caller asked to be done
+    when the trial is taken back (`on_undo`)."""
+
+    next_id: int  # the next free story id when the trial began
+    moves: int  # how many moves were waiting then
+    merger: MergeJournal  # the second step's changes (`StoryMerger.start_journal`)
+    inserted: list[tuple[int, str, int | None]] = field(default_factory=list)
+    detached: list[tuple[int, int, StoryMatch | None]] = field(default_factory=list)
+    judged: set[int] = field(default_factory=set)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+
 class StoryIndex:
     """Articles of the retention window plus all seeds, grouped into stories (events).
 
@@ -890,6 +908,7 @@ class StoryIndex:
             lambda key: self._apart.get(key, ()),
             MergeRules(threshold, mean_threshold, SUPPORT_FLOOR, max_span_days),
         )
+        self._trial: StoryTrial | None = None  # the changes being journaled (`begin_trial`)
 
     def set_apart(self, constraints: Mapping[str, Iterable[str]]) -> None:
         """Cannot-link constraints from corrections (issue 16): a key never shares a story
@@ -1040,6 +1059,8 @@ class StoryIndex:
             other = self._entries[r]
             story_id = merger.merged_id(other.story_id)
             if story_id != old_of[r] and other.match is not None:
+                if self._trial is not None:  # as one decided again: its match is put back
+                    self._trial.detached.append((r, other.story_id, other.match))
                 other.match = self._outside(other.match, other.story_id)
                 self._moves.append(StoryMove(other.key, other.seed_ref, other.match))
         assert entry.match is not None
@@ -1119,6 +1140,157 @@ class StoryIndex:
             self._postings.pop(day, None)
         return count
 
+    # -- trials (cluster mode: a story decided ahead of the lock, kept or taken back) --------
+
+    def begin_trial(self) -> StoryTrial:
+        """Journal the changes that follow (`assign`, `add`) until `end_trial`, so that
+        `undo_trial` can take them back."""
+        self._trial = StoryTrial(self._next_id, len(self._moves), self._merger.start_journal())
+        return self._trial
+
+    def end_trial(self) -> None:
+        """Stop journaling (the trial's changes stay until `undo_trial`)."""
+        self._trial = None
+        self._merger.stop_journal()
+
+    def on_undo(self, action: Callable[[], None]) -> None:
+        """While a trial is open: `action` takes back a change made outside the index for the
+        trial's decision (a follower noted); `undo_trial` runs it."""
+        if self._trial is not None:
+            self._trial.undo.append(action)
+
+    def undo_trial(self, trial: StoryTrial) -> None:
+        """Take back every change made since `begin_trial` returned `trial` (and nothing made
+        after it may remain): the index then decides as if the trial never happened."""
+        self._trial = None
+        self._merger.stop_journal()
+        for action in reversed(trial.undo):
+            action()
+        changed: set[int] = set()
+        for row, story_id, match in reversed(trial.detached):
+            entry = self._entries.get(row)
+            if entry is None:
+                continue
+            if entry.story_id != story_id:
+                changed |= {entry.story_id, story_id}
+                self._leave(row, entry.story_id)
+                self._stories.setdefault(story_id, set()).add(row)
+                entry.story_id = story_id
+            entry.match = match
+        for row, key, previous in reversed(trial.inserted):
+            entry = self._entries.pop(row)
+            if previous is None:
+                self._rows.pop(key, None)
+            else:
+                self._rows[key] = previous
+            if entry.story_id >= 0:
+                changed.add(entry.story_id)
+                self._leave(row, entry.story_id)
+            if entry.seed_ref is not None:
+                self._seeds.remove(row)
+                continue
+            day = entry.day
+            assert day is not None
+            if _drop(self._by_day, day, row):
+                postings = self._postings[day]
+                for k in entry.keys:
+                    _drop(postings, k, row)
+                if not postings:
+                    del self._postings[day]
+        for story_id in sorted(changed):
+            self._changed(story_id)  # judgements made during the trial no longer hold
+        self._next_id = trial.next_id
+        del self._moves[trial.moves :]
+        self._candidates.clear()  # they may name the rows taken out
+        self._detached = None
+        self._merger.undo(trial.merger)  # its profiles and merges as they were
+
+    def trial_holds(self, trial: StoryTrial, others: Iterable[tuple[StoryFeatures, int]]) -> bool:
+        """Whether the trial's decisions come out the same had these articles (features and
+        story id, as another decider indexed them) been indexed before it began. True only
+        when none of them shares an index key with an article the trial decided (it would be
+        a candidate) or with a member of a story the trial changed (it would be decided
+        again), none is in a story the trial judged or changed, and no story the trial changed
+        holds a seed. A story id from `trial.next_id` on was made after the trial began: not
+        one the trial read (its id is what `renumber_trial` is for).
+
+        The second step (`merge`) read more: the stories around those changed, and those
+        sharing two profile names with them. None of the articles may be in one of these (by
+        the merged id it was stored with: any of its parts) or name a profile name of a story
+        whose neighbours it looked up: a story's profile names are names most of its members
+        name, so an article naming none of them cannot make its story (new or not) a new
+        neighbour of one the step read."""
+        others = list(others)
+        if not others:
+            return True
+        decided = [r for r, _, _ in trial.inserted] + [r for r, _, _ in trial.detached]
+        keys: set[str] = set()
+        touched = {story_id for _, story_id, _ in trial.detached}
+        for row in decided:
+            entry = self._entries.get(row)
+            if entry is not None:
+                keys.update(entry.keys)
+                touched.add(entry.story_id)
+        for story_id in touched:
+            for row in self._stories.get(story_id, ()):
+                entry = self._entries[row]
+                if entry.seed_ref is not None:
+                    return False  # every later article has the seeds among its candidates
+                keys.update(entry.keys)
+        keys |= trial.merger.names  # names are index keys
+        read = trial.judged | touched | trial.merger.read
+        for features, story_id in others:
+            if story_id < trial.next_id and (
+                story_id in read or not read.isdisjoint(self._merger.parts(story_id))
+            ):
+                return False
+            if not keys.isdisjoint(_index_keys(features)):
+                return False
+        return True
+
+    def renumber_trial(self, trial: StoryTrial, next_id: int) -> dict[int, int] | None:
+        """Give the stories the trial made the ids they would have had if `next_id` had been
+        the next free one when it began (other deciders took the ids between), and move the
+        next free id as far: returns the ids changed, or None when the trial also decided
+        earlier articles again or merged a story it made (ids it took may then be named in
+        their reasons: decide again instead)."""
+        shift = next_id - trial.next_id
+        if shift <= 0 or self._next_id == trial.next_id:
+            return {}  # no id taken by the trial (or none by the others)
+        if trial.detached:
+            return None
+        fresh = sorted(
+            {
+                entry.story_id
+                for row, _, _ in trial.inserted
+                if (entry := self._entries.get(row)) is not None and entry.story_id >= trial.next_id
+            }
+        )
+        merger = self._merger
+        if any(merger.merged_id(s) != s or len(merger.parts(s)) > 1 for s in fresh):
+            return None
+        renamed = {story_id: story_id + shift for story_id in fresh}
+        for old, new in sorted(renamed.items(), reverse=True):
+            members = self._stories.pop(old)
+            self._stories[new] = members
+            self._changed(old)
+            self._changed(new)
+            for row in members:
+                entry = self._entries[row]
+                entry.story_id = new
+                if entry.match is not None:
+                    entry.match = _with_story(entry.match, new, entry.match.seed_refs)
+            merger.rename(old, new)  # its profile, under the new id
+        self._next_id += shift
+        return renamed
+
+    def _leave(self, row: int, story_id: int) -> None:
+        members = self._stories.get(story_id)
+        if members is not None:
+            members.discard(row)
+            if not members:
+                del self._stories[story_id]
+
     # -- internals ---------------------------------------------------------------------------
 
     def _insert(
@@ -1142,6 +1314,8 @@ class StoryIndex:
             order = (1, when, key)
             basis = "published" if features.published_at else "first seen"
         entry = _Entry(key, features, when, story_id, seed_ref, basis, order, _index_keys(features))
+        if self._trial is not None:
+            self._trial.inserted.append((row, key, self._rows.get(key)))
         self._entries[row] = entry
         self._rows[key] = row
         if story_id >= 0:
@@ -1169,6 +1343,8 @@ class StoryIndex:
         until `_attach` puts it elsewhere: nothing else is judged in between, and its own
         judgements read only the members before it."""
         entry = self._entries[row]
+        if self._trial is not None:
+            self._trial.detached.append((row, entry.story_id, entry.match))
         self._detached = (row, entry.story_id)
         members = self._stories.get(entry.story_id)
         if members is not None:
@@ -1413,6 +1589,8 @@ class StoryIndex:
         It reads the article and the story's members, so it holds while the story's version
         does (an article's features and date never change; a seed's date does, and that
         empties the memo): deciding an article again mostly judges unchanged stories."""
+        if self._trial is not None:
+            self._trial.judged.add(story_id)
         key = row * _PAIR_KEY + story_id
         version = self._versions.get(story_id, 0)
         held = self._judged.get(key) if self._pair_memo else None
@@ -1512,6 +1690,21 @@ class StoryIndex:
                     for r in self._stories[old]:
                         self._entries[r].story_id = old
                     break
+
+
+def _drop(lists: dict[_K, list[int]], key: _K, row: int) -> bool:
+    """Remove `row` from `lists[key]` (the last one, as a rule) and an emptied list; False
+    when there was no list."""
+    rows = lists.get(key)
+    if rows is None:
+        return False
+    if rows and rows[-1] == row:
+        rows.pop()
+    elif row in rows:
+        rows.remove(row)
+    if not rows:
+        del lists[key]
+    return True
 
 
 def _with_story(match: StoryMatch, story_id: int, seed_refs: tuple[str, ...]) -> StoryMatch:

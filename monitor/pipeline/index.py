@@ -387,7 +387,8 @@ class DedupeIndex:
                 threshold=self.stories.threshold,
                 seed_refs=self.stories.seed_refs(story_id),
             )
-            self.followers.add(key, original)
+            if self.followers.add(key, original):  # a trial (cluster mode) takes it back
+                self.stories.on_undo(lambda: self.followers.drop(key))
             return Decision(status, dup, None, None, same_story, (), follows=original)
         if isinstance(features, str):
             features = features_from_json(features)

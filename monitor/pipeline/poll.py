@@ -36,8 +36,9 @@ if TYPE_CHECKING:  # datasketch (numpy, scipy) and the tagger load when an artic
 
     from monitor.cluster.foresight import Foresight
     from monitor.cluster.gate import DecisionGate
+    from monitor.dedupe.story import StoryTrial
     from monitor.pipeline.batch import Pending
-    from monitor.pipeline.index import DedupeIndex, NearLookup
+    from monitor.pipeline.index import Decision, DedupeIndex, NearLookup
     from monitor.tag import Tags, Taxonomy
 
 log = logging.getLogger("monitor.pipeline")
@@ -54,6 +55,13 @@ PARSE_ON_LOOP_BYTES = 256 * 1024
 # at most `[poll] decide_window_ms`, `batch.py`; one not stored is fetched again by the next
 # poll, as its source's validators are recorded only after it is stored).
 SUCCESS_BATCH = 100
+# Cluster mode: how many times a node decides ahead of the decision lock before it decides a
+# story inside it (each attempt that does not stand lets go of the lock having written nothing).
+AHEAD_ATTEMPTS = 3
+
+
+class _TryAgain(Exception):
+    """A decision taken ahead of the lock did not stand: decide ahead again."""
 
 
 @dataclass(slots=True)
@@ -599,39 +607,166 @@ class Poller:
         done: _Extracted,
     ) -> None:
         """Cluster mode: decide and store one article under the lock every node decides
-        under (DESIGN §7), with what can be looked up ahead looked up before it
-        (`monitor.cluster.foresight`)."""
+        under (DESIGN §7), on the gate's thread (`_decide_locked`)."""
         assert self.gate is not None
+        await self.gate.run(
+            lambda: self._decide_locked(source, entry, existing_id, outcome, cutoff, done)
+        )
+
+    def _decide_locked(
+        self,
+        source: Source,
+        entry: Entry,
+        existing_id: int | None,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+    ) -> None:
+        """On the gate's thread: what can be looked up ahead of the lock is looked up
+        (`monitor.cluster.foresight`), a dated article's story is decided ahead as a trial;
+        then, holding the lock, the trial stands when nothing logged since could change it,
+        the answers the rows logged since can change are looked up again, and the item is
+        inserted and committed. A trial that does not stand is taken back and everything is
+        done ahead again from the new position, at most `AHEAD_ATTEMPTS` times in all; the
+        last time the story is decided inside the lock."""
+        gate = self.gate
+        assert gate is not None
         if existing_id is not None:
-            async with self.gate.hold(self.index, self.clock):
+            with gate.locked(gate.last_id) as held:
+                gate.catch_up(held, self.index, self.clock())
                 self._decide(source, entry, existing_id, outcome, cutoff, done)
             return
-        from monitor.cluster.foresight import stale
+        article = _article(source, entry, done)
+        for attempt in range(1, AHEAD_ATTEMPTS + 1):
+            seen = self._foresee(source, entry, article, done)
+            if seen.stored:
+                outcome.unchanged += 1  # another node stored it (a retried job)
+                return
+            ahead = self._decide_ahead(source, article, seen, done)
+            try:
+                self._decide_in_lock(
+                    source,
+                    entry,
+                    article,
+                    outcome,
+                    cutoff,
+                    done,
+                    seen,
+                    ahead,
+                    retry=attempt < AHEAD_ATTEMPTS,
+                )
+                return
+            except _TryAgain:
+                gate.retried += 1
+
+    def _decide_in_lock(
+        self,
+        source: Source,
+        entry: Entry,
+        article: Article,
+        outcome: PollOutcome,
+        cutoff: datetime | None,
+        done: _Extracted,
+        seen: Foresight,
+        ahead: tuple[Decision, StoryTrial] | None,
+        *,
+        retry: bool,
+    ) -> None:
+        """Hold the lock and decide with what was looked up and decided ahead (`seen`,
+        `ahead`). A trial that does not stand is taken back; with `retry`, the node then
+        catches up and lets go of the lock with nothing written (`_TryAgain`), to decide
+        ahead again from the new position, else it decides the story inside the lock."""
+        from monitor.cluster.foresight import keep_ahead, stale
         from monitor.pipeline.index import NearLookup
 
-        article = _article(source, entry, done)
-        seen = self._foresee(source, entry, article, done)
-        async with self.gate.hold(self.index, self.clock, since=seen.position) as held:
-            again = stale(
-                seen,
-                held.since,
-                generation=(self.index.serial, self.index.evictions),
+        gate = self.gate
+        assert gate is not None
+        settled = ahead is None  # a trial is kept or taken back once the lock is held
+        try:
+            with gate.locked(seen.position) as held:
+                again = stale(
+                    seen,
+                    held.since,
+                    generation=(self.index.serial, self.index.evictions),
+                    source=source.name,
+                    url=entry.url,
+                    canonical=article.canonical_url,
+                    text_hash=article.text_hash,
+                    shingles=done.shingles,
+                )
+                gate.count(again)
+                decision = None
+                if ahead is not None:
+                    decision = keep_ahead(
+                        self.index.stories,
+                        *ahead,
+                        held.since,
+                        again=again,
+                        corrections_changed=held.corrections != self.index.corrections_seen,
+                    )
+                    settled = True
+                    gate.story_kept(decision is not None)
+                    if decision is None:
+                        self.index.stories.undo_trial(ahead[1])
+                        if retry:  # catch up, let go of the lock, decide ahead again
+                            gate.catch_up(held, self.index, self.clock())
+                            raise _TryAgain
+                gate.catch_up(held, self.index, self.clock())
+                if again.stored and self._stored(source, entry):
+                    outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
+                    return
+                exact = self._classify(source, entry, article) if again.exact else seen.exact
+                looked = not again.exact and seen.exact[1] is None and not again.near
+                near = NearLookup(seen.near) if looked else None
+                self._decide(
+                    source,
+                    entry,
+                    None,
+                    outcome,
+                    cutoff,
+                    done,
+                    exact=exact,
+                    near=near,
+                    conn=held.conn,
+                    decision=decision,
+                )
+        except BaseException:
+            if ahead is not None and not settled:  # nothing stored: the trial must not stay
+                self.index.stories.undo_trial(ahead[1])
+            raise
+
+    def _decide_ahead(
+        self, source: Source, article: Article, seen: Foresight, done: _Extracted
+    ) -> tuple[Decision, StoryTrial] | None:
+        """Cluster mode, before the lock: the decision with what was looked up ahead, its
+        story assigned as a trial the lock's holder keeps or takes back. None for an article
+        without a publication date: its story's date is the time it is stored, taken in the
+        lock."""
+        from monitor.dedupe.story import features_from_json
+        from monitor.pipeline.index import NearLookup
+
+        features = features_from_json(done.features)
+        if features.published_at is None:
+            return None
+        stories = self.index.stories
+        trial = stories.begin_trial()
+        try:
+            decision = self.index.decide(
+                key=article.url,
                 source=source.name,
-                url=entry.url,
-                canonical=article.canonical_url,
-                text_hash=article.text_hash,
+                signature=seen.signature,
                 shingles=done.shingles,
+                features=features,
+                exact=seen.exact,
+                at=self.clock(),
+                near_match=NearLookup(seen.near) if seen.exact[1] is None else None,
             )
-            self.gate.count(again)
-            if seen.stored or (again.stored and self._stored(source, entry)):
-                outcome.unchanged += 1  # another node stored it meanwhile (a retried job)
-                return
-            exact = self._classify(source, entry, article) if again.exact else seen.exact
-            looked = not again.exact and seen.exact[1] is None and not again.near
-            near = NearLookup(seen.near) if looked else None
-            self._decide(
-                source, entry, None, outcome, cutoff, done, exact=exact, near=near, conn=held.conn
-            )
+        except BaseException:
+            stories.end_trial()
+            stories.undo_trial(trial)
+            raise
+        stories.end_trial()
+        return decision, trial
 
     def _foresee(
         self, source: Source, entry: Entry, article: Article, done: _Extracted
@@ -735,12 +870,14 @@ class Poller:
         exact: tuple[Literal["new", "known", "duplicate"], DuplicateOf | None] | None = None,
         near: NearLookup | None = None,
         conn: Connection | None = None,
+        decision: Decision | None = None,
     ) -> None:
         """Dedupe, story and store one extracted article. No await in here: the dedupe
         lookups, the index updates and the insert are one atomic step, so two copies of one
         article in a poll cannot both be "new". In cluster mode the decision lock's hold has
-        obeyed the corrections, `exact` and `near` may be answers looked up before it, and the
-        insert joins the hold's transaction `conn`."""
+        obeyed the corrections, `exact` and `near` may be answers looked up before it,
+        `decision` one taken ahead of it that stands, and the insert joins the hold's
+        transaction `conn`."""
         article = _article(source, entry, done)
         tags = done.tags
         now = self.clock()
@@ -769,10 +906,17 @@ class Poller:
         baseline = cutoff is not None and (
             article.published_at is None or article.published_at < cutoff
         )
+        ahead = decision
+        if ahead is not None and ahead.near_record is not None:
+            # The record's count of indexed signatures as a decision taken now reads it.
+            from monitor.pipeline.index import near_record
+
+            indexed = len(self.index.near)
+            ahead = replace(ahead, near_record=near_record(ahead.near, done.shingles, indexed))
         while True:
             if self.gate is None:  # corrections made by any process, before deciding
                 self.index.obey_corrections(self.store, now)
-            decision = self.index.decide(
+            decision = ahead or self.index.decide(
                 key=article.url,
                 source=source.name,
                 signature=signature,
