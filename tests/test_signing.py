@@ -48,6 +48,23 @@ def test_memoised_features_equal_features_computed_afresh(published: datetime | 
     )
 
 
+def test_kept_features_json_equals_json_written_afresh_for_every_date() -> None:
+    """The JSON kept per text takes each item's date: what `features_to_json` writes."""
+    signing.use_taxonomy(TAXONOMY)
+    dates = [
+        None,
+        datetime(2020, 2, 5, 9, 0, tzinfo=UTC),
+        datetime(2019, 12, 31, 23, 0, tzinfo=UTC),
+        datetime(2021, 6, 1, 12, 30, 15, 250, tzinfo=UTC),
+        None,
+    ]
+    for title, text in [("Lim Jock Hoi in Moscow", TEXT), ("", ""), ('"quoted" \\', "x")]:
+        for published in dates:
+            afresh = features_to_json(extract_features(title, text, published, "en"))
+            assert signing.features_json(title, text, published, "en") == afresh
+    assert signing._json_parts.cache_info().hits >= 2  # later dates reused the kept JSON
+
+
 def test_a_known_text_skips_the_signature_but_still_records_the_item(
     http_server: LocalServer, http_config: HttpConfig, tmp_path: Path
 ) -> None:
@@ -89,7 +106,7 @@ def test_a_known_text_skips_the_signature_but_still_records_the_item(
     assert stories[stored[1].url] == stories[stored[0].url] is not None
     assert stored[1].features == follow_marker(stored[0].url)
     assert index.stories.story_of(stored[1].url) is None
-    assert signing.features_json.cache_info().hits == 1
+    assert signing._undated_features.cache_info().misses == 1  # features computed once
     assert signing.signature.cache_info().misses == 1  # signed once ...
     assert signing.signature.cache_info().hits == 1  # ... and the second time remembered
     assert len(stored) == 2

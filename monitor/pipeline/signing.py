@@ -12,6 +12,7 @@ text, not its normalised hash, so a hit gives exactly what computing afresh woul
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import replace
 from datetime import datetime
 
@@ -47,12 +48,44 @@ def features(
     return replace(undated, published_at=published_at, ref_year=published_at.year)
 
 
-@functools.lru_cache(maxsize=MEMO_TEXTS)
 def features_json(
     title: str, text: str, published_at: datetime | None, language: str | None
 ) -> str:
-    """`story.features_to_json` of `features`."""
-    return features_to_json(features(title, text, published_at, language))
+    """`story.features_to_json` of `features`: the text's JSON is kept around its two dated
+    values (`published_at`, `ref_year`), so a repeated text with another date encodes only
+    them (every feed entry of a syndicated page has its own date)."""
+    if published_at is None:
+        return _undated_json(title, text, language)
+    parts = _json_parts(title, text, language)
+    if parts is None:
+        return features_to_json(features(title, text, published_at, language))
+    head, middle, tail = parts
+    return f"{head}{json.dumps(published_at.isoformat())}{middle}{published_at.year}{tail}"
+
+
+@functools.lru_cache(maxsize=MEMO_TEXTS)
+def _undated_json(title: str, text: str, language: str | None) -> str:
+    return features_to_json(_undated_features(title, text, language))
+
+
+_DATED = "\x00dated"  # a value no feature holds, cut out of the kept JSON
+
+
+@functools.lru_cache(maxsize=MEMO_TEXTS)
+def _json_parts(title: str, text: str, language: str | None) -> tuple[str, str, str] | None:
+    """The JSON of the text's features before `published_at`, between it and `ref_year`, and
+    after `ref_year`; None if the marker is not found exactly twice."""
+    undated = _undated_features(title, text, language)
+    marked = replace(undated, published_at=_Marker(), ref_year=_DATED)  # type: ignore[arg-type]
+    parts = features_to_json(marked).split(json.dumps(_DATED, ensure_ascii=False))
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+class _Marker:
+    """Stands for `published_at` while the kept JSON is written (its isoformat is `_DATED`)."""
+
+    def isoformat(self) -> str:
+        return _DATED
 
 
 @functools.lru_cache(maxsize=MEMO_TEXTS)
@@ -74,7 +107,15 @@ def use_taxonomy(taxonomy: Taxonomy) -> None:
     """Set the topic rules `tags` applies, emptying every memo (a worker starting)."""
     global _taxonomy
     _taxonomy = taxonomy
-    for memo in (signature, _undated_features, features_json, language, fingerprint, tags):
+    for memo in (
+        signature,
+        _undated_features,
+        _undated_json,
+        _json_parts,
+        language,
+        fingerprint,
+        tags,
+    ):
         memo.cache_clear()
 
 
