@@ -115,17 +115,9 @@ class DecisionGate:
         conn, granted, rows = self._acquire(start)
         state = (int(rows[0].last or 0), int(rows[0].undone or 0)) if rows else (0, 0)
         logged = [_logged(r) for r in rows if r.id is not None]
-        try:
-            self.store.last_logged = 0
-            yield Held(conn, [row for row in logged if row.log_id > since], state, rows)
-            self.last_id = max(self.last_id, self.store.last_logged)
-            self._end(conn, commit=True)
-        except BaseException:
-            self._end(conn, commit=False)
-            raise
-        finally:
-            seconds = time.perf_counter() - granted
-            self._record(seconds, seconds)
+        fresh = [row for row in logged if row.log_id > since]
+        with self._committing(conn, granted, granted, lambda: Held(conn, fresh, state, rows)) as h:
+            yield h
 
     def catch_up(self, held: Held, index: DedupeIndex, now: datetime) -> None:
         """Inside `locked`: replay into `index` what the others logged since it last looked,
@@ -163,18 +155,32 @@ class DecisionGate:
                     self._end((await acquiring)[0], commit=False)
                 raise
             resumed = time.perf_counter()
-            try:
-                logged = self._catch_up(rows, index, now(), start)
-                self.store.last_logged = 0
-                yield Held(conn, logged)
-                self.last_id = max(self.last_id, self.store.last_logged)
-                self._end(conn, commit=True)
-            except BaseException:
-                self._end(conn, commit=False)
-                raise
-            finally:
-                ended = time.perf_counter()
-                self._record(ended - granted, ended - resumed)
+
+            def caught_up() -> Held:
+                return Held(conn, self._catch_up(rows, index, now(), start))
+
+            with self._committing(conn, granted, resumed, caught_up) as held:
+                yield held
+
+    @contextmanager
+    def _committing(
+        self, conn: sa.Connection, granted: float, resumed: float, make: Callable[[], Held]
+    ) -> Iterator[Held]:
+        """The body of a hold: `make` the body's view, run the body, commit (which lets go
+        of the lock) or roll back, and time the hold from `granted` (and from `resumed`, when
+        the holder went on after the grant)."""
+        try:
+            held = make()
+            self.store.last_logged = 0
+            yield held
+            self.last_id = max(self.last_id, self.store.last_logged)
+            self._end(conn, commit=True)
+        except BaseException:
+            self._end(conn, commit=False)
+            raise
+        finally:
+            ended = time.perf_counter()
+            self._record(ended - granted, ended - resumed)
 
     @contextmanager
     def holding(self) -> Iterator[None]:
