@@ -82,7 +82,7 @@ def test_check_config_refuses_cluster_mode_on_sqlite_naming_file_key_and_reason(
 def test_a_new_database_has_the_queue_schema(pg_url: str) -> None:
     store = Store.open(pg_url, now=datetime.now(UTC))
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 7
+        assert store.schema_version() == SCHEMA_VERSION == 8
     finally:
         store.close()
     assert {"index_log", "procrastinate_jobs", "procrastinate_workers"} <= tables(pg_url)

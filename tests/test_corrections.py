@@ -294,7 +294,7 @@ def test_a_version_6_database_gains_the_corrections_table_and_keeps_its_items(
     store.close()
     upgraded = Store.open(url, now=START + timedelta(days=1))
     try:
-        assert upgraded.schema_version() == SCHEMA_VERSION == 7
+        assert upgraded.schema_version() == SCHEMA_VERSION == 8
         assert "corrections" in sa.inspect(upgraded.engine).get_table_names()
         [item] = upgraded.list_items()
         assert item.title == "Title 1"

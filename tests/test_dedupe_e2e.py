@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -381,12 +382,17 @@ EVENTS = ROOT / "tests" / "data" / "stories" / "recurring.jsonl"
 TWO_ORDERS_EVENTS = ("brics-summit-2024-kazan", "brics-summit-2023-johannesburg")
 
 
-def event_site(server: LocalServer) -> list[dict[str, str]]:
-    """Two feeds ("East", "West") sharing out the real reports of two BRICS summits."""
+def event_site(
+    server: LocalServer,
+    events: tuple[str, ...] = TWO_ORDERS_EVENTS,
+    feed_of: Callable[[int, dict[str, str]], str] = lambda n, _: "East" if n % 2 else "West",
+) -> list[dict[str, str]]:
+    """Feeds ("East", "West" by default) sharing out the real reports of `events` (two BRICS
+    summits by default); `feed_of(n, report)` names the feed of the n-th report."""
     with EVENTS.open(encoding="utf-8") as fh:
         rows = [json.loads(x) for x in fh if x.strip()]
-    rows = [r for r in rows if r["event"] in TWO_ORDERS_EVENTS]
-    feeds: dict[str, list[str]] = {"East": [], "West": []}
+    rows = [r for r in rows if r["event"] in events]
+    feeds: dict[str, list[str]] = {}
     for n, row in enumerate(rows):
         path = f"/reports/{row['id']}.html"
         title = row["title"] or row["text"][:80]
@@ -398,7 +404,7 @@ def event_site(server: LocalServer) -> list[dict[str, str]]:
             content_type="text/html",
         )
         when = datetime.fromisoformat(row["published_at"]).replace(hour=9, tzinfo=UTC)
-        feeds["East" if n % 2 else "West"].append(
+        feeds.setdefault(feed_of(n, row), []).append(
             f"<item><title>{html.escape(title)}</title><link>{server.url(path)}</link>"
             f"<guid>{row['id']}</guid><pubDate>{format_datetime(when)}</pubDate></item>"
         )
@@ -441,6 +447,40 @@ def test_a_site_polled_in_two_orders_gives_the_same_stories(
     for group in found[0]:  # never two summits in one story
         events = {r["event"] for r in rows if any(u.endswith(f"/{r['id']}.html") for u in group)}
         assert len(events) == 1
+
+
+# The APEC summit in Lima and the Biden-Xi meeting on its sidelines: polled one outlet's feed
+# at a time, a later poll merged two stories, one of them stored by an earlier poll.
+LIMA_EVENTS = ("apec-leaders-meeting-2024-lima", "us-china-leaders-meeting-2024-11-lima")
+OUTLET_FEEDS = ("North", "East", "South", "West")
+
+
+def test_stories_do_not_depend_on_where_restarts_cut_the_polls(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """Four feeds, each an outlet's share of the reports: polled together, and one feed a
+    poll in reverse (each poll a new process): the same stories, and every stored story is
+    the one a later poll's merges left it in."""
+
+    def outlet_feed(_: int, row: dict[str, str]) -> str:
+        return OUTLET_FEEDS[hashlib.sha256(row["source"].encode()).digest()[0] % 4]
+
+    rows = event_site(http_server, LIMA_EVENTS, outlet_feed)
+    feeds = [name for name in OUTLET_FEEDS if any(outlet_feed(0, r) == name for r in rows)]
+    assert len(feeds) > 2
+    found = []
+    for order in ([",".join(feeds)], list(reversed(feeds))):
+        home = tmp_path / str(len(found))
+        home.mkdir()
+        sources = [(name, http_server.url(f"/{name}.xml")) for name in feeds]
+        config = write_config(home, sources)
+        config.write_text(config.read_text("utf-8") + '[poll]\nbackfill = "36500d"\n', "utf-8")
+        for names in order:
+            run(config, "poll", *(f"--source={name}" for name in names.split(",")))
+        found.append(stories_by_url(config))
+    assert found[0] == found[1]
+    assert sum(len(g) for g in found[0]) == len(rows)
+    assert len(found[0]) < len(rows)
 
 
 def test_a_fresh_article_about_a_new_meeting_is_headlined_with_its_own_title(

@@ -511,7 +511,7 @@ def test_a_version_4_database_gains_seed_date_sources_and_keeps_its_seeds(
         )
     store.close()
     upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
-    assert upgraded.schema_version() == SCHEMA_VERSION == 7
+    assert upgraded.schema_version() == SCHEMA_VERSION == 8
     [seed] = upgraded.list_seeds()
     assert (seed.name, seed.story_id, seed.date_source) == (SEED.name, 7, None)
     upgraded.upsert_seed(replace(SEED, date_source="metadata"))
@@ -543,6 +543,60 @@ def test_story_changes_move_items_and_seeds_with_their_decisions(store: Store) -
     assert store.list_seeds()[0].story_id == 9
 
 
+def test_first_step_stories_are_stored_read_back_and_counted_among_the_ids(
+    store: Store,
+) -> None:
+    """An item whose story is a merge keeps its first-step story (`story_part`): a restart
+    rebuilds the index from it, a later story id is never one of them, and a merge that
+    changes only the story of an item leaves its stored decision as it was."""
+    store.sync_sources(SOURCES, NOW)
+    part = replace(dedupe_record(3), story_part=12)
+    first = store.insert_item(article(1), fetched_at=NOW, status="new", baseline=False, dedupe=part)
+    assert [(r.item_id, r.story_id, r.story_part) for r in store.signatures_since(NOW)] == [
+        (first, 3, 12)
+    ]
+    assert store.max_story_id() == 12  # no new story takes the id of a merged one's part
+    regrouped = StoryChange(article(1).url, False, 5, {}, 14)  # only its story changed
+    store.insert_item(
+        article(2),
+        fetched_at=NOW,
+        status="new",
+        baseline=False,
+        dedupe=replace(dedupe_record(5), changes=(regrouped,)),
+    )
+    rows = {r.item_id: (r.story_id, r.story_part) for r in store.signatures_since(NOW)}
+    assert rows[first] == (5, 14)
+    assert store.decision(first) == (None, {"story_id": 3, "is_new": True})
+    store.change_stories([StoryChange(article(1).url, False, 6, {"story_id": 6})])
+    rows = {r.item_id: (r.story_id, r.story_part) for r in store.signatures_since(NOW)}
+    assert rows[first] == (6, None)  # a story of its own again: no part apart from it
+
+
+def test_a_version_7_database_gains_first_step_stories_and_keeps_its_items(
+    store_url: str,
+) -> None:
+    store = Store.open(store_url, now=NOW)
+    store.sync_sources(SOURCES, NOW)
+    item_id = store.insert_item(
+        article(1), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(3)
+    )
+    with store.engine.begin() as conn:  # back to version 7: items without story_part
+        conn.execute(sa.text("ALTER TABLE items DROP COLUMN story_part"))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(
+            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (7, :at)"),
+            {"at": NOW},
+        )
+    store.close()
+    upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
+    try:
+        assert upgraded.schema_version() == SCHEMA_VERSION == 8
+        [row] = upgraded.signatures_since(NOW)
+        assert (row.item_id, row.story_id, row.story_part) == (item_id, 3, None)
+    finally:
+        upgraded.close()
+
+
 def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'v3.db'}"
     store = Store.open(url, now=NOW)
@@ -556,7 +610,7 @@ def test_a_version_3_database_is_migrated_and_keeps_its_items(tmp_path: Path) ->
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (3, '2026-11-01 00:00:00')")
     upgraded = Store.open(url, now=NOW + timedelta(days=1))
-    assert upgraded.schema_version() == SCHEMA_VERSION == 7
+    assert upgraded.schema_version() == SCHEMA_VERSION == 8
     inspector = sa.inspect(upgraded.engine)
     assert {"seeds", "signatures", "decisions"} <= set(inspector.get_table_names())
     assert "ix_items_story_id" in {i["name"] for i in inspector.get_indexes("items")}

@@ -146,6 +146,7 @@ def keep_ahead(
     if not again.none or corrections_changed or any(row.kind != "insert" for row in since):
         return None
     others: list[tuple[StoryFeatures, int]] = []
+    top = -1  # the highest story id the rows since took (a first-step story's too)
     for row in since:
         if row.stored is None or row.stored.story_id is None:
             continue  # not in the story index: nothing to read
@@ -159,9 +160,9 @@ def keep_ahead(
             others.append((features_from_json(row.stored.features), row.stored.story_id))
         except ValueError:
             return None
+        top = max(top, row.stored.story_id, row.stored.story_part or -1)
     if not stories.trial_holds(trial, others):
         return None
-    top = max((story_id for _, story_id in others), default=-1)
     renamed = stories.renumber_trial(trial, max(trial.next_id, top + 1))
     if renamed is None:
         return None

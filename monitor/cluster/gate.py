@@ -299,6 +299,7 @@ def _log_query() -> sa.Select[Any]:
             items.c.text_hash,
             items.c.fetched_at,
             items.c.story_id,
+            items.c.story_part,
             signatures.c.signature,
             signatures.c.shingles,
             signatures.c.features,
@@ -349,6 +350,7 @@ def _logged(row: sa.Row[Any]) -> Logged:
             row.shingles,
             row.features,
             row.story_id,
+            row.story_part,
         ),
     )
 

@@ -315,6 +315,18 @@ class StoryMerger:
             self._merged[new] = merged
         self._refresh(new)
 
+    def restore(self, story_id: int, merged_id: int) -> None:
+        """A first-step story the store records as merged into `merged_id` (rebuilding the
+        index): the merge holds as it was decided until one of its stories changes."""
+        self._save("_groups", merged_id)
+        group = self._groups.setdefault(merged_id, [merged_id])
+        if story_id not in group:
+            group.append(story_id)
+            group.sort()
+        for s in (story_id, merged_id):
+            self._save("_merged", s)
+            self._merged[s] = merged_id
+
     def forget(self, story_id: int) -> None:
         """A first-step story left the index (evicted). The rest of its group keeps the
         merged id, as the store has it, until one of them changes."""

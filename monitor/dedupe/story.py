@@ -742,6 +742,10 @@ class StoryMatch:
     window_days: int = WINDOW_DAYS
     max_span_days: int = MAX_SPAN_DAYS
     merged: str = ""  # the second step's merge of whole stories (`merge`), in words
+    part: int | None = None  # its first-step story, when a merge put that in `story_id`
+    # Only the story changed: an article indexed from the store (`StoryIndex.add`) whose
+    # story a merge changed; its stored decision stands.
+    restored: bool = False
 
     def explain(self) -> str:
         """The decision in plain words."""
@@ -1058,19 +1062,43 @@ class StoryIndex:
         for r in sorted(old_of, key=lambda r: self._entries[r].order):
             other = self._entries[r]
             story_id = merger.merged_id(other.story_id)
-            if story_id != old_of[r] and other.match is not None:
+            # Moved within a merged story: the store keeps its first-step story too.
+            regrouped = r in before and before[r] != other.story_id
+            if story_id != old_of[r] or regrouped:
                 if self._trial is not None:  # as one decided again: its match is put back
                     self._trial.detached.append((r, other.story_id, other.match))
+                if other.match is None:  # indexed from the store: a story change only
+                    other.match = self._restored(other)
                 other.match = self._outside(other.match, other.story_id)
                 self._moves.append(StoryMove(other.key, other.seed_ref, other.match))
         assert entry.match is not None
         entry.match = self._outside(entry.match, entry.story_id)
+
+    def _restored(self, entry: _Entry) -> StoryMatch:
+        """The match of an article indexed from the store, when a merge changes its story:
+        the decision stored with it stands, only its story is new."""
+        return StoryMatch(
+            story_id=entry.story_id,
+            is_new=False,
+            score=0.0,
+            threshold=self.threshold,
+            matched_key=None,
+            compared_with=None,
+            reasons=(),
+            seed_refs=(),
+            date=None if entry.when is None else _utc(entry.when),
+            date_basis=entry.basis,
+            restored=True,
+        )
 
     def _outside(self, match: StoryMatch, base_id: int) -> StoryMatch:
         """A match as the outside sees it: numbered by the merged story, with its seeds, and
         the merge said in words."""
         story_id = self._merger.merged_id(base_id)
         match = _with_story(match, story_id, self.seed_refs(story_id))
+        part = None if base_id == story_id else base_id
+        if match.part != part:
+            match = replace(match, part=part)
         merged = ""
         if story_id != base_id or len(self._merger.parts(story_id)) > 1:
             others = [p for p in self._merger.parts(story_id) if p != base_id]
@@ -1090,16 +1118,29 @@ class StoryIndex:
         at: datetime,
         *,
         story_id: int,
+        part: int | None = None,
         seed_ref: str | None = None,
         date_basis: str | None = None,
     ) -> None:
-        """Index an article whose story is already known (rebuilding from the store)."""
-        if story_id in self._stories and self._merger.merged_id(story_id) != story_id:
+        """Index an article whose story is already known (rebuilding from the store):
+        `story_id` as the outside knows it and `part`, its first-step story when a merge
+        made that part of `story_id` (`StoryMatch.part`). With the parts as they were, the
+        index is the one that decided them: what follows is decided as it would have been
+        without the restart."""
+        first = story_id if part is None else part
+        if (
+            part is None
+            and story_id in self._stories
+            and self._merger.merged_id(story_id) != story_id
+        ):
             # A story merged into another is known by the other's id outside this index:
             # this id is another process's new story (cluster mode). Ours takes a fresh id.
             self._renumber(story_id, max(self._next_id, story_id + 1))
-        self._insert(key, features, at, story_id, seed_ref, date_basis)
-        self._merger.note(story_id)
+        self._insert(key, features, at, first, seed_ref, date_basis)
+        if first != story_id:
+            self._merger.restore(first, story_id)
+            self._next_id = max(self._next_id, story_id + 1)
+        self._merger.note(first)
 
     def _renumber(self, old: int, new: int) -> None:
         """Give a first-step story that is merged into another a fresh id."""
@@ -1708,6 +1749,7 @@ def _drop(lists: dict[_K, list[int]], key: _K, row: int) -> bool:
 
 
 def _with_story(match: StoryMatch, story_id: int, seed_refs: tuple[str, ...]) -> StoryMatch:
+    """`match` numbered `story_id` (with the story's seeds); its `part` is left to the caller."""
     if match.story_id == story_id and match.seed_refs == seed_refs:
         return match
     return replace(match, story_id=story_id, seed_refs=seed_refs)

@@ -86,6 +86,7 @@ class Decision:
             near=self.near_record,
             story=story_record(self.story),
             changes=story_changes(self.moves),
+            story_part=self.story.part,
         )
 
 
@@ -244,7 +245,9 @@ class DedupeIndex:
         if original is None:
             assert row.story_id is not None
             features = features_from_json(row.features)
-            self.stories.add(row.url, features, row.fetched_at, story_id=row.story_id)
+            self.stories.add(
+                row.url, features, row.fetched_at, story_id=row.story_id, part=row.story_part
+            )
         elif self.stories.story_of(original) is not None and not kept_apart(
             self.apart, row.url, original
         ):
@@ -472,6 +475,7 @@ def story_record(match: StoryMatch) -> dict[str, Any]:
     """The story layer's decision as `explain` shows it."""
     return {
         "story_id": match.story_id,
+        "part": match.part,
         "is_new": match.is_new,
         "score": match.score,
         "threshold": match.threshold,
@@ -495,6 +499,12 @@ def story_record(match: StoryMatch) -> dict[str, Any]:
 def story_changes(moves: Sequence[StoryMove]) -> tuple[StoryChange, ...]:
     """Moves of the story index as the store records them."""
     return tuple(
-        StoryChange(m.key, m.seed_ref is not None, m.match.story_id, story_record(m.match))
+        StoryChange(
+            m.key,
+            m.seed_ref is not None,
+            m.match.story_id,
+            {} if m.match.restored else story_record(m.match),
+            m.match.part,
+        )
         for m in moves
     )

@@ -433,6 +433,7 @@ class Store(OutboxStore, DedupeStore, CorrectionStore):
             "fetched_at": new.fetched_at,
             "updated_at": new.fetched_at,
             "story_id": None if dedupe is None else dedupe.story_id,
+            "story_part": None if dedupe is None else dedupe.story_part,
             **dup_values(new.duplicate_of),
         }
 

@@ -132,7 +132,11 @@ class CorrectionStore(StoreBase):
                 .where(corrections.c.id == correction_id)
                 .values(new_story_id=new_story)
             )
-            conn.execute(items.update().where(items.c.id == item_id).values(story_id=new_story))
+            conn.execute(
+                items.update()
+                .where(items.c.id == item_id)
+                .values(story_id=new_story, story_part=None)
+            )
             _note_decision(
                 conn,
                 item_id,
@@ -142,7 +146,9 @@ class CorrectionStore(StoreBase):
             )
             for follower_id, _ in followers:
                 conn.execute(
-                    items.update().where(items.c.id == follower_id).values(story_id=new_story)
+                    items.update()
+                    .where(items.c.id == follower_id)
+                    .values(story_id=new_story, story_part=None)
                 )
                 _note_decision(
                     conn,
@@ -207,7 +213,9 @@ class CorrectionStore(StoreBase):
             else:
                 story_id, story, changes = redecide()
                 conn.execute(
-                    items.update().where(items.c.id == found.item_id).values(story_id=story_id)
+                    items.update()
+                    .where(items.c.id == found.item_id)
+                    .values(story_id=story_id, story_part=story.get("part"))
                 )
                 conn.execute(
                     decisions.update()

@@ -48,7 +48,8 @@ class StoryChange:
     key: str  # the item's URL or the seed's file name
     seed: bool
     story_id: int
-    story: Mapping[str, Any]  # the story layer's new decision
+    story: Mapping[str, Any]  # the story layer's new decision ({}: the stored one stands)
+    part: int | None = None  # its first-step story when not `story_id` (a merged story)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class DedupeRecord:
     near: Mapping[str, Any] | None  # the near layer's decision; None when exact decided
     story: Mapping[str, Any]  # the story layer's decision
     changes: Sequence[StoryChange] = ()  # earlier articles whose story this one changed
+    story_part: int | None = None  # its first-step story when not `story_id` (a merged story)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,7 @@ class StoredSignature:
     shingles: int
     features: str
     story_id: int | None
+    story_part: int | None = None  # the first-step story when not `story_id`
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,9 +300,11 @@ class DedupeStore(StoreBase):
 
 
 def max_story_id(conn: Connection) -> int:
-    """The highest story id of an item, a seed or a correction's new story (0 when none)."""
+    """The highest story id of an item (its story or first-step story), a seed or a
+    correction's new story (0 when none)."""
     found = [
         conn.execute(sa.select(sa.func.max(items.c.story_id))).scalar(),
+        conn.execute(sa.select(sa.func.max(items.c.story_part))).scalar(),
         conn.execute(sa.select(sa.func.max(seeds.c.story_id))).scalar(),
         conn.execute(sa.select(sa.func.max(corrections.c.new_story_id))).scalar(),
     ]
@@ -318,6 +323,7 @@ def _signature_query() -> sa.Select[Any]:
             signatures.c.shingles,
             signatures.c.features,
             items.c.story_id,
+            items.c.story_part,
         )
         .join(items, items.c.id == signatures.c.item_id)
         .join(sources, sources.c.id == items.c.source_id)
@@ -359,7 +365,8 @@ def signature_values(signature: ItemSignature) -> dict[str, Any]:
 def apply_story_changes(
     conn: Connection, changes: Sequence[StoryChange], *, up_to: int | None = None
 ) -> None:
-    """New stories of items (by URL) and seeds (by file name), with the new decisions; with
+    """New stories of items (by URL) and seeds (by file name), with the new decisions (an
+    empty one: the stored decision stands, as when a merge changed only its story); with
     `up_to`, only of the items with ids up to it (those stored before the deciding item)."""
     for change in changes:
         if change.seed:
@@ -373,7 +380,13 @@ def apply_story_changes(
         ids = [r.id for r in conn.execute(query)]
         if not ids:
             continue
-        conn.execute(items.update().where(items.c.id.in_(ids)).values(story_id=change.story_id))
+        conn.execute(
+            items.update()
+            .where(items.c.id.in_(ids))
+            .values(story_id=change.story_id, story_part=change.part)
+        )
+        if not change.story:
+            continue
         conn.execute(
             decisions.update()
             .where(decisions.c.item_id.in_(ids))

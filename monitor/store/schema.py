@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Advisory lock key of the decision step ("mon" + 2): cluster nodes decide under it
 # (`monitor.cluster.gate`) and corrections are recorded under it, so no two take a story id.
 DECISION_LOCK = 0x6D6F6E02
@@ -86,6 +86,10 @@ items = sa.Table(
     sa.Column("dup_similarity", sa.Float),
     sa.Column("dup_method", sa.String(32)),
     sa.Column("story_id", sa.Integer),
+    # The story layer's first-step story when the item's story (`story_id`) is a merge of
+    # several (schema version 8); NULL when the two are the same. A restart rebuilds the
+    # first step from it, so the stories do not depend on where the polls were cut.
+    sa.Column("story_part", sa.Integer),
     sa.Index("ix_items_source_guid", "source_id", "guid"),
     sa.Index("ix_items_canonical_url", "canonical_url"),
     sa.Index("ix_items_text_hash", "text_hash"),
@@ -344,4 +348,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_column("seeds", "date_source"),
     5: _steps(_create_tables("index_log"), apply_queue_schema),
     6: _create_tables("corrections"),
+    7: _add_column("items", "story_part"),
 }
