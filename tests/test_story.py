@@ -503,3 +503,22 @@ def test_the_memos_and_skips_change_no_decision_nor_any_reason_shown(memo: int) 
     assert any("numbered" in r for r in refusals)  # the veto path was taken
     assert memo._pair_scores
     assert not afresh._pair_scores
+
+
+def test_a_headline_repeated_as_the_texts_first_line_is_read_once() -> None:
+    """About one page in five is extracted with its headline as the first line of the text:
+    its features are those of the text without it (the lead is what follows), so the same
+    report reads the same however its page was laid out."""
+    with EVENTS.open(encoding="utf-8") as fh:
+        rows = [json.loads(x) for x in fh if x.strip()]
+    titled = [r for r in rows if r["split"] == "train" and r["title"]][:20]
+    assert len(titled) == 20
+    when = _day(2024, 10, 22)
+    for row in titled:
+        title, text, language = row["title"], row["text"], row["language"]
+        plain = extract_features(title, text, when, language)
+        for headline in (title, title.upper(), f"  {title} "):
+            assert extract_features(title, f"{headline}\n{text}", when, language) == plain
+        # A first line that only starts like the headline is text, and stays.
+        longer = extract_features(title, f"{title} and its sequel\n{text}", when, language)
+        assert longer != plain

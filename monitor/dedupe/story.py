@@ -236,6 +236,7 @@ def extract_features(
     title: str, text: str, published_at: datetime | None, language: str | None
 ) -> StoryFeatures:
     """Story features of one article (pure; `published_at` aware UTC or None)."""
+    text = _without_headline(title, text)
     lead = " ".join(text.split()[:LEAD_WORDS])
     head = f"{title}\n{lead}"
     full = f"{title}\n{text}"
@@ -264,6 +265,17 @@ def extract_features(
         signature=_SIGNATURES.read(head, named),
         groupings=tuple(sorted(GROUPINGS.intersection(named))),
     )
+
+
+def _without_headline(title: str, text: str) -> str:
+    """The text without its first line when that line is the headline again (the extracted
+    text of about one page in five starts with it): the lead is what follows, and the
+    headline's words are not counted twice."""
+    first, newline, rest = text.partition("\n")
+    words = first.casefold().split()
+    if newline and words and words == title.casefold().split():
+        return rest
+    return text
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
