@@ -1027,3 +1027,26 @@ def test_first_screen_check_can_fail(chromium: str) -> None:
     layout = chromium_check.measure_layout(chromium, page, (375,))
     assert layout[375].headline_bottom > 1200
     assert layout[375].summary_bottom > 900
+
+
+def test_every_report_of_a_large_story_is_listed_with_its_own_title() -> None:
+    """A summit covered by 20 outlets in the window: the headline and 19 "also covered by"
+    entries, each with its own title; no report is folded into "and N more"."""
+    reports = [
+        _item(
+            500 + n,
+            f"Outlet {n}",
+            f"Leaders gather for the summit, report {n}",
+            f"https://outlet{n}.example/summit",
+            "Leaders of the bloc met in the capital for their annual summit.",
+            published=_at(3 + n // 4, n % 4 * 10),
+            story=900,
+        )
+        for n in range(20)
+    ]
+    rendered = render(sample_input(items=reports, suppressed=[], stories={900: reports}))
+    for output in (rendered.markdown, rendered.html, rendered.text):
+        flat = " ".join(output.split())  # the text form wraps its lines
+        for n in range(20):
+            assert f"Leaders gather for the summit, report {n}" in flat
+        assert not re.search(r"and \d+ more", flat)

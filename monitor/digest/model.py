@@ -20,7 +20,6 @@ _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _TAGS_SHOWN = 3  # DESIGN §2: an item shows at most its 3 strongest topics
 _WHY_TERMS = 2  # evidence terms shown per topic (the rest is in `explain`)
 _WHY_CHARS = 160  # the "why" of one story stays about this short
-_ALSO_SHOWN = 12  # "also covered by" lists at most this many other items
 _EARLIER_SHOWN = 3  # a follow-up links at most this many earlier reports
 
 
@@ -87,7 +86,6 @@ class StoryView:
     summary: str
     tags: tuple[TagChip, ...]
     also: tuple[CoverageView, ...]  # other reports of the event first seen in this window
-    also_more: int  # members beyond those listed
     follow_up: tuple[str, ...]  # seed titles this story follows up
     item_count: int  # new items of the story in this window
     earlier: tuple[CoverageView, ...] = ()  # its reports first seen before this window
@@ -309,7 +307,8 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
     multi = len(all_members) > 1
     before = tuple(_coverage(m, tz, links, inp, multi) for m in earlier[:_EARLIER_SHOWN])
     text = lead.text or lead.summary or ""
-    also = tuple(_coverage(m, tz, links, inp, multi) for m in others[:_ALSO_SHOWN])
+    # Every report of the window is listed with its own title: none is hidden (issue 12).
+    also = tuple(_coverage(m, tz, links, inp, multi) for m in others)
     return StoryView(
         headline=headline,
         source=clean_text(lead.source, 80),
@@ -318,7 +317,6 @@ def _story(members: list[Item], inp: DigestInput, tz: ZoneInfo, links: _Links) -
         summary=summarise(text, lead.title) or clean_text(lead.summary, 400),
         tags=chips,
         also=also,
-        also_more=max(0, len(others) - _ALSO_SHOWN),
         follow_up=follow_up,
         item_count=len(members),
         earlier=before,
