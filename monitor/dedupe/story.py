@@ -45,6 +45,7 @@ from monitor.dedupe.merge import Member, MergeJournal, MergeRules, StoryMerger, 
 from monitor.dedupe.signature import (
     SignatureReader,
     dateline_end,
+    departure_places,
     other_signature,
     same_signature,
 )
@@ -83,7 +84,10 @@ _UNSPACED_CHARS = (
 _UNSPACED = re.compile(f"[{_UNSPACED_CHARS}]")
 # A word: a run of an unspaced script, or of other word characters. A name written in Latin
 # letters inside Japanese or Chinese text ("日本とASEAN特別首脳会議") is a word of its own.
-_TOKEN = re.compile(f"[{_UNSPACED_CHARS}]+|[^\\W{_UNSPACED_CHARS}]+")
+# Devanagari's vowel signs and virama and Arabic's short vowels are marks, not word
+# characters: without them "ब्रिक्स" (BRICS in Hindi) would be four words.
+_MARKS = "\u0900-\u0903\u093a-\u094f\u0951-\u0957\u0962\u0963\u064b-\u065f\u0670"
+_TOKEN = re.compile(f"[{_UNSPACED_CHARS}]+|(?:[^\\W{_UNSPACED_CHARS}]|[{_MARKS}])+")
 _SKELETON = (("dzh", "j"), ("dj", "j"), ("kh", "h"), ("ck", "k"), ("ph", "f"), ("y", "i"))
 
 
@@ -246,6 +250,7 @@ def extract_features(
     entities, named = _entities(full, len(title) + 1 + len(_lead_chars(text)))
     dates, dated_years = _dates(full, tokens)
     ref_year = published_at.year if published_at else (max(dated_years) if dated_years else None)
+    named -= departure_places(head, _head_places)
     return StoryFeatures(
         language=language,
         published_at=published_at,
@@ -318,6 +323,10 @@ def _first_sentence(text: str) -> str:
         if sum(any(c.isalnum() for c in w) for w in piece.split()) > _DATELINE_WORDS:
             return piece
     return pieces[0]
+
+
+def _head_places(text: str) -> set[str]:
+    return _entities(text, len(text))[1] & _GAZ_PLACES
 
 
 def _gaz_lookup(words: list[str]) -> str | None:
@@ -416,11 +425,12 @@ def _entities(text: str, head_chars: int) -> tuple[set[str], set[str]]:
                 for alias in _GAZ_PREFIX[key]
             ):
                 name = None
-            # Short aliases ("UN", "Nga", "SOM", "Xi") count only when written with a capital,
-            # and not as a Roman numeral in capitals ("XI саммит" is the 11th).
+            # Short aliases ("UN", "Nga", "SOM", "Xi") count only when written with a capital
+            # (or in a script without capitals: "شی"), and not as a Roman numeral in capitals
+            # ("XI саммит" is the 11th).
             if name and n == 1 and _ROMAN_WORD.fullmatch(words[j][1]):
                 name = None
-            if name and (len(latin[j]) > 3 or words[j][1][:1].isupper()):
+            if name and (len(latin[j]) > 3 or not words[j][1][:1].islower()):
                 found.add(name)
                 used.update(range(j, j + n))
                 if words[j][0] < head_chars and name in _HEAD_NAMES:
