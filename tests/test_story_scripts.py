@@ -5,7 +5,8 @@ development set's train split."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.dedupe.story import (
@@ -94,3 +95,31 @@ def test_a_common_word_and_an_organisation_s_name_are_not_cities() -> None:
     assert bulgarian.places == ("Tianjin",)
     assert "SCO" in russian.entities
     assert "SCO" in bulgarian.entities
+
+
+def test_an_abbreviated_partner_next_to_the_grouping_is_read() -> None:
+    """Indonesian "KTT ASEAN- AS" (Amerika Serikat) and English "U.S.-ASEAN Special Summit" name
+    the partner that Russian "саммита США - АСЕАН" names: one signature in three languages."""
+    rows = _train("asean-us-summit-9", "asean-us-summit-5", "asean-us-summit-14")
+    indonesian = _features(rows["asean-us-summit-9"])
+    english = _features(rows["asean-us-summit-5"])
+    russian = _features(rows["asean-us-summit-14"])
+    wanted = ("kind:summit", "org:ASEAN", "with:United States")
+    assert indonesian.signature == english.signature == russian.signature == wanted
+    reasons = story_similarity(indonesian, russian).reasons
+    assert "same event signature: summit of ASEAN–United States in Washington (+0.15)" in reasons
+
+
+def test_a_preview_eight_days_before_the_reports_of_the_event_can_join_it() -> None:
+    """The guideline counts previews published up to eight days before a meeting: "Chủ tịch nước
+    Lương Cường sẽ dự Tuần lễ cấp cao APEC" (24 October) and a report of the Gyeongju leaders'
+    meeting on 1 November are compared, not refused for their dates; nine days still are."""
+    rows = _train("apec-leaders-meeting-11", "apec-leaders-meeting-18")
+    preview = _features(rows["apec-leaders-meeting-11"])
+    report = _features(rows["apec-leaders-meeting-18"])
+    result = story_similarity(preview, report)
+    assert not any("days apart" in r for r in result.reasons)
+    assert result.score >= STORY_THRESHOLD
+    assert report.published_at is not None
+    later = replace(report, published_at=report.published_at + timedelta(days=1))
+    assert "published 9 days apart" in story_similarity(preview, later).reasons[0]

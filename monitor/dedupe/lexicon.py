@@ -356,6 +356,11 @@ GAZETTEER: dict[str, tuple[str, float, tuple[str, ...]]] = {
                                       "Vương quốc Anh", "Inggris")),
 }  # fmt: skip
 
+# Abbreviations of a partner that are only read next to a grouping and a dash, as written
+# (case-sensitive): Indonesian "KTT ASEAN-AS" (Amerika Serikat), English "U.S.-ASEAN Summit".
+# Alone, "AS" and "as" are a common word.
+PARTNER_ABBREVIATIONS: dict[str, str] = {"AS": "United States", "U.S.": "United States"}
+
 # Names of the gazetteer in Arabic script (Arabic, then Urdu) and in Devanagari (Hindi): added
 # to the aliases above. These scripts have no capitals, so a short alias counts wherever it
 # stands as a word ("شی جن پھنگ", Xi Jinping in Urdu).

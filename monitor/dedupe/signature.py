@@ -14,7 +14,13 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from monitor.dedupe.lexicon import GAZETTEER, GROUPINGS, MEETING_KINDS, UNSPACED_NAMES
+from monitor.dedupe.lexicon import (
+    GAZETTEER,
+    GROUPINGS,
+    MEETING_KINDS,
+    PARTNER_ABBREVIATIONS,
+    UNSPACED_NAMES,
+)
 
 Fold = Callable[[str], str]  # the story layer's latinise: 'Саммит' -> 'sammit'
 Lookup = Callable[[list[str]], str | None]  # folded words -> a gazetteer name, or None
@@ -51,6 +57,20 @@ class SignatureReader:
         # "Russia-ASEAN", "Россия – АСЕАН": the partner written first.
         self._partner_after = re.compile(r"(?<!\w)(?:" + words + r")\s?[-–—]\s?(\w+(?: \w+)?)")
         self._partner_before = re.compile(r"(\w+(?: \w+)?)\s?[-–—]\s?(?:" + words + r")(?!\w)")
+        # "KTT ASEAN-AS", "U.S.-ASEAN Summit": an abbreviated partner, matched as written.
+        written = "|".join(
+            re.escape(a)
+            for a in sorted(
+                {a for name in GROUPINGS for a in (name, *GAZETTEER[name][2])},
+                key=len,
+                reverse=True,
+            )
+        )
+        short = "|".join(re.escape(a) for a in sorted(PARTNER_ABBREVIATIONS, key=len, reverse=True))
+        self._abbreviated = re.compile(
+            rf"(?<![\w.])({short})\s?[-–—]\s?(?:{written})(?!\w)"
+            rf"|(?<!\w)(?:{written})\s?[-–—]\s?({short})(?![\w])"
+        )
         # "日本とASEAN", "中国－东盟", "ASEAN・日本": a partner in Japanese, Chinese or Korean
         # text, joined to the grouping by "と" (and), "・" or a dash, with no space between.
         self._unspaced = {fold(a): n for a, n in UNSPACED_NAMES.items() if n not in GROUPINGS}
@@ -86,6 +106,9 @@ class SignatureReader:
             f"with:{name}"
             for m in self._partner_before.finditer(low)
             if (name := self._partner(m[1].split(), first=False))
+        )
+        partners.update(
+            f"with:{PARTNER_ABBREVIATIONS[m[1] or m[2]]}" for m in self._abbreviated.finditer(head)
         )
         if _WIDE.search(low):
             partners.update(
