@@ -363,7 +363,10 @@ PARTNER_ABBREVIATIONS: dict[str, str] = {"AS": "United States", "U.S.": "United 
 
 # Names of the gazetteer in Arabic script (Arabic, then Urdu) and in Devanagari (Hindi): added
 # to the aliases above. These scripts have no capitals, so a short alias counts wherever it
-# stands as a word ("شی جن پھنگ", Xi Jinping in Urdu).
+# stands as a word ("شی جن پھنگ", Xi Jinping in Urdu). Leaders, groupings and summit venues
+# only: countries and the capitals most world news names (China, Russia, India, the United
+# States; Washington, Moscow, Beijing, Riyadh) made unrelated Arabic reports look alike
+# (SemEval training split, Arabic pairs: Pearson 0.348 without them, 0.265 with them).
 SCRIPT_ALIASES: dict[str, tuple[str, ...]] = {
     "Xi Jinping": ("شي جين بينغ", "شي جين بينج", "شی جن پھنگ", "شی جن پنگ", "शी जिनपिंग"),
     "Putin": ("بوتين", "پیوٹن", "پوتن", "पुतिन"),
@@ -382,13 +385,7 @@ SCRIPT_ALIASES: dict[str, tuple[str, ...]] = {
     "G20": ("مجموعة العشرين", "जी20", "जी-20"),
     "APEC": ("أبيك", "ایپک", "एपेक"),
     "GCC": ("مجلس التعاون الخليجي", "مجلس التعاون لدول الخليج العربية"),
-    "China": ("الصين", "چین", "चीन"),
-    "Russia": ("روسيا", "روس", "रूस"),
-    "India": ("الهند", "بھارت", "ہندوستان", "भारत"),
-    "United States": ("الولايات المتحدة", "امریکہ", "अमेरिका"),
     "Kazan": ("قازان", "کازان", "कज़ान", "कजान"),
-    "Moscow": ("موسكو", "ماسکو", "मास्को"),
-    "Beijing": ("بكين", "بيجين", "بیجنگ", "बीजिंग"),
     "Tianjin": ("تيانجين", "تیانجن", "تھیانجن", "तियानजिन"),
     "Johannesburg": ("جوهانسبرغ", "جوہانسبرگ", "जोहान्सबर्ग"),
     "Rio de Janeiro": ("ريو دي جانيرو", "ریو ڈی جنیرو", "रियो डी जेनेरियो"),
@@ -396,9 +393,7 @@ SCRIPT_ALIASES: dict[str, tuple[str, ...]] = {
     "Jakarta": ("جاكرتا", "جکارتہ", "जकार्ता"),
     "Vientiane": ("فيينتيان", "وینتیان", "वियनतियाने"),
     "Kuala Lumpur": ("كوالالمبور", "کوالالمپور", "कुआलालंपुर"),
-    "Washington": ("واشنطن", "واشنگٹن", "वाशिंगटन"),
     "Astana": ("أستانا", "آستانہ", "अस्ताना"),
-    "Riyadh": ("الرياض", "रियाद"),  # not Urdu ریاض: also a given name
     "Lima": ("ليما", "لیما", "लीमा"),
     "Gyeongju": ("غيونغجو", "گیونگجو", "ग्योंगजू"),
     "San Francisco": ("سان فرانسيسكو", "سان فرانسسکو", "सैन फ्रांसिस्को"),
