@@ -17,6 +17,7 @@ from monitor.dedupe.story import (
 )
 
 DATA = Path(__file__).resolve().parent / "data" / "stories" / "recurring.jsonl"
+AT = datetime(2031, 10, 23, 12, tzinfo=UTC)
 
 
 def _train(*ids: str) -> dict[str, dict[str, str]]:
@@ -81,6 +82,9 @@ def test_the_place_a_delegation_leaves_is_not_the_venue() -> None:
     result = story_similarity(departure, summit)
     assert not any(r.startswith("different places") for r in result.reasons)
     assert result.score >= STORY_THRESHOLD
+    # A city the head also names as the venue stays a place of it.
+    left = extract_features("Modi left Kazan after the BRICS summit in Kazan", "", AT, "en")
+    assert left.places == ("Kazan",)
 
 
 def test_a_common_word_and_an_organisation_s_name_are_not_cities() -> None:

@@ -206,15 +206,20 @@ _CLAUSE_END = re.compile(r"[,;:.!?()\n]")
 
 
 def departure_places(head: str, find: Callable[[str], set[str]]) -> set[str]:
-    """The places a head says someone leaves: for each departure phrase, the first place that
-    `find` (text -> gazetteer places) reads in the words after it, within its clause."""
+    """The places a head says someone leaves and names nowhere else: for each departure phrase,
+    the first place that `find` (text -> gazetteer places) reads in the words after it, within
+    its clause ("left Kazan after the summit in Kazan" keeps Kazan)."""
     out: set[str] = set()
+    rest = head
     for match in _DEPARTURE.finditer(head):
         clause = _CLAUSE_END.split(head[match.end() :], maxsplit=1)[0]
         words = clause.split()[:_DEPARTURE_WORDS]
         for n in range(1, len(words) + 1):
-            places = find(" ".join(words[:n]))
+            phrase = " ".join(words[:n])
+            places = find(phrase)
             if places:
                 out |= places
+                end = head.index(words[n - 1], match.end()) + len(words[n - 1])
+                rest = rest[: match.start()] + " " * (end - match.start()) + rest[end:]
                 break
-    return out
+    return out - find(rest) if out else out
