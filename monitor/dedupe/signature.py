@@ -10,10 +10,17 @@ summits with two partners in one city ("ASEAN-India", "ASEAN-Japan") in partner.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from monitor.dedupe.lexicon import GAZETTEER, GROUPINGS, MEETING_KINDS
+from monitor.dedupe.lexicon import (
+    GAZETTEER,
+    GROUPINGS,
+    MEETING_KINDS,
+    PARTNER_ABBREVIATIONS,
+    UNSPACED_NAMES,
+)
 
 Fold = Callable[[str], str]  # the story layer's latinise: 'Саммит' -> 'sammit'
 Lookup = Callable[[list[str]], str | None]  # folded words -> a gazetteer name, or None
@@ -25,6 +32,10 @@ _DATELINE = re.compile(
 )
 
 
+# Japanese kana, CJK ideographs and Hangul (syllables, and the jamo they fold to).
+_WIDE = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
 class SignatureReader:
     """Reads the signature of a head (title and lead), with the story layer's folding and
     gazetteer, so that names and kinds match as they do everywhere else in it."""
@@ -33,7 +44,7 @@ class SignatureReader:
         self._fold = fold
         self._lookup = lookup
         self._kinds = [
-            (kind, re.compile(r"\b(?:" + "|".join(re.escape(fold(p.strip())) for p in ps) + ")"))
+            (kind, re.compile("|".join(_word_start(fold(p.strip())) for p in ps)))
             for kind, ps in ((k, v.split(";")) for k, v in MEETING_KINDS.items())
         ]
         aliases = sorted(
@@ -46,6 +57,36 @@ class SignatureReader:
         # "Russia-ASEAN", "Россия – АСЕАН": the partner written first.
         self._partner_after = re.compile(r"(?<!\w)(?:" + words + r")\s?[-–—]\s?(\w+(?: \w+)?)")
         self._partner_before = re.compile(r"(\w+(?: \w+)?)\s?[-–—]\s?(?:" + words + r")(?!\w)")
+        # "KTT ASEAN-AS", "U.S.-ASEAN Summit": an abbreviated partner, matched as written.
+        written = "|".join(
+            re.escape(a)
+            for a in sorted(
+                {a for name in GROUPINGS for a in (name, *GAZETTEER[name][2])},
+                key=len,
+                reverse=True,
+            )
+        )
+        short = "|".join(re.escape(a) for a in sorted(PARTNER_ABBREVIATIONS, key=len, reverse=True))
+        self._abbreviated = re.compile(
+            rf"(?<![\w.])({short})\s?[-–—]\s?(?:{written})(?!\w)"
+            rf"|(?<!\w)(?:{written})\s?[-–—]\s?({short})(?![\w])"
+        )
+        # "日本とASEAN", "中国－东盟", "ASEAN・日本": a partner in Japanese, Chinese or Korean
+        # text, joined to the grouping by "と" (and), "・" or a dash, with no space between.
+        self._unspaced = {fold(a): n for a, n in UNSPACED_NAMES.items() if n not in GROUPINGS}
+        grouping = "|".join(
+            re.escape(a)
+            for a in sorted(
+                {*aliases, *(fold(a) for a, n in UNSPACED_NAMES.items() if n in GROUPINGS)},
+                key=len,
+                reverse=True,
+            )
+        )
+        partner = "|".join(re.escape(a) for a in sorted(self._unspaced, key=len, reverse=True))
+        join = r"\s?(?:と|・|-|–|—)\s?"
+        self._unspaced_partner = re.compile(
+            f"({partner}){join}(?:{grouping})|(?:{grouping}){join}({partner})"
+        )
 
     def read(self, head: str, named: Iterable[str]) -> tuple[str, ...]:
         """("kind:summit", "org:ASEAN", "with:India") for "ASEAN-India Summit opens …": the
@@ -66,6 +107,13 @@ class SignatureReader:
             for m in self._partner_before.finditer(low)
             if (name := self._partner(m[1].split(), first=False))
         )
+        partners.update(
+            f"with:{PARTNER_ABBREVIATIONS[m[1] or m[2]]}" for m in self._abbreviated.finditer(head)
+        )
+        if _WIDE.search(low):
+            partners.update(
+                f"with:{self._unspaced[m[1] or m[2]]}" for m in self._unspaced_partner.finditer(low)
+            )
         return (f"kind:{min(found)[1]}", *orgs, *sorted(partners))
 
     def _partner(self, tokens: list[str], *, first: bool) -> str | None:
@@ -77,6 +125,14 @@ class SignatureReader:
                 if name:
                     return name
         return None
+
+
+def _word_start(phrase: str) -> str:
+    """A pattern for `phrase` at the start of a word; inside a run of Japanese, Chinese or
+    Korean (wide characters, no spaces between words) anywhere: "日本とASEAN特別首脳会議"."""
+    if unicodedata.east_asian_width(phrase[0]) in ("W", "F"):
+        return re.escape(phrase)
+    return r"\b" + re.escape(phrase)
 
 
 def dateline_end(lead: str) -> int | None:
@@ -135,3 +191,35 @@ def _words(signature: tuple[str, ...]) -> str:
     orgs = ", ".join(o[4:] for o in rest if o.startswith("org:"))
     partners = "".join(f"–{p[5:]}" for p in rest if p.startswith("with:"))
     return f"{kind[5:]} of {orgs}{partners}"
+
+
+# Leaving a place: where a delegation sets out from is not where the event is ("Chủ tịch nước
+# … rời Hà Nội, lên đường tham dự Tuần lễ cấp cao APEC", "Lavrov left Moscow for …").
+_DEPARTURE = re.compile(
+    r"(?<!\w)(?:left|leaves|leaving|departed(?: from)?|departs(?: from)?|departing from|"
+    r"flew out of|вылетел[аи]? из|вылетает из|покинул[аи]?|отбыл[аи]? из|rời(?: khỏi)?|"
+    r"bertolak dari|berangkat dari|meninggalkan|lepas landas dari)\s+",
+    re.IGNORECASE,
+)
+_DEPARTURE_WORDS = 4  # the place follows within a few words ("rời Thủ đô Hà Nội")
+_CLAUSE_END = re.compile(r"[,;:.!?()\n]")
+
+
+def departure_places(head: str, find: Callable[[str], set[str]]) -> set[str]:
+    """The places a head says someone leaves and names nowhere else: for each departure phrase,
+    the first place that `find` (text -> gazetteer places) reads in the words after it, within
+    its clause ("left Kazan after the summit in Kazan" keeps Kazan)."""
+    out: set[str] = set()
+    rest = head
+    for match in _DEPARTURE.finditer(head):
+        clause = _CLAUSE_END.split(head[match.end() :], maxsplit=1)[0]
+        words = clause.split()[:_DEPARTURE_WORDS]
+        for n in range(1, len(words) + 1):
+            phrase = " ".join(words[:n])
+            places = find(phrase)
+            if places:
+                out |= places
+                end = head.index(words[n - 1], match.end()) + len(words[n - 1])
+                rest = rest[: match.start()] + " " * (end - match.start()) + rest[end:]
+                break
+    return out - find(rest) if out else out
