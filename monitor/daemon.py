@@ -135,7 +135,7 @@ class _Runtime:
 
     def kill_workers(self) -> None:
         """SIGKILL the extraction processes (they ignore SIGTERM and SIGINT: see init_worker)."""
-        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+        for process in self.pool.processes():
             process.kill()
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,6 +27,7 @@ from monitor.fetch import PAGE_ACCEPT, Fetcher, make_client
 from monitor.loop import run as run_loop
 from monitor.models import Article, DuplicateOf, Entry, FetchResult, Page, Source, SourceHealth
 from monitor.parse import looks_like_challenge, parse_feed
+from monitor.pipeline.workers import WorkerPool, route_key
 from monitor.sources import interleave_hosts
 from monitor.store import CorrectionsChanged, ItemSignature, PollSuccess, Store
 from monitor.topics import TopicRules
@@ -55,6 +56,8 @@ PARSE_ON_LOOP_BYTES = 256 * 1024
 # at most `[poll] decide_window_ms`, `batch.py`; one not stored is fetched again by the next
 # poll, as its source's validators are recorded only after it is stored).
 SUCCESS_BATCH = 100
+# Pages in flight (fetched, queued or extracting) per extraction worker (`Poller`).
+PAGES_PER_WORKER = 4
 # Cluster mode: how many times a node decides ahead of the decision lock before it decides a
 # story inside it (each attempt that does not stand lets go of the lock having written nothing).
 AHEAD_ATTEMPTS = 3
@@ -141,14 +144,12 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def make_pool(workers: int, taxonomy: Taxonomy | TopicRules) -> ProcessPoolExecutor:
-    """The extraction process pool, each worker holding the topic rules and the extractor.
-    The parent never loads trafilatura or the language model: only workers use them, and
-    given `TopicRules` unparsed, only workers parse them (a poll of unchanged feeds starts
-    no worker)."""
-    return ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_process_worker, initargs=(taxonomy, os.getpid())
-    )
+def make_pool(workers: int, taxonomy: Taxonomy | TopicRules) -> WorkerPool:
+    """The extraction processes, each holding the topic rules and the extractor, a page sent
+    to the one that saw its bytes (`workers.WorkerPool`). The parent never loads trafilatura
+    or the language model: only workers use them, and given `TopicRules` unparsed, only
+    workers parse them (a poll of unchanged feeds starts no worker)."""
+    return WorkerPool(workers, _init_process_worker, (taxonomy, os.getpid()))
 
 
 def _extract_job(
@@ -285,7 +286,11 @@ class Poller:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
-        self._page_slots = asyncio.Semaphore(max(4, 2 * _workers(executor)))
+        # Pages fetched or extracted at once. A page holds its slot while it is fetched
+        # (a round trip) and while it waits for and runs its extraction: with two slots per
+        # worker the workers waited for pages (issue 14: 1.75 of 2 cores busy in a cold poll);
+        # four per worker keep a page queued for each (about 175 KB each).
+        self._page_slots = asyncio.Semaphore(max(8, PAGES_PER_WORKER * _workers(executor)))
         # Sources in flight at once. Parsing, deduping and storing run on the event loop; with
         # thousands of sources started together, one turn of the loop would carry all their
         # work and a fetch waiting for its next read would miss its deadline.
@@ -584,18 +589,16 @@ class Poller:
                 outcome.page_failures += 1
                 log.info("page_failed source=%r url=%s error=%s", source.name, entry.url, exc)
             hint = entry.language or source.language
+            job = (entry.title, body, page_url, entry.summary, hint)
+            fast, published = self.config.fast_extraction, entry.published_at
+            if body and isinstance(self.executor, WorkerPool):
+                # The worker that saw these bytes knows their text: its signature, features,
+                # language and tags are computed once per text, not once per worker.
+                key = route_key(body)
+                future = self.executor.submit_keyed(key, _extract_job, *job, fast, published)
+                return await asyncio.wrap_future(future)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.executor,
-                _extract_job,
-                entry.title,
-                body,
-                page_url,
-                entry.summary,
-                hint,
-                self.config.fast_extraction,
-                entry.published_at,
-            )
+            return await loop.run_in_executor(self.executor, _extract_job, *job, fast, published)
 
     async def _decide_held(
         self,
@@ -1131,6 +1134,8 @@ def _newest_first(entry: Entry) -> tuple[int, float]:
 def _started(executor: Executor) -> bool:
     """Whether the executor's worker processes are running: a poll that extracted nothing
     yet starts none just to parse a feed (a worker takes about a second to start)."""
+    if isinstance(executor, WorkerPool):
+        return bool(executor.processes())
     return bool(getattr(executor, "_processes", None))
 
 
@@ -1153,4 +1158,6 @@ def _parse_job(body: bytes, url: str, headers: Mapping[str, str]) -> list[Entry]
 
 
 def _workers(executor: Executor) -> int:
+    if isinstance(executor, WorkerPool):
+        return executor.workers
     return int(getattr(executor, "_max_workers", 1))
