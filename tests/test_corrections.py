@@ -33,7 +33,7 @@ from monitor.tag import Tags
 from tests.servers import LocalServer
 from tests.test_dedupe_e2e import LIM_VISIT, MFA_REMARKS, VNA_TALKS, seed_page
 from tests.test_pipeline import NO_CORPUS, START, Clock, poll, rss
-from tests.test_store import article, empty_postgres
+from tests.test_store import article, back_to_version, empty_postgres
 
 # Three reports of one event (Lim Jock Hoi's Moscow visit, February 2020), one per source.
 REPORTS = {
@@ -284,13 +284,7 @@ def test_a_version_6_database_gains_the_corrections_table_and_keeps_its_items(
     store.sync_sources([Source("ASEAN", "https://asean.org/feed/")], START)
     store.insert_item(article(1), fetched_at=START, status="new", baseline=False)
     url = store.engine.url.render_as_string(hide_password=False)
-    with store.engine.begin() as conn:  # back to version 6: no corrections table
-        conn.execute(sa.text("DROP TABLE corrections"))
-        conn.execute(sa.text("DELETE FROM schema_version"))
-        conn.execute(
-            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (6, :at)"),
-            {"at": START},
-        )
+    back_to_version(store, 6, "DROP TABLE corrections", START)
     store.close()
     upgraded = Store.open(url, now=START + timedelta(days=1))
     try:

@@ -90,6 +90,17 @@ def article(n: int, *, source: str = "ASEAN", text: str | None = None, **kw: obj
     return Article(**values)  # type: ignore[arg-type]
 
 
+def back_to_version(store: Store, version: int, undo: str, at: datetime = NOW) -> None:
+    """The database as schema `version` left it: `undo` takes back what came after."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(undo))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(
+            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (:v, :at)"),
+            {"v": version, "at": at},
+        )
+
+
 def test_new_database_is_created_at_the_current_version_in_wal_mode(store: Store) -> None:
     assert store.schema_version() == SCHEMA_VERSION
     if store.engine.dialect.name == "sqlite":
@@ -502,13 +513,7 @@ def test_a_version_4_database_gains_seed_date_sources_and_keeps_its_seeds(
 ) -> None:
     store = Store.open(store_url, now=NOW)
     store.upsert_seed(SEED)
-    with store.engine.begin() as conn:  # back to version 4: seeds without date_source
-        conn.execute(sa.text("ALTER TABLE seeds DROP COLUMN date_source"))
-        conn.execute(sa.text("DELETE FROM schema_version"))
-        conn.execute(
-            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (4, :at)"),
-            {"at": NOW},
-        )
+    back_to_version(store, 4, "ALTER TABLE seeds DROP COLUMN date_source")
     store.close()
     upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
     assert upgraded.schema_version() == SCHEMA_VERSION == 8
@@ -580,13 +585,7 @@ def test_a_version_7_database_gains_first_step_stories_and_keeps_its_items(
     item_id = store.insert_item(
         article(1), fetched_at=NOW, status="new", baseline=False, dedupe=dedupe_record(3)
     )
-    with store.engine.begin() as conn:  # back to version 7: items without story_part
-        conn.execute(sa.text("ALTER TABLE items DROP COLUMN story_part"))
-        conn.execute(sa.text("DELETE FROM schema_version"))
-        conn.execute(
-            sa.text("INSERT INTO schema_version (version, applied_at) VALUES (7, :at)"),
-            {"at": NOW},
-        )
+    back_to_version(store, 7, "ALTER TABLE items DROP COLUMN story_part")
     store.close()
     upgraded = Store.open(store_url, now=NOW + timedelta(days=1))
     try:

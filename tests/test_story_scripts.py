@@ -4,33 +4,17 @@ development set's train split."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from monitor.dedupe.story import (
     STORY_THRESHOLD,
-    StoryFeatures,
     extract_features,
     story_similarity,
 )
+from tests.test_story_pair import _features, _train
 
-DATA = Path(__file__).resolve().parent / "data" / "stories" / "recurring.jsonl"
 AT = datetime(2031, 10, 23, 12, tzinfo=UTC)
-
-
-def _train(*ids: str) -> dict[str, dict[str, str]]:
-    with DATA.open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    out = {r["id"]: r for r in rows if r["id"] in ids}
-    assert all(out[i]["split"] == "train" for i in ids)
-    return out
-
-
-def _features(row: dict[str, str]) -> StoryFeatures:
-    at = datetime.fromisoformat(row["published_at"]).replace(hour=12, tzinfo=UTC)
-    return extract_features(row["title"], row["text"], at, row["language"])
 
 
 def test_names_in_arabic_script_are_read() -> None:
