@@ -90,7 +90,7 @@ _UNSPACED = re.compile(f"[{_UNSPACED_CHARS}]")
 # Devanagari's vowel signs and virama and Arabic's short vowels are marks, not word
 # characters: without them "ब्रिक्स" (BRICS in Hindi) would be four words.
 _MARKS = "\u0900-\u0903\u093a-\u094f\u0951-\u0957\u0962\u0963\u064b-\u065f\u0670"
-_TOKEN = re.compile(f"[{_UNSPACED_CHARS}]+|(?:[^\\W{_UNSPACED_CHARS}]|[{_MARKS}])+")
+_TOKEN = re.compile(f"[{_UNSPACED_CHARS}]+|(?:[^\\W{_UNSPACED_CHARS}]+|[{_MARKS}]+)+")
 _SKELETON = (("dzh", "j"), ("dj", "j"), ("kh", "h"), ("ck", "k"), ("ph", "f"), ("y", "i"))
 
 
