@@ -132,9 +132,10 @@ class CorrectionStore(StoreBase):
                 .where(corrections.c.id == correction_id)
                 .values(new_story_id=new_story)
             )
+            moved = [item_id, *(follower_id for follower_id, _ in followers)]
             conn.execute(
                 items.update()
-                .where(items.c.id == item_id)
+                .where(items.c.id.in_(moved))
                 .values(story_id=new_story, story_part=None)
             )
             _note_decision(
@@ -145,11 +146,6 @@ class CorrectionStore(StoreBase):
                 f"same story as story {story_id}",
             )
             for follower_id, _ in followers:
-                conn.execute(
-                    items.update()
-                    .where(items.c.id == follower_id)
-                    .values(story_id=new_story, story_part=None)
-                )
                 _note_decision(
                     conn,
                     follower_id,
