@@ -22,14 +22,10 @@ is missing from the Markdown digest of the window (neither a headline nor among 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import html
 import json
 import random
 import sys
 import tempfile
-from collections import defaultdict
-from email.utils import format_datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,44 +41,18 @@ from tests.eval.eval_events import (  # noqa: E402
     groups,
     load,
     partition,
-    published,
 )
 from tests.servers import LocalServer  # noqa: E402
 from tests.test_cli import run, write_config  # noqa: E402
-
-FEEDS = ("North", "East", "South", "West")
-
-
-def serve(server: LocalServer, rows: list[dict[str, str]]) -> None:
-    """Each report an article page; the pages shared out among four feeds by outlet."""
-    items: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        path = f"/reports/{row['id']}.html"
-        title = row["title"] or row["text"][:80]
-        paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in row["text"].split("\n") if p)
-        server.add(
-            path,
-            f"<html><head><title>{html.escape(title)}</title></head><body><article>"
-            f"<h1>{html.escape(title)}</h1>{paragraphs}</article></body></html>".encode(),
-            content_type="text/html",
-        )
-        feed = FEEDS[hashlib.sha256(row["source"].encode()).digest()[0] % len(FEEDS)]
-        items[feed].append(
-            f"<item><title>{html.escape(title)}</title><link>{server.url(path)}</link>"
-            f"<guid>{row['id']}</guid><pubDate>{format_datetime(published(row))}</pubDate></item>"
-        )
-    for name in FEEDS:
-        server.add(
-            f"/{name}.xml",
-            f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
-            f"{''.join(items[name])}</channel></rss>".encode(),
-        )
+from tests.test_dedupe_e2e import OUTLET_FEEDS, report_site  # noqa: E402
 
 
-def poll(server: LocalServer, home: Path, batches: list[list[str]]) -> list[dict[str, object]]:
-    """Poll the feeds in `batches` (one `monitor poll` each); the stored items as JSON."""
+def poll(
+    server: LocalServer, home: Path, feeds: list[str], batches: list[list[str]]
+) -> list[dict[str, object]]:
+    """Poll the `feeds` in `batches` (one `monitor poll` each); the stored items as JSON."""
     home.mkdir()
-    config = write_config(home, [(name, server.url(f"/{name}.xml")) for name in FEEDS])
+    config = write_config(home, [(name, server.url(f"/{name}.xml")) for name in feeds])
     config.write_text(
         config.read_text("utf-8") + '[poll]\nbackfill = "36500d"\n[[digests]]\nname = "all"\n',
         "utf-8",
@@ -120,12 +90,13 @@ def main() -> None:
     print(f"{args.split}: {len(rows)} reports of {len({r['event'] for r in rows})} events")
     found = {}
     with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
-        serve(server, rows)
+        served = report_site(server, rows)
+        feeds = [name for name in OUTLET_FEEDS if name in served]
         for name, batches in (
-            ("backfill", [list(FEEDS)]),
-            ("one by one", [[f] for f in reversed(FEEDS)]),
+            ("backfill", [feeds]),
+            ("one by one", [[f] for f in reversed(feeds)]),
         ):
-            records = poll(server, Path(tmp) / name.replace(" ", "-"), batches)
+            records = poll(server, Path(tmp) / name.replace(" ", "-"), feeds, batches)
             stories = stories_of(rows, records)
             found[name] = groups(rows, stories)
             p, r = bcubed(rows, stories)
